@@ -1,0 +1,38 @@
+# secure-mcp-server: `make run` starts a dev server, `make test` runs the tests. `make help` lists the rest.
+SHELL := /bin/bash
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SCOPES ?= mcp.read notes.read notes.write
+ROLES ?=
+# uv runs everything from the lock; installed for this user on first use if missing.
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen --quiet
+
+.PHONY: help run test lint fmt token install
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --user --quiet uv
+
+install: $(UV) ## create .venv from uv.lock (dev tools included)
+	$(UV) sync --frozen --quiet
+
+run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev issuer
+	APP_ENV=development $(RUN) uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only)
+	@APP_ENV=development $(RUN) python -m app.dev_issuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
+
+test: install ## run the test suite
+	$(RUN) pytest
+
+lint: install ## ruff + mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy app tools
+
+fmt: install ## format and auto-fix
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .

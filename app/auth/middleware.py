@@ -1,0 +1,75 @@
+"""Authentication layer for the MCP endpoint: a bearer token from the Authorization header, validated every time."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from starlette.authentication import AuthCredentials
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.auth.challenge import Challenges
+from app.auth.tokens import EntraTokenValidator, InvalidTokenError, to_access_token, token_fingerprint
+from app.http import header
+
+log = logging.getLogger("app.auth")
+
+_FORM = b"application/x-www-form-urlencoded"
+
+
+class AuthenticateBearer:
+    """401 without a valid token; 400 when a token comes twice. Sessions never stand in for a token.
+
+    On success the caller is stored where the SDK looks (`scope["user"]`, which it binds sessions to)
+    and where the framework looks (`scope["state"]["principal"]`).
+    """
+
+    def __init__(self, app: ASGIApp, validator: EntraTokenValidator, challenges: Challenges) -> None:
+        self.app = app
+        self.validator = validator
+        self.challenges = challenges
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        values = header(scope["headers"], b"authorization")
+        if len(values) > 1:
+            await self.challenges.invalid_request(send, "send exactly one Authorization header")
+            return
+        token = _bearer(values[0]) if values else None
+        # OAuth 2.1 §5.1: a query-string token is never used; next to a header token it is a malformed request.
+        in_query = b"access_token" in scope.get("query_string", b"") and "access_token" in parse_qs(
+            scope["query_string"].decode("latin-1")
+        )
+        if in_query and token is not None:
+            await self.challenges.invalid_request(send, "send the access token only in the Authorization header")
+            return
+        if _FORM in b"".join(header(scope["headers"], b"content-type")).lower():
+            # A form body is never MCP; refuse it outright rather than risk reading a token from it.
+            await self.challenges.invalid_request(send, "send the access token only in the Authorization header")
+            return
+        if not token:
+            log.info("auth failed", extra={"reason": "no_token"})
+            await self.challenges.unauthorized(send, token_presented=bool(values))
+            return
+        try:
+            principal = await self.validator.validate(token)
+        except InvalidTokenError as exc:
+            log.info("auth failed", extra={"reason": exc.reason, "token": token_fingerprint(token)})
+            await self.challenges.unauthorized(send, token_presented=True)
+            return
+        log.debug("auth ok", extra={"principal": principal.key, "token": principal.token_id})
+        access = to_access_token(principal)
+        scope["user"] = AuthenticatedUser(access)
+        scope["auth"] = AuthCredentials(access.scopes)
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def _bearer(value: bytes) -> str | None:
+    """The token from `Bearer <token>` (scheme case-insensitive), else None."""
+    scheme, _, token = value.decode("latin-1").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token and " " not in token else None

@@ -1,0 +1,195 @@
+"""Entra ID access-token validation: issuer, tenant, audience, lifetime and RS256 signature, on every request."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import jwt
+from mcp.server.auth.provider import AccessToken
+
+from app.auth.keys import IssuerKeys
+from app.auth.principal import Principal
+from app.settings import Settings
+
+log = logging.getLogger("app.auth")
+
+ALLOWED_ALGORITHMS = ("RS256",)
+MAX_TOKEN_BYTES = 16 * 1024
+TENANT_PLACEHOLDER = "{tenantid}"
+
+
+class InvalidTokenError(Exception):
+    """A token was rejected; `reason` is a short code safe to log and count."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def token_fingerprint(token: str) -> str:
+    """A short, non-reversible handle for a token, for logs and correlation."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _Family:
+    version: str
+    keys: IssuerKeys
+
+
+class EntraTokenValidator:
+    """Validates Entra v2 (and, by default, v1) access tokens for this server only.
+
+    Implements the MCP SDK's `TokenVerifier` protocol (`verify_token`), plus `validate` for callers that
+    need the reason a token was refused.
+    """
+
+    def __init__(self, settings: Settings, http: httpx2.AsyncClient) -> None:
+        ad = settings.azuread
+        base = f"{settings.instance}{settings.tenant_id}"
+
+        def keys(discovery_path: str) -> IssuerKeys:
+            return IssuerKeys(f"{base}/{discovery_path}", http, ad.jwks_refresh_seconds, ad.jwks_max_age_seconds)
+
+        self._families = [_Family("2.0", keys("v2.0/.well-known/openid-configuration"))]
+        if ad.accept_v1:
+            self._families.append(_Family("1.0", keys(".well-known/openid-configuration")))
+        self._audiences = settings.audiences
+        self._tenant = settings.tenant_id.lower()
+        self._multi_tenant = ad.multi_tenant
+        self._allowed_tenants = {t.lower() for t in ad.allowed_tenants}
+        self._leeway = ad.clock_skew_seconds
+
+    @property
+    def issuer_keys(self) -> list[IssuerKeys]:
+        return [family.keys for family in self._families]
+
+    @property
+    def ready(self) -> bool:
+        return all(family.keys.ready for family in self._families)
+
+    async def start(self) -> None:
+        for family in self._families:
+            await family.keys.start()
+
+    async def stop(self) -> None:
+        for family in self._families:
+            await family.keys.stop()
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """The SDK `TokenVerifier` seam: an `AccessToken` for a valid token, else None."""
+        try:
+            principal = await self.validate(token)
+        except InvalidTokenError:
+            return None
+        return to_access_token(principal)
+
+    async def validate(self, token: str) -> Principal:
+        """Return the caller a token proves, or raise `InvalidTokenError` with a reason code."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidTokenError("token_too_large")
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise InvalidTokenError("malformed") from None
+        # Decide everything we can before any key lookup, so junk never spends the kid-miss refresh window.
+        if header.get("alg") not in ALLOWED_ALGORITHMS:
+            raise InvalidTokenError("alg_not_allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidTokenError("no_kid")
+        tid = unverified.get("tid")
+        if not isinstance(tid, str) or not tid:
+            raise InvalidTokenError("no_tenant")
+        family, issuer = self._match_issuer(unverified.get("iss"), tid.lower())
+        key = await family.keys.key_or_refresh(kid)
+        if key is None:
+            raise InvalidTokenError("no_keys" if not family.keys.ready else "unknown_kid")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(ALLOWED_ALGORITHMS),
+                audience=self._audiences,
+                issuer=issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidTokenError("expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidTokenError("not_yet_valid") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidTokenError("wrong_audience") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidTokenError("wrong_issuer") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidTokenError("bad_signature") from None
+        except jwt.PyJWTError:
+            raise InvalidTokenError("invalid_claims") from None
+        return _principal(claims, family.version, token)
+
+    def _match_issuer(self, iss: object, tid: str) -> tuple[_Family, str]:
+        """The issuer family whose (tenant-substituted) issuer the token names, after tenant binding."""
+        if not isinstance(iss, str):
+            raise InvalidTokenError("wrong_issuer")
+        if self._multi_tenant:
+            if self._allowed_tenants and tid not in self._allowed_tenants:
+                raise InvalidTokenError("tenant_not_allowed")
+        elif tid != self._tenant and not _tenant_in_issuer(iss, tid):
+            raise InvalidTokenError("wrong_tenant")
+        known = False
+        for family in self._families:
+            template = family.keys.issuer
+            if template is None:
+                continue
+            known = True
+            expected = template.replace(TENANT_PLACEHOLDER, tid)
+            if iss == expected:
+                # Tenant binding (as Microsoft.Identity.Web does): the issuer's tenant segment is the token's tid.
+                if not _tenant_in_issuer(expected, tid):
+                    raise InvalidTokenError("tenant_mismatch")
+                return family, expected
+        raise InvalidTokenError("wrong_issuer" if known else "no_keys")
+
+
+def _tenant_in_issuer(issuer: str, tid: str) -> bool:
+    return f"/{tid}/" in issuer.lower() + "/"
+
+
+def _principal(claims: Mapping[str, Any], version: str, token: str) -> Principal:
+    scp = claims.get("scp")
+    roles = claims.get("roles")
+    client_id = claims.get("azp") or claims.get("appid") or ""
+    return Principal(
+        tid=str(claims["tid"]),
+        sub=str(claims.get("sub", "")),
+        oid=str(claims["oid"]) if claims.get("oid") else None,
+        client_id=str(client_id),
+        scopes=frozenset(scp.split()) if isinstance(scp, str) else frozenset(),
+        roles=frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else frozenset(),
+        issuer=str(claims["iss"]),
+        token_version=str(claims.get("ver", version)),
+        token_id=str(claims.get("uti") or claims.get("jti") or token_fingerprint(token)),
+        name=str(claims["name"]) if claims.get("name") else None,
+        expires_at=int(claims["exp"]),
+        _assertion=token,
+    )
+
+
+def to_access_token(principal: Principal) -> AccessToken:
+    """The SDK's view of the caller; `subject` + `iss` are what the SDK binds sessions to."""
+    return AccessToken(
+        token=principal.token_id,  # an id, not the token: SDK helpers must never hand the raw token out
+        client_id=principal.client_id,
+        scopes=sorted(principal.scopes | principal.roles),
+        expires_at=principal.expires_at,
+        subject=principal.key,
+        claims={"iss": principal.issuer, "tid": principal.tid},
+    )

@@ -1,0 +1,166 @@
+"""Authorization: who may use which tool, resource or prompt, answered in HTTP before the SDK dispatches."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.shared.uri_template import UriTemplate
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth.challenge import Challenges
+from app.auth.principal import Principal, principal_from_scope
+from app.http import jsonrpc_error, send_json
+from app.registry import Catalog, Requirement
+
+log = logging.getLogger("app.authz")
+
+# JSON-RPC method -> (catalog kind, params key naming the target)
+_GUARDED = {"tools/call": ("tool", "name"), "prompts/get": ("prompt", "name"), "resources/read": ("resource", "uri")}
+INVALID_REQUEST = -32600
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    scopes: tuple[str, ...] = ()  # everything the operation needs, in the form clients request from Entra
+    reason: str = ""
+
+
+class Guard:
+    """Decides from a principal and a requirement; knows every target's requirement up front."""
+
+    def __init__(self, catalog: Catalog, base_scopes: Iterable[str], base_roles: Iterable[str], scope_uri: Any) -> None:
+        self._by_name: dict[tuple[str, str], Requirement] = {
+            (s.kind, s.uri or s.name): s.requirement for s in catalog.specs
+        }
+        self._templates = [
+            (UriTemplate.parse(s.uri or ""), s.requirement) for s in catalog.of("resource") if "{" in (s.uri or "")
+        ]
+        self._base = Requirement(frozenset(base_scopes), frozenset(base_roles))
+        self._scope_uri = scope_uri
+
+    def requirement(self, kind: str, target: str) -> Requirement | None:
+        found = self._by_name.get((kind, target))
+        if found is None and kind == "resource":
+            found = next((req for template, req in self._templates if template.match(target) is not None), None)
+        return found
+
+    def decide(self, principal: Principal, requirement: Requirement | None) -> Decision:
+        """Delegated callers need the base scopes plus the target's scopes; app callers its roles."""
+        req = requirement or Requirement(public=True)
+        if principal.is_app:
+            needed_roles = self._base.roles | req.roles
+            if (req.public or req.roles) and needed_roles <= principal.roles:
+                return Decision(True)
+            return Decision(False, reason=f"requires app role(s): {', '.join(sorted(needed_roles)) or 'none declared'}")
+        needed = self._base.scopes | req.scopes
+        if (req.public or req.scopes) and needed <= principal.scopes:
+            return Decision(True)
+        wanted = tuple(self._scope_uri(s) for s in sorted(needed))
+        if req.scopes or req.public:
+            return Decision(False, wanted, f"requires scope(s): {', '.join(sorted(needed))}")
+        return Decision(False, (), f"requires app role(s): {', '.join(sorted(req.roles))}")
+
+    def allows(self, principal: Principal, kind: str, target: str) -> bool:
+        return self.decide(principal, self.requirement(kind, target)).allowed
+
+
+class AuthorizeOperation:
+    """Reads the (size-capped) body once, refuses batches, and answers 403 step-up before any tool runs."""
+
+    def __init__(self, app: ASGIApp, guard: Guard, challenges: Challenges, max_body_bytes: int) -> None:
+        self.app = app
+        self.guard = guard
+        self.challenges = challenges
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal = principal_from_scope(scope)
+        if scope["type"] != "http" or principal is None:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await self._decide(principal, None, "", scope, receive, send)
+            return
+        body = await _read_body(receive, self.max_body_bytes)
+        if body is None:
+            await send_json(send, 413, jsonrpc_error(INVALID_REQUEST, "request body too large"))
+            return
+        message = _parse(body)
+        if isinstance(message, list):
+            await send_json(send, 400, jsonrpc_error(INVALID_REQUEST, "JSON-RPC batches are not supported"))
+            return
+        kind_target: tuple[str, str] | None = None
+        if isinstance(message, dict) and message.get("method") in _GUARDED:
+            kind, key = _GUARDED[message["method"]]
+            params = message.get("params")
+            target = params.get(key) if isinstance(params, dict) else None
+            if isinstance(target, str):
+                kind_target = (kind, target)
+        await self._decide(principal, kind_target, body, scope, _replay(body, receive), send)
+
+    async def _decide(
+        self,
+        principal: Principal,
+        kind_target: tuple[str, str] | None,
+        body: bytes | str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        requirement = self.guard.requirement(*kind_target) if kind_target else None
+        decision = self.guard.decide(principal, requirement)
+        if not decision.allowed:
+            log.info(
+                "authz denied",
+                extra={
+                    "principal": principal.key,
+                    "target": kind_target and kind_target[1],
+                    "reason": "insufficient_scope",
+                },
+            )
+            await self.challenges.insufficient_scope(send, decision.scopes, decision.reason)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None  # the SDK answers malformed JSON with its own parse error

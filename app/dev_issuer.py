@@ -1,0 +1,182 @@
+"""Embedded development issuer: stands in for one Entra tenant on loopback, so `make run` needs no cloud account.
+
+It serves Entra-shaped v2 and v1 discovery documents and a JWKS from a key kept under `.dev/`. The server
+validates its tokens with the same code, over HTTP, as it validates Entra's; nothing is bypassed.
+Usage: `python -m app.dev_issuer token [--scopes "a b"] [--roles "r"] [--app]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jwt
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.settings import Settings, is_loopback_host
+
+DEV_USER_OID = "22222222-2222-4222-8222-222222222222"
+DEV_CLIENT_APP_ID = "33333333-3333-4333-8333-333333333333"
+
+
+def load_or_create_key(key_dir: Path) -> rsa.RSAPrivateKey:
+    """The dev signing key, created once and kept (mode 0600) so tokens survive restarts."""
+    path = key_dir / "dev-issuer-key.pem"
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key
+    key_dir.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    return key
+
+
+def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
+    numbers = key.public_key().public_numbers()
+
+    def b64(value: int) -> str:
+        return base64.urlsafe_b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+    n, e = b64(numbers.n), b64(numbers.e)
+    kid = base64.urlsafe_b64encode(hashlib.sha256(f'{{"e":"{e}","kty":"RSA","n":"{n}"}}'.encode()).digest())
+    return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid.rstrip(b"=").decode(), "n": n, "e": e}
+
+
+class DevIssuer:
+    """One tenant's discovery documents and keys, and a token mint for them."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.app_env == "production":
+            raise RuntimeError("the dev issuer never runs in production")
+        self.settings = settings
+        self.base = settings.instance.rstrip("/")
+        self.tenant = settings.tenant_id
+        self.key = load_or_create_key(settings.dev_issuer.key_dir)
+        self.jwk = public_jwk(self.key)
+
+    @property
+    def v2_issuer(self) -> str:
+        return f"{self.base}/{self.tenant}/v2.0"
+
+    @property
+    def v1_issuer(self) -> str:
+        return f"{self.base}/{self.tenant}/"
+
+    def mint(self, scopes: str = "", roles: str = "", app_only: bool = False, lifetime: int = 3600) -> str:
+        """A v2 access token for this server, shaped like Entra's (delegated, or app-only with roles)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.v2_issuer,
+            "aud": self.settings.client_id,
+            "tid": self.tenant,
+            "ver": "2.0",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "azp": DEV_CLIENT_APP_ID,
+            "uti": uuid.uuid4().hex,
+        }
+        if app_only:
+            claims.update(sub=DEV_CLIENT_APP_ID, oid=DEV_CLIENT_APP_ID, idtyp="app")
+        else:
+            claims.update(
+                sub=hashlib.sha256(DEV_USER_OID.encode()).hexdigest()[:43],
+                oid=DEV_USER_OID,
+                name="Dev User",
+                preferred_username="dev@localhost",
+                scp=scopes,
+            )
+        if roles:
+            claims["roles"] = roles.split()
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.jwk["kid"]})
+
+    def asgi_app(self) -> Starlette:
+        async def v2(_: Request) -> JSONResponse:
+            return JSONResponse(self._discovery(self.v2_issuer, "discovery/v2.0/keys"))
+
+        async def v1(_: Request) -> JSONResponse:
+            return JSONResponse(self._discovery(self.v1_issuer, "discovery/keys"))
+
+        async def keys(_: Request) -> JSONResponse:
+            return JSONResponse({"keys": [self.jwk]})
+
+        t = self.tenant
+        return Starlette(
+            routes=[
+                Route(f"/{t}/v2.0/.well-known/openid-configuration", v2),
+                Route(f"/{t}/.well-known/openid-configuration", v1),
+                Route(f"/{t}/discovery/v2.0/keys", keys),
+                Route(f"/{t}/discovery/keys", keys),
+            ]
+        )
+
+    def _discovery(self, issuer: str, keys_path: str) -> dict[str, Any]:
+        return {
+            "issuer": issuer,
+            "jwks_uri": f"{self.base}/{self.tenant}/{keys_path}",
+            "authorization_endpoint": f"{self.base}/{self.tenant}/oauth2/v2.0/authorize",
+            "token_endpoint": f"{self.base}/{self.tenant}/oauth2/v2.0/token",
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
+
+    async def serve(self) -> EmbeddedServer:
+        """Start serving on the configured loopback address; returns the running server."""
+        host, port = self.settings.dev_issuer.host, self.settings.dev_issuer.port
+        if not is_loopback_host(host):
+            raise RuntimeError("the dev issuer listens on loopback only")
+        server = EmbeddedServer(
+            uvicorn.Config(self.asgi_app(), host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+        )
+        task = asyncio.create_task(server.serve(), name="dev-issuer")
+        while not server.started:
+            if task.done():
+                raise RuntimeError(f"the dev issuer could not listen on {host}:{port} (is the port in use?)")
+            await asyncio.sleep(0.02)
+        server.task = task
+        return server
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server inside another one's event loop: the outer server owns the signals."""
+
+    task: asyncio.Task[None]
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m app.dev_issuer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    token = sub.add_parser("token", help="print an access token for the dev server")
+    token.add_argument("--scopes", default="mcp.read", help="space-separated delegated scopes (scp)")
+    token.add_argument("--roles", default="", help="space-separated app roles")
+    token.add_argument("--app", action="store_true", help="an app-only token (roles, no scp)")
+    token.add_argument("--lifetime", type=int, default=3600, help="seconds until it expires")
+    args = parser.parse_args()
+    settings = Settings(app_env="development")
+    if not settings.dev_issuer_active:
+        parser.error("AzureAd settings are configured: get tokens from Entra (see README), not the dev issuer")
+    print(DevIssuer(settings).mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime))
+
+
+if __name__ == "__main__":
+    main()

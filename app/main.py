@@ -1,0 +1,147 @@
+"""Composition root: how a request flows, top to bottom, and `app` for `uvicorn app.main:app`.
+
+Request path for the MCP endpoint, outermost first:
+    proxy headers (uvicorn --proxy-headers)
+    -> Host / Origin checks (the SDK's transport security, configured from settings)
+    -> authentication: AuthenticateBearer (401 / 400)
+    -> per-operation authorization: AuthorizeOperation (413, batch 400, 403 step-up, before dispatch)
+    -> MCP dispatch: the SDK's Streamable HTTP session manager, with CallerContext (caller bound, lists filtered)
+    -> the tool
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx2
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import ValidationError
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from app.auth.challenge import Challenges
+from app.auth.middleware import AuthenticateBearer
+from app.auth.tokens import EntraTokenValidator
+from app.authz import AuthorizeOperation, Guard
+from app.dev_issuer import DevIssuer, EmbeddedServer
+from app.mcp_server import build_mcp_server
+from app.metadata import protected_resource_metadata
+from app.registry import ToolDiscoveryError, discover
+from app.settings import Settings
+
+log = logging.getLogger("app")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the whole server from settings; every piece that can be prepared once is prepared here."""
+    settings = settings or Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    catalog = discover(settings.tools.dir)
+    challenges = Challenges(
+        settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
+    )
+    guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
+    mcp = build_mcp_server(settings, catalog, guard)
+    mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
+        streamable_http_path=settings.mcp.path,
+        stateless_http=settings.mcp.stateless,
+        json_response=settings.mcp.json_response,
+        transport_security=_transport_security(settings),
+        max_request_body_size=MAX_BODY_BYTES,
+    )
+    http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
+    validator = EntraTokenValidator(settings, http)
+
+    mcp_endpoint: ASGIApp = StreamableHTTPASGIApp(mcp.session_manager)
+    mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, MAX_BODY_BYTES)
+    mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(http.aclose)
+            if settings.dev_issuer_active:
+                issuer = DevIssuer(settings)
+                dev_server = await issuer.serve()
+                stack.push_async_callback(_stop, dev_server)
+                _announce_dev(settings)
+            await validator.start()
+            stack.push_async_callback(validator.stop)
+            await stack.enter_async_context(mcp.session_manager.run())
+            log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
+            yield
+
+    app = FastAPI(title=settings.mcp.server_name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
+    app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
+    metadata = protected_resource_metadata(settings, catalog)
+
+    @app.get(f"/.well-known/oauth-protected-resource{settings.mcp.path}", include_in_schema=False)
+    async def prm() -> JSONResponse:
+        return JSONResponse(metadata)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ready = validator.ready
+        return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
+
+    return app
+
+
+def _transport_security(settings: Settings) -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding protection: the public host, plus loopback in development."""
+    public = settings.resource_host.split("://", 1)[1]
+    hosts, origins = [public], [settings.resource_host]
+    if settings.app_env == "development":
+        hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+async def _stop(server: EmbeddedServer) -> None:
+    server.should_exit = True
+    await server.task
+
+
+def _announce_dev(settings: Settings) -> None:
+    base = settings.resource
+    log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", settings.instance)
+    log.info(
+        "try it: npx -y @modelcontextprotocol/inspector@2.12.0 --cli %s --transport http --method tools/list "
+        '--header "Authorization: Bearer $(make -s token)"',
+        base,
+    )
+
+
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`app` is built on first use, so importing this module never reads settings."""
+    global _app
+    if name != "app":
+        raise AttributeError(name)
+    if _app is None:
+        try:
+            _app = create_app()
+        except ValidationError as exc:
+            messages = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+            print(f"configuration error: {messages}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except ToolDiscoveryError as exc:
+            print(f"tools error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return _app

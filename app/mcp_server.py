@@ -1,0 +1,66 @@
+"""Builds the SDK `MCPServer` from the discovered catalog, with the caller bound and lists filtered per caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp_types import EmptyResult, SetLevelRequestParams
+
+from app.auth.principal import acting_as, principal_from_scope
+from app.authz import Guard
+from app.registry import Catalog
+from app.settings import Settings
+
+# list method -> (wire result field, catalog kind, wire key naming each item's target)
+_LISTS = {
+    "tools/list": ("tools", "tool", "name"),
+    "prompts/list": ("prompts", "prompt", "name"),
+    "resources/list": ("resources", "resource", "uri"),
+    "resources/templates/list": ("resourceTemplates", "resource", "uriTemplate"),
+}
+
+
+def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard) -> MCPServer[Any]:
+    """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
+    server: MCPServer[Any] = MCPServer(
+        settings.mcp.server_name,
+        log_level=settings.log_level,
+        middleware=[CallerContext(guard, settings.tools.filter_list)],
+    )
+    for spec in catalog.of("tool"):
+        server.add_tool(spec.fn, name=spec.name, **spec.options)
+    for spec in catalog.of("resource"):
+        server.resource(spec.uri or "", name=spec.name, **spec.options)(spec.fn)
+    for spec in catalog.of("prompt"):
+        server.prompt(name=spec.name, **spec.options)(spec.fn)
+    # MCPServer has no `logging/setLevel` handler, yet handshake-era clients send it; accept it (see README).
+    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _accept_log_level)
+    return server
+
+
+async def _accept_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
+    return EmptyResult()
+
+
+class CallerContext:
+    """SDK middleware: binds the HTTP request's principal for the handler, and hides what it may not use."""
+
+    def __init__(self, guard: Guard, filter_lists: bool) -> None:
+        self.guard = guard
+        self.filter_lists = filter_lists
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        request = ctx.request
+        principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
+        with acting_as(principal):
+            result = await call_next(ctx)
+        listing = _LISTS.get(ctx.method)
+        if listing is None or principal is None or not self.filter_lists or result is None:
+            return result
+        field, kind, key = listing
+        items = result.get(field) if isinstance(result, dict) else None  # the runner hands middleware the wire form
+        if isinstance(items, list) and isinstance(result, dict):
+            result[field] = [item for item in items if self.guard.allows(principal, kind, str(item.get(key)))]
+        return result

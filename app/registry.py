@@ -1,0 +1,213 @@
+"""The tool author's decorators, and discovery of every tool, resource and prompt under a tools directory."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from mcp.types import ToolAnnotations
+
+log = logging.getLogger("app.tools")
+
+F = TypeVar("F", bound=Callable[..., Any])
+Kind = Literal["tool", "resource", "prompt"]
+SPEC_ATTR = "__mcp_spec__"
+
+
+class ToolDiscoveryError(RuntimeError):
+    """A tools module is broken or a declaration is unsafe; startup stops with this message."""
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a caller needs: all `scopes` (delegated tokens) or all `roles` (app tokens), unless public."""
+
+    scopes: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    public: bool = False
+
+    @property
+    def declared(self) -> bool:
+        return self.public or bool(self.scopes or self.roles)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One decorated function and how it is exposed."""
+
+    kind: Kind
+    fn: Callable[..., Any]
+    name: str
+    requirement: Requirement
+    options: dict[str, Any] = field(default_factory=dict)
+    uri: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.fn.__module__}.{self.fn.__qualname__}"
+
+
+def _decorator(
+    kind: Kind,
+    name: str | None,
+    scopes: Iterable[str],
+    roles: Iterable[str],
+    public: bool,
+    uri: str | None = None,
+    **options: Any,
+) -> Callable[[F], F]:
+    requirement = Requirement(frozenset(scopes), frozenset(roles), public)
+    if isinstance(scopes, str) or isinstance(roles, str):
+        raise TypeError("scopes and roles are lists of names, e.g. scopes=['files.read']")
+
+    def register(fn: F) -> F:
+        spec = Spec(
+            kind, fn, name or fn.__name__, requirement, {k: v for k, v in options.items() if v is not None}, uri
+        )
+        setattr(fn, SPEC_ATTR, spec)
+        return fn
+
+    return register
+
+
+def tool(
+    *,
+    scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    public: bool = False,
+    name: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    annotations: ToolAnnotations | None = None,
+    structured_output: bool | None = None,
+) -> Callable[[F], F]:
+    """Expose a function as an MCP tool. Declare the delegated `scopes` and/or app `roles` it needs;
+    `public=True` is the explicit, logged opt-out."""
+    return _decorator(
+        "tool",
+        name,
+        scopes,
+        roles,
+        public,
+        title=title,
+        description=description,
+        annotations=annotations,
+        structured_output=structured_output,
+    )
+
+
+def resource(
+    uri: str,
+    *,
+    scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    public: bool = False,
+    name: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    mime_type: str | None = None,
+) -> Callable[[F], F]:
+    """Expose a function as an MCP resource (or resource template, when `uri` has `{params}`)."""
+    return _decorator(
+        "resource", name, scopes, roles, public, uri=uri, title=title, description=description, mime_type=mime_type
+    )
+
+
+def prompt(
+    *,
+    scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    public: bool = False,
+    name: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+) -> Callable[[F], F]:
+    """Expose a function as an MCP prompt."""
+    return _decorator("prompt", name, scopes, roles, public, title=title, description=description)
+
+
+@dataclass
+class Catalog:
+    """Everything discovered under a tools directory."""
+
+    specs: list[Spec] = field(default_factory=list)
+
+    def of(self, kind: Kind) -> list[Spec]:
+        return [spec for spec in self.specs if spec.kind == kind]
+
+
+def discover(directory: Path) -> Catalog:
+    """Import every module under `directory` (subpackages too) and collect decorated functions."""
+    directory = directory.resolve()
+    if not directory.is_dir():
+        raise ToolDiscoveryError(f"tools directory {directory} does not exist")
+    package = _package_for(directory)
+    catalog = Catalog()
+    seen: dict[tuple[Kind, str], Spec] = {}
+    for module_name, path in _modules_under(directory, package):
+        module = _import(module_name, path)
+        for value in vars(module).values():
+            spec = getattr(value, SPEC_ATTR, None) if inspect.isfunction(value) else None
+            if not isinstance(spec, Spec) or spec.fn.__module__ != module.__name__:
+                continue  # not ours, or imported from another module (counted where it is defined)
+            _check(spec)
+            key = (spec.kind, spec.uri or spec.name)
+            if key in seen:
+                raise ToolDiscoveryError(
+                    f"{spec.kind} {spec.name!r} is defined twice: {seen[key].where} and {spec.where}"
+                )
+            seen[key] = spec
+            catalog.specs.append(spec)
+    return catalog
+
+
+def _package_for(directory: Path) -> str:
+    """The import name for a tools directory: `tools` for the repo's own, a private name for any other."""
+    repo_tools = Path(__file__).resolve().parent.parent / "tools"
+    if directory == repo_tools:
+        importlib.import_module("tools")
+        return "tools"
+    name = "_tools_" + hashlib.sha256(str(directory).encode()).hexdigest()[:10]
+    if name not in sys.modules:
+        module = types.ModuleType(name)
+        module.__path__ = [str(directory)]
+        sys.modules[name] = module
+    return name
+
+
+def _modules_under(directory: Path, package: str) -> list[tuple[str, Path]]:
+    """Every module file below `directory`, as import names; plain folders count, `__init__.py` or not."""
+    found = []
+    for path in sorted(directory.rglob("*.py")):
+        parts = path.relative_to(directory).with_suffix("").parts
+        if any(part.startswith(".") or part == "__pycache__" for part in parts):
+            continue
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        found.append((".".join((package, *parts)), path))
+    return found
+
+
+def _import(module_name: str, path: Path) -> types.ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        raise ToolDiscoveryError(f"could not import tools module {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def _check(spec: Spec) -> None:
+    if not spec.requirement.declared:
+        raise ToolDiscoveryError(
+            f"{spec.kind} {spec.name!r} ({spec.where}) declares no scopes or roles: add scopes=[...] or "
+            f"roles=[...] to its decorator, or public=True to expose it to every authenticated caller"
+        )
+    if spec.requirement.public:
+        log.warning("%s %r (%s) is public: any authenticated caller may use it", spec.kind, spec.name, spec.where)

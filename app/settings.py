@@ -1,0 +1,204 @@
+"""One `Settings` for the whole server: environment, `.env`, defaults; insecure production config is refused."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
+DEV_TENANT_ID = "00000000-0000-4000-8000-000000000de0"
+DEV_CLIENT_ID = "11111111-1111-4111-8111-111111111111"
+
+
+def _csv(value: object) -> object:
+    """Accept `a,b c` from the environment as well as a JSON list or a real list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part for part in text.replace(",", " ").split() if part]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback IPs: the only hosts allowed over plain http."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class AzureAdSettings(BaseModel):
+    """This server's Entra ID app registration and the tenant(s) it trusts."""
+
+    instance: str = "https://login.microsoftonline.com/"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    audiences: CsvList | None = None
+    accept_v1: bool = True
+    allowed_tenants: CsvList = Field(default_factory=list)
+    jwks_refresh_seconds: float = Field(default=60.0, gt=0, le=60.0)
+    jwks_max_age_seconds: float = Field(default=24 * 3600.0, gt=0)
+    clock_skew_seconds: int = Field(default=60, ge=0, le=300)
+
+    _split_lists = field_validator("audiences", "allowed_tenants", mode="before")(_csv)
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_is_https_or_loopback(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+            return value if value.endswith("/") else value + "/"
+        raise ValueError("AZUREAD__INSTANCE must be https:// (plain http is accepted only for a loopback host)")
+
+    @property
+    def multi_tenant(self) -> bool:
+        return (self.tenant_id or "").lower() in {"organizations", "common"}
+
+
+class McpSettings(BaseModel):
+    """The MCP endpoint and how it is identified as an OAuth protected resource."""
+
+    path: str = "/mcp"
+    resource_host: str | None = None
+    stateless: bool = True
+    json_response: bool = False
+    required_scopes: CsvList = Field(default_factory=list)
+    required_roles: CsvList = Field(default_factory=list)
+    server_name: str = "secure-mcp-server"
+
+    _split_scopes = field_validator("required_scopes", "required_roles", mode="before")(_csv)
+
+    @field_validator("path")
+    @classmethod
+    def _path_shape(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/") or len(value) < 2:
+            raise ValueError("MCP__PATH must start with '/' and not end with '/', e.g. /mcp")
+        return value
+
+    @field_validator("resource_host")
+    @classmethod
+    def _resource_host_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path not in {"", "/"}:
+            raise ValueError("MCP__RESOURCE_HOST must be a base URL like https://mcp.contoso.com (no path)")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError("MCP__RESOURCE_HOST must be https:// (plain http is accepted only for a loopback host)")
+        # RFC 9728 / MCP: clients compare the resource code point by code point, so normalise once here.
+        return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+class ToolsSettings(BaseModel):
+    """Where tools are discovered and how `tools/list` treats callers."""
+
+    dir: Path = Path(__file__).resolve().parent.parent / "tools"
+    filter_list: bool = True
+
+
+class DevIssuerSettings(BaseModel):
+    """The embedded issuer that stands in for Entra in development."""
+
+    host: str = "127.0.0.1"
+    port: int = 8001
+    key_dir: Path = Path(".dev")
+
+
+class Settings(BaseSettings):
+    """All configuration. Env names are `SECTION__FIELD`, e.g. `AZUREAD__TENANT_ID`."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    app_env: Literal["development", "production"] = "production"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    azuread: AzureAdSettings = Field(default_factory=AzureAdSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
+    dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.app_env != "production":
+            return self
+        missing = [
+            env
+            for env, value in (
+                ("AZUREAD__TENANT_ID", self.azuread.tenant_id),
+                ("AZUREAD__CLIENT_ID", self.azuread.client_id),
+                ("MCP__RESOURCE_HOST", self.mcp.resource_host),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                f"production mode needs {', '.join(missing)}; set them (see .env.example) "
+                "or set APP_ENV=development to run with the embedded dev issuer"
+            )
+        if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
+            raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
+        return self
+
+    @cached_property
+    def dev_issuer_active(self) -> bool:
+        """The dev issuer runs only in development, and only when no Entra app is configured."""
+        return self.app_env == "development" and not (self.azuread.tenant_id and self.azuread.client_id)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.azuread.tenant_id or DEV_TENANT_ID
+
+    @property
+    def client_id(self) -> str:
+        return self.azuread.client_id or DEV_CLIENT_ID
+
+    @property
+    def instance(self) -> str:
+        if self.dev_issuer_active:
+            return f"http://{self.dev_issuer.host}:{self.dev_issuer.port}/"
+        return self.azuread.instance
+
+    @property
+    def resource_host(self) -> str:
+        return self.mcp.resource_host or "http://127.0.0.1:8000"
+
+    @property
+    def resource(self) -> str:
+        """The protected resource identifier (RFC 9728 `resource`)."""
+        return f"{self.resource_host}{self.mcp.path}"
+
+    @property
+    def resource_metadata_url(self) -> str:
+        return f"{self.resource_host}/.well-known/oauth-protected-resource{self.mcp.path}"
+
+    @property
+    def audiences(self) -> list[str]:
+        """Token audiences this server accepts: its own client id, its App ID URI, and its resource URL."""
+        if self.azuread.audiences:
+            return list(self.azuread.audiences)
+        return [self.client_id, f"api://{self.client_id}", self.resource]
+
+    def scope_uri(self, scope: str) -> str:
+        """The form clients request a scope in from Entra: `api://{client_id}/{scope}`."""
+        return scope if "://" in scope else f"api://{self.client_id}/{scope}"

@@ -1,0 +1,127 @@
+"""Shared fixtures: a real Entra stand-in, real uvicorn servers for the app, and the official SDK client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from app.main import create_app
+from app.settings import Settings
+from tests.support.entra import EntraStandIn
+from tests.support.servers import ServerThread, free_port
+
+TENANT = "72f988bf-0000-4000-8000-000000000001"
+OTHER_TENANT = "0e3e2e88-0000-4000-8000-000000000002"
+CLIENT_ID = "5c6a6c1c-0000-4000-8000-00000000c11e"
+REPO = Path(__file__).resolve().parent.parent
+TEST_TOOLS = Path(__file__).resolve().parent / "support" / "tools"
+
+
+@pytest.fixture(scope="session")
+def entra() -> Iterator[EntraStandIn]:
+    stand_in = EntraStandIn()
+    with ServerThread(stand_in.app()) as server:
+        stand_in.base = server.url + "/"
+        yield stand_in
+
+
+@pytest.fixture(autouse=True)
+def _entra_up(entra: EntraStandIn) -> None:
+    entra.down = False
+
+
+def settings_for(entra: EntraStandIn, port: int, **overrides: Any) -> Settings:
+    """Production settings against the stand-in; `overrides` are nested dicts per section."""
+    values: dict[str, Any] = {
+        "app_env": "production",
+        "azuread": {"instance": entra.base, "tenant_id": TENANT, "client_id": CLIENT_ID},
+        "mcp": {"resource_host": f"http://127.0.0.1:{port}"},
+        "tools": {"dir": TEST_TOOLS},
+    }
+    for section, value in overrides.items():
+        values[section] = {**values[section], **value} if isinstance(value, dict) else value
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextmanager
+def run_app(settings: Settings) -> Iterator[ServerThread]:
+    port = int(settings.resource_host.rsplit(":", 1)[1])
+    with ServerThread(create_app(settings), port=port) as server:
+        yield server
+
+
+@pytest.fixture
+def serve(entra: EntraStandIn) -> Iterator[Callable[..., ServerThread]]:
+    """Start the app with settings overrides; stopped at test end."""
+    started: list[ServerThread] = []
+
+    def start(**overrides: Any) -> ServerThread:
+        settings = settings_for(entra, free_port(), **overrides)
+        server = ServerThread(create_app(settings), port=int(settings.resource_host.rsplit(":", 1)[1])).start()
+        server.settings = settings  # type: ignore[attr-defined]
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def app_server(serve: Callable[..., ServerThread]) -> ServerThread:
+    return serve()
+
+
+@pytest.fixture
+def token(entra: EntraStandIn) -> Callable[..., str]:
+    """Mint a token for the app under test (audience = its client id) unless told otherwise."""
+
+    def mint(scopes: str | None = "mcp.read", **kw: Any) -> str:
+        kw.setdefault("tenant", TENANT)
+        kw.setdefault("audience", CLIENT_ID)
+        return entra.token(scopes=scopes, **kw)
+
+    return mint
+
+
+@asynccontextmanager
+async def mcp_client(url: str, token: str | None, mode: str = "legacy", **kw: Any) -> AsyncIterator[Client]:
+    """The official SDK client over Streamable HTTP, with the bearer token on every request."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode, **kw) as client,
+    ):
+        yield client
+
+
+def rpc(method: str, params: dict[str, Any] | None = None, id_: int = 1) -> dict[str, Any]:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "method": method}
+    if params is not None:
+        body["params"] = params
+    return body
+
+
+MODERN_HEADERS = {"MCP-Protocol-Version": "2026-07-28", "Accept": "application/json, text/event-stream"}
+
+
+def modern_call(name: str, arguments: dict[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+    """Headers and body of a 2026-07-28 `tools/call`, as a raw HTTP client would send them."""
+    headers = {**MODERN_HEADERS, "Mcp-Method": "tools/call", "Mcp-Name": name}
+    params = {
+        "name": name,
+        "arguments": arguments or {},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        },
+    }
+    return headers, rpc("tools/call", params)

@@ -1,0 +1,181 @@
+"""A local Entra ID stand-in: v2 and v1 discovery, multi-tenant templated issuers, rotatable JWKS, a token mint.
+
+Document shapes follow Entra's: v2 issuer `{instance}{tid}/v2.0`, v1 issuer `https://sts.windows.net/{tid}/`
+(here `{instance}sts.windows.net/{tid}/`, read from discovery as for sovereign clouds), and for
+`organizations`/`common` the literal `{tenantid}` placeholder in the issuer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.dev_issuer import public_jwk
+
+MULTI = {"organizations", "common"}
+
+
+@dataclass
+class SigningKey:
+    private: rsa.RSAPrivateKey
+    jwk: dict[str, str]
+
+    @property
+    def kid(self) -> str:
+        return self.jwk["kid"]
+
+
+def new_key() -> SigningKey:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return SigningKey(private, public_jwk(private))
+
+
+@dataclass
+class EntraStandIn:
+    """Serve it with `ServerThread(stand_in.app())`, then set `base` to that server's URL."""
+
+    base: str = "http://127.0.0.1:0/"
+    keys: list[SigningKey] = field(default_factory=lambda: [new_key()])
+    down: bool = False
+    jwks_fetches: int = 0
+    discovery_fetches: int = 0
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+
+    # ---- documents -------------------------------------------------------------------------------------------
+    def v2_issuer(self, tenant: str) -> str:
+        return f"{self.base}{'{tenantid}' if tenant in MULTI else tenant}/v2.0"
+
+    def v1_issuer(self, tenant: str) -> str:
+        return f"{self.base}sts.windows.net/{'{tenantid}' if tenant in MULTI else tenant}/"
+
+    def app(self) -> Starlette:
+        async def v2(request: Request) -> Response:
+            return self._discovery(request, "v2")
+
+        async def v1(request: Request) -> Response:
+            return self._discovery(request, "v1")
+
+        async def jwks(_: Request) -> Response:
+            self.jwks_fetches += 1
+            if self.down:
+                return Response(status_code=503)
+            return JSONResponse({"keys": [k.jwk for k in self.keys]})
+
+        async def token(request: Request) -> Response:
+            form = dict(await request.form())
+            self.token_requests.append({k: str(v) for k, v in form.items()})
+            return self.obo_response(form)
+
+        return Starlette(
+            routes=[
+                Route("/{tenant}/v2.0/.well-known/openid-configuration", v2),
+                Route("/{tenant}/.well-known/openid-configuration", v1),
+                Route("/{tenant}/discovery/v2.0/keys", jwks),
+                Route("/{tenant}/discovery/keys", jwks),
+                Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
+            ]
+        )
+
+    def _discovery(self, request: Request, version: str) -> Response:
+        self.discovery_fetches += 1
+        if self.down:
+            return Response(status_code=503)
+        tenant = request.path_params["tenant"]
+        keys = "discovery/v2.0/keys" if version == "v2" else "discovery/keys"
+        return JSONResponse(
+            {
+                "issuer": self.v2_issuer(tenant) if version == "v2" else self.v1_issuer(tenant),
+                "jwks_uri": f"{self.base}{tenant}/{keys}",
+                "token_endpoint": f"{self.base}{tenant}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{self.base}{tenant}/oauth2/v2.0/authorize",
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "tenant_region_scope": "WW",
+            }
+        )
+
+    def obo_response(self, form: dict[str, Any]) -> Response:
+        """On-behalf-of: answers a jwt-bearer grant with a downstream token (opaque for the caller)."""
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not form.get("assertion"):
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return JSONResponse(
+            {
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "ext_expires_in": 3600,
+                "scope": form.get("scope", ""),
+                "access_token": "downstream-" + uuid.uuid4().hex,
+            }
+        )
+
+    # ---- keys and tokens -------------------------------------------------------------------------------------
+    def rotate(self) -> SigningKey:
+        """Publish a new signing key (the old one stays published, as Entra does during rollover)."""
+        key = new_key()
+        self.keys.append(key)
+        return key
+
+    def token(
+        self,
+        *,
+        tenant: str,
+        audience: str,
+        scopes: str | None = "mcp.read",
+        roles: list[str] | None = None,
+        version: str = "2.0",
+        oid: str = "aaaaaaaa-0000-4000-8000-000000000001",
+        app_id: str = "cccccccc-0000-4000-8000-000000000001",
+        lifetime: int = 600,
+        key: SigningKey | None = None,
+        **overrides: Any,
+    ) -> str:
+        """An access token shaped like Entra's; `overrides` set or (with None) remove any claim."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "aud": audience,
+            "tid": tenant,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "ver": version,
+            "oid": oid,
+            "sub": f"pairwise-{oid[:8]}",
+            "uti": uuid.uuid4().hex[:22],
+            "iss": (self.v2_issuer(tenant) if version == "2.0" else self.v1_issuer(tenant)).replace(
+                "{tenantid}", tenant
+            ),
+        }
+        claims["azp" if version == "2.0" else "appid"] = app_id
+        if scopes is not None:
+            claims["scp"] = scopes
+        if roles is not None:
+            claims["roles"] = roles
+        for name, value in overrides.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        signer = key or self.keys[0]
+        return jwt.encode(claims, signer.private, algorithm="RS256", headers={"kid": signer.kid})
+
+    def app_token(self, *, tenant: str, audience: str, roles: list[str], app_id: str, **overrides: Any) -> str:
+        """App-only (client credentials / managed identity): roles, no scp; oid and sub are the app's SP."""
+        return self.token(
+            tenant=tenant,
+            audience=audience,
+            scopes=None,
+            roles=roles,
+            oid=app_id,
+            app_id=app_id,
+            sub=app_id,
+            idtyp="app",
+            **overrides,
+        )

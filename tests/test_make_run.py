@@ -1,0 +1,63 @@
+"""The newcomer path, for real: `make run`, then `make token`, then `tools/list` with that token."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import httpx2
+import pytest
+
+from tests.conftest import REPO, mcp_client
+from tests.support.servers import free_port
+
+
+@pytest.mark.skipif(not (REPO / "Makefile").exists(), reason="needs the repo's Makefile")
+async def test_make_run_then_make_token_then_tools_list() -> None:
+    port, issuer_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREAD__", "MCP__", "APP_ENV", "TOOLS__"))}
+    env |= {"PORT": str(port), "DEV_ISSUER__PORT": str(issuer_port)}
+    server = subprocess.Popen(
+        ["make", "-s", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        async with httpx2.AsyncClient() as http:
+            while True:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "make run did not become ready"
+                time.sleep(0.2)
+        token = subprocess.run(
+            ["make", "-s", "token", "SCOPES=mcp.read notes.read"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout.strip()
+        assert token.count(".") == 2
+        async with mcp_client(f"http://127.0.0.1:{port}", token) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            who = await client.call_tool("whoami", {})
+        assert {"whoami", "search_notes"} <= names
+        assert "create_note" not in names  # the token lacks notes.write, so the list hides it
+        assert who.structured_content is not None and who.structured_content["name"] == "Dev User"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert "inspector" in output and "$(make -s token)" in output  # the ready-to-paste command, without a token
+    assert token not in output

@@ -1,0 +1,42 @@
+"""RFC 9728 Protected Resource Metadata: right fields, no token needed, and the 401 challenge points at it."""
+
+from __future__ import annotations
+
+import httpx2
+
+from tests.conftest import CLIENT_ID, TENANT
+from tests.support.entra import EntraStandIn
+from tests.support.servers import ServerThread
+
+
+async def test_prm_fields(app_server: ServerThread, entra: EntraStandIn) -> None:
+    async with httpx2.AsyncClient(base_url=app_server.url) as http:
+        response = await http.get("/.well-known/oauth-protected-resource/mcp")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    doc = response.json()
+    assert doc["resource"] == f"{app_server.url}/mcp"
+    assert doc["authorization_servers"] == [f"{entra.base}{TENANT}/v2.0"]
+    assert doc["bearer_methods_supported"] == ["header"]
+    assert set(doc["scopes_supported"]) == {f"api://{CLIENT_ID}/mcp.read", f"api://{CLIENT_ID}/files.write"}
+    assert all(value not in ([], "", None) for value in doc.values())
+
+
+async def test_401_resource_metadata_url_serves_the_prm(app_server: ServerThread) -> None:
+    async with httpx2.AsyncClient(base_url=app_server.url) as http:
+        challenge = await http.post("/mcp", json={})
+        www = challenge.headers["www-authenticate"]
+        url = www.split('resource_metadata="', 1)[1].split('"', 1)[0]
+        doc = (await http.get(url)).json()
+    assert doc["resource"] == f"{app_server.url}/mcp"
+
+
+async def test_resource_identifier_is_normalised(serve: object) -> None:
+    from tests.conftest import settings_for
+    from tests.support.entra import EntraStandIn as _E
+
+    settings = settings_for(
+        _E(base="https://login.microsoftonline.com/"), 443, mcp={"resource_host": "HTTPS://MCP.Contoso.COM/"}
+    )
+    assert settings.resource == "https://mcp.contoso.com/mcp"
+    assert settings.resource_metadata_url == "https://mcp.contoso.com/.well-known/oauth-protected-resource/mcp"

@@ -1,0 +1,179 @@
+"""Startup: tools are discovered by dropping in a module; unsafe tools and insecure config refuse to start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.registry import ToolDiscoveryError, discover
+from app.settings import Settings
+from tests.conftest import REPO, mcp_client
+from tests.support.servers import ServerThread
+
+
+def _write(directory: Path, name: str, source: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+async def test_dropping_in_a_module_serves_its_tool(
+    tmp_path: Path, serve: Callable[..., ServerThread], token: Callable[..., str]
+) -> None:
+    _write(
+        tmp_path,
+        "weather.py",
+        '''
+        from app import tool
+
+        @tool(scopes=["mcp.read"])
+        def forecast(city: str) -> str:
+            """Tomorrow's forecast."""
+            return f"sunny in {city}"
+    ''',
+    )
+    _write(
+        tmp_path,
+        "team/ops.py",
+        '''
+        from app import tool
+
+        @tool(roles=["Ops.Run"], scopes=["ops.run"])
+        def restart(service: str) -> str:
+            """Restart a service."""
+            return "restarted " + service
+    ''',
+    )
+    server = serve(tools={"dir": tmp_path})
+    async with mcp_client(server.url, token("mcp.read ops.run")) as client:
+        assert {t.name for t in (await client.list_tools()).tools} == {"forecast", "restart"}
+        result = await client.call_tool("forecast", {"city": "Oslo"})
+    assert result.structured_content == {"result": "sunny in Oslo"}
+
+
+def test_a_tool_without_scopes_or_roles_fails_startup_naming_it(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "leaky.py",
+        """
+        from app import tool
+
+        @tool()
+        def dump_everything() -> str:
+            return "secrets"
+    """,
+    )
+    with pytest.raises(ToolDiscoveryError) as raised:
+        discover(tmp_path)
+    message = str(raised.value)
+    assert "dump_everything" in message and "leaky" in message and "public=True" in message
+
+
+def test_public_opt_out_is_allowed_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _write(
+        tmp_path,
+        "open.py",
+        """
+        from app import tool
+
+        @tool(public=True)
+        def ping() -> str:
+            return "pong"
+    """,
+    )
+    catalog = discover(tmp_path)
+    assert [spec.name for spec in catalog.of("tool")] == ["ping"]
+    assert any("public" in r.getMessage() and "ping" in r.getMessage() for r in caplog.records)
+
+
+def test_a_module_that_fails_to_import_fails_startup_with_its_path(tmp_path: Path) -> None:
+    _write(tmp_path, "broken.py", "import definitely_not_a_module\n")
+    with pytest.raises(ToolDiscoveryError) as raised:
+        discover(tmp_path)
+    assert "broken" in str(raised.value) and "definitely_not_a_module" in str(raised.value)
+
+
+def test_duplicate_tool_names_fail_startup(tmp_path: Path) -> None:
+    for name in ("a.py", "b.py"):
+        _write(
+            tmp_path,
+            name,
+            """
+            from app import tool
+
+            @tool(scopes=["x"])
+            def same() -> str:
+                return ""
+        """,
+        )
+    with pytest.raises(ToolDiscoveryError, match="defined twice"):
+        discover(tmp_path)
+
+
+def _uvicorn(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREAD__", "MCP__", "APP_ENV", "TOOLS__"))}
+    return subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
+        env={**clean, "PYTHONPATH": str(REPO), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_production_without_azuread_settings_exits_nonzero_with_a_clear_message(tmp_path: Path) -> None:
+    result = _uvicorn({"APP_ENV": "production"}, tmp_path)
+    assert result.returncode != 0
+    assert "AZUREAD__TENANT_ID" in result.stderr and "AZUREAD__CLIENT_ID" in result.stderr
+    assert "MCP__RESOURCE_HOST" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_production_is_the_default(tmp_path: Path) -> None:
+    result = _uvicorn({}, tmp_path)
+    assert result.returncode != 0 and "production mode needs" in result.stderr
+
+
+def test_unsafe_tool_stops_the_real_server_with_a_clear_message(tmp_path: Path) -> None:
+    _write(tmp_path / "t", "nope.py", "from app import tool\n\n@tool()\ndef nope() -> str:\n    return ''\n")
+    result = _uvicorn({"APP_ENV": "development", "TOOLS__DIR": str(tmp_path / "t")}, tmp_path)
+    assert result.returncode != 0
+    assert "nope" in result.stderr and "declares no scopes or roles" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "needle"),
+    [
+        ("azuread", {"instance": "http://login.example.com/"}, "https://"),
+        ("mcp", {"resource_host": "http://mcp.contoso.com"}, "https://"),
+        ("mcp", {"resource_host": "https://mcp.contoso.com/base"}, "no path"),
+        ("mcp", {"path": "/mcp/"}, "MCP__PATH"),
+    ],
+)
+def test_insecure_settings_are_refused(section: str, values: dict[str, str], needle: str) -> None:
+    with pytest.raises(ValidationError, match=needle):
+        Settings(_env_file=None, app_env="development", **{section: values})  # type: ignore[call-arg, arg-type]
+
+
+def test_dev_issuer_is_never_active_in_production() -> None:
+    settings = Settings(
+        _env_file=None,
+        app_env="production",  # type: ignore[call-arg]
+        azuread={"tenant_id": "t", "client_id": "c"},
+        mcp={"resource_host": "https://x.example"},
+    )
+    assert not settings.dev_issuer_active
+    from app.dev_issuer import DevIssuer
+
+    with pytest.raises(RuntimeError, match="never runs in production"):
+        DevIssuer(settings)
