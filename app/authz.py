@@ -30,6 +30,25 @@ class Decision:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """The parsed JSON-RPC message of this request, kept in `scope["state"]` so later layers never re-parse."""
+
+    method: str | None
+    request_id: Any = None
+    kind: str | None = None  # tool / prompt / resource, for guarded methods
+    target: str | None = None
+
+    @property
+    def tool(self) -> str | None:
+        return self.target if self.kind == "tool" else None
+
+
+def operation_from_scope(scope: Scope) -> Operation | None:
+    operation = (scope.get("state") or {}).get("operation")
+    return operation if isinstance(operation, Operation) else None
+
+
 class Guard:
     """Decides from a principal and a requirement; knows every target's requirement up front."""
 
@@ -70,13 +89,12 @@ class Guard:
 
 
 class AuthorizeOperation:
-    """Reads the (size-capped) body once, refuses batches, and answers 403 step-up before any tool runs."""
+    """Reads the body once (LimitBody has capped it), refuses batches, and answers 403 step-up before any tool runs."""
 
-    def __init__(self, app: ASGIApp, guard: Guard, challenges: Challenges, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, guard: Guard, challenges: Challenges) -> None:
         self.app = app
         self.guard = guard
         self.challenges = challenges
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = principal_from_scope(scope)
@@ -86,21 +104,26 @@ class AuthorizeOperation:
         if scope["method"] != "POST":
             await self._decide(principal, None, "", scope, receive, send)
             return
-        body = await _read_body(receive, self.max_body_bytes)
-        if body is None:
-            await send_json(send, 413, jsonrpc_error(INVALID_REQUEST, "request body too large"))
-            return
+        body = await _read_body(receive)
         message = _parse(body)
         if isinstance(message, list):
             await send_json(send, 400, jsonrpc_error(INVALID_REQUEST, "JSON-RPC batches are not supported"))
             return
         kind_target: tuple[str, str] | None = None
-        if isinstance(message, dict) and message.get("method") in _GUARDED:
-            kind, key = _GUARDED[message["method"]]
-            params = message.get("params")
-            target = params.get(key) if isinstance(params, dict) else None
-            if isinstance(target, str):
-                kind_target = (kind, target)
+        if isinstance(message, dict):
+            method = message.get("method")
+            if method in _GUARDED:
+                kind, key = _GUARDED[method]
+                params = message.get("params")
+                target = params.get(key) if isinstance(params, dict) else None
+                if isinstance(target, str):
+                    kind_target = (kind, target)
+            request_id = message.get("id")
+            scope.setdefault("state", {})["operation"] = Operation(
+                method if isinstance(method, str) else None,
+                request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None,
+                *(kind_target or (None, None)),
+            )
         await self._decide(principal, kind_target, body, scope, _replay(body, receive), send)
 
     async def _decide(
@@ -128,19 +151,14 @@ class AuthorizeOperation:
         await self.app(scope, receive, send)
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None once it passes `limit` bytes."""
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body; its size is capped by LimitBody, which wraps `receive`."""
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
     return b"".join(chunks)

@@ -2,10 +2,14 @@
 
 Request path for the MCP endpoint, outermost first:
     proxy headers (uvicorn --proxy-headers)
-    -> Host / Origin checks (the SDK's transport security, configured from settings)
+    -> body size: LimitBody (413 from Content-Length, or while a chunked body is read)
+    -> unauthenticated traffic per client IP: ThrottleUnauthenticated (429)
     -> authentication: AuthenticateBearer (401 / 400)
-    -> per-operation authorization: AuthorizeOperation (413, batch 400, 403 step-up, before dispatch)
-    -> MCP dispatch: the SDK's Streamable HTTP session manager, with CallerContext (caller bound, lists filtered)
+    -> per-operation authorization: AuthorizeOperation (batch 400, 403 step-up, before dispatch; parses the body once)
+    -> rate limits per principal, and per principal and tool: RateLimit (429 + Retry-After)
+    -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued)
+    -> Host / Origin checks, then MCP dispatch: the SDK's Streamable HTTP session manager, with
+       CallerContext (caller bound, lists filtered) and ToolBounds (timeout, result size)
     -> the tool
 """
 
@@ -30,15 +34,15 @@ from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
+from app.bounds import CapConcurrency, LimitBody
 from app.dev_issuer import DevIssuer, EmbeddedServer
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
+from app.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
 from app.registry import ToolDiscoveryError, discover
 from app.settings import Settings
 
 log = logging.getLogger("app")
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,14 +60,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stateless_http=settings.mcp.stateless,
         json_response=settings.mcp.json_response,
         transport_security=_transport_security(settings),
-        max_request_body_size=MAX_BODY_BYTES,
+        max_request_body_size=settings.security.max_body_bytes,
     )
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
     validator = EntraTokenValidator(settings, http)
+    limiter = Limiter(settings.rate_limit, namespace=settings.mcp.server_name)
+    security, rates = settings.security, settings.rate_limit
 
     mcp_endpoint: ASGIApp = StreamableHTTPASGIApp(mcp.session_manager)
-    mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, MAX_BODY_BYTES)
+    mcp_endpoint = CapConcurrency(
+        mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls
+    )
+    mcp_endpoint = RateLimit(mcp_endpoint, limiter, rates.default, catalog)
+    mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges)
     mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges)
+    mcp_endpoint = ThrottleUnauthenticated(mcp_endpoint, limiter, rates.unauthenticated)
+    mcp_endpoint = LimitBody(mcp_endpoint, security.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 _announce_dev(settings)
             await validator.start()
             stack.push_async_callback(validator.stop)
+            await limiter.start()
+            stack.push_async_callback(limiter.close)
             await stack.enter_async_context(mcp.session_manager.run())
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
             yield
@@ -83,11 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=settings.mcp.server_name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
-    metadata = protected_resource_metadata(settings, catalog)
-
-    @app.get(f"/.well-known/oauth-protected-resource{settings.mcp.path}", include_in_schema=False)
-    async def prm() -> JSONResponse:
-        return JSONResponse(metadata)
+    # Metadata is public and static: one prepared response, behind the per-IP limit for unauthenticated traffic.
+    prm = ThrottleUnauthenticated(
+        JSONResponse(protected_resource_metadata(settings, catalog)), limiter, rates.unauthenticated
+    )
+    app.router.routes.append(Route(f"/.well-known/oauth-protected-resource{settings.mcp.path}", prm, methods=["GET"]))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

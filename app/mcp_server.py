@@ -10,6 +10,7 @@ from mcp_types import EmptyResult, SetLevelRequestParams
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
+from app.bounds import ToolBounds
 from app.registry import Catalog
 from app.settings import Settings
 
@@ -27,7 +28,7 @@ def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard) -> MCPS
     server: MCPServer[Any] = MCPServer(
         settings.mcp.server_name,
         log_level=settings.log_level,
-        middleware=[CallerContext(guard, settings.tools.filter_list)],
+        middleware=[CallerContext(guard, settings.tools.filter_list), ToolBounds(catalog, settings.security)],
     )
     for spec in catalog.of("tool"):
         server.add_tool(spec.fn, name=spec.name, **spec.options)

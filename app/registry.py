@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from limits import parse_many
 from mcp.types import ToolAnnotations
 
 log = logging.getLogger("app.tools")
@@ -41,6 +42,14 @@ class Requirement:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Per-tool limits from the decorator: `rate` per caller (a `limits` string) and a run-time `timeout` in seconds."""
+
+    rate: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
 class Spec:
     """One decorated function and how it is exposed."""
 
@@ -48,8 +57,9 @@ class Spec:
     fn: Callable[..., Any]
     name: str
     requirement: Requirement
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the SDK as-is
     uri: str | None = None
+    limits: Limits = field(default_factory=Limits)  # enforced by the framework, never seen by the SDK
 
     @property
     def where(self) -> str:
@@ -63,6 +73,7 @@ def _decorator(
     roles: Iterable[str],
     public: bool,
     uri: str | None = None,
+    limits: Limits | None = None,
     **options: Any,
 ) -> Callable[[F], F]:
     requirement = Requirement(frozenset(scopes), frozenset(roles), public)
@@ -70,9 +81,8 @@ def _decorator(
         raise TypeError("scopes and roles are lists of names, e.g. scopes=['files.read']")
 
     def register(fn: F) -> F:
-        spec = Spec(
-            kind, fn, name or fn.__name__, requirement, {k: v for k, v in options.items() if v is not None}, uri
-        )
+        sdk_options = {k: v for k, v in options.items() if v is not None}
+        spec = Spec(kind, fn, name or fn.__name__, requirement, sdk_options, uri, limits or Limits())
         setattr(fn, SPEC_ATTR, spec)
         return fn
 
@@ -89,15 +99,18 @@ def tool(
     description: str | None = None,
     annotations: ToolAnnotations | None = None,
     structured_output: bool | None = None,
+    rate: str | None = None,
+    timeout: float | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP tool. Declare the delegated `scopes` and/or app `roles` it needs;
-    `public=True` is the explicit, logged opt-out."""
+    `public=True` is the explicit, logged opt-out. `rate="10/minute"` limits each caller; `timeout` is in seconds."""
     return _decorator(
         "tool",
         name,
         scopes,
         roles,
         public,
+        limits=Limits(rate, timeout),
         title=title,
         description=description,
         annotations=annotations,
@@ -204,6 +217,7 @@ def _import(module_name: str, path: Path) -> types.ModuleType:
 
 
 def _check(spec: Spec) -> None:
+    _check_limits(spec)
     if not spec.requirement.declared:
         raise ToolDiscoveryError(
             f"{spec.kind} {spec.name!r} ({spec.where}) declares no scopes or roles: add scopes=[...] or "
@@ -211,3 +225,16 @@ def _check(spec: Spec) -> None:
         )
     if spec.requirement.public:
         log.warning("%s %r (%s) is public: any authenticated caller may use it", spec.kind, spec.name, spec.where)
+
+
+def _check_limits(spec: Spec) -> None:
+    rate, timeout = spec.limits.rate, spec.limits.timeout
+    if rate is not None:
+        try:
+            parse_many(rate)
+        except ValueError:
+            raise ToolDiscoveryError(
+                f"{spec.kind} {spec.name!r} ({spec.where}) has rate={rate!r}; use e.g. rate='10/minute'"
+            ) from None
+    if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout < float("inf")):
+        raise ToolDiscoveryError(f"{spec.kind} {spec.name!r} ({spec.where}) has timeout={timeout!r}; use seconds > 0")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -112,6 +113,49 @@ class ToolsSettings(BaseModel):
     filter_list: bool = True
 
 
+def _rate(value: str) -> str:
+    """A `limits` rate string such as `120/minute` or `10/second;1000/hour`, checked at startup."""
+    try:
+        if not parse_many(value):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{value!r} is not a rate limit; use e.g. 120/minute or 10/second;1000/hour") from None
+    return value
+
+
+_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+
+
+class RateLimitSettings(BaseModel):
+    """Request rate limits: per authenticated principal, per client IP while unauthenticated, and where counts live."""
+
+    default: str = "120/minute"
+    unauthenticated: str = "30/minute"
+    storage_uri: str = "memory://"
+    # fail_open: a storage outage falls back to per-process in-memory limits (see README for why this is the default).
+    on_storage_error: Literal["fail_open", "fail_closed"] = "fail_open"
+
+    _rates = field_validator("default", "unauthenticated")(_rate)
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower().removeprefix("async+")
+        if "://" not in value or scheme not in _STORAGE_SCHEMES:
+            raise ValueError("RATE_LIMIT__STORAGE_URI must be memory:// or redis://host:port[/db] (rediss:// for TLS)")
+        return value
+
+
+class SecuritySettings(BaseModel):
+    """Resource limits on every request: body size, tool run time, concurrent tool calls, tool result size."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    tool_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_concurrent_calls: int = Field(default=64, ge=1)
+    max_concurrent_calls_per_principal: int = Field(default=8, ge=1)
+    max_result_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+
 class DevIssuerSettings(BaseModel):
     """The embedded issuer that stands in for Entra in development."""
 
@@ -137,6 +181,8 @@ class Settings(BaseSettings):
     mcp: McpSettings = Field(default_factory=McpSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -1,0 +1,160 @@
+"""Resource limits: request body size, concurrent tool calls, tool run time and tool result size."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth.principal import principal_from_scope
+from app.authz import INVALID_REQUEST, operation_from_scope
+from app.http import header, jsonrpc_error, send_json
+from app.registry import Catalog
+from app.settings import SecuritySettings
+
+log = logging.getLogger("app.bounds")
+
+BUSY = -32030  # implementation-defined JSON-RPC server error: too many tool calls in flight
+
+
+class _BodyTooLarge(Exception):
+    """Raised out of `receive` once a streamed body passes the cap; LimitBody answers 413."""
+
+
+class LimitBody:
+    """413 for a body over the cap: from Content-Length before anything else runs, or while a chunked body is read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = header(scope["headers"], b"content-length")
+        if declared and (not declared[0].isdigit() or int(declared[0]) > self.max_bytes):
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        error = jsonrpc_error(INVALID_REQUEST, f"request body too large (limit {self.max_bytes} bytes)")
+        await send_json(send, 413, error, [("Connection", "close")])
+
+
+class CapConcurrency:
+    """In-flight `tools/call` requests, per principal (429) and overall (503): excess is refused at once, not queued.
+
+    Counters are plain ints: the event loop is single-threaded and nothing awaits between check and increment.
+    """
+
+    def __init__(self, app: ASGIApp, per_principal: int, overall: int) -> None:
+        self.app = app
+        self.per_principal = per_principal
+        self.overall = overall
+        self.total = 0
+        self.by_principal: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        operation = operation_from_scope(scope)
+        principal = principal_from_scope(scope)
+        if operation is None or operation.method != "tools/call" or principal is None:
+            await self.app(scope, receive, send)
+            return
+        key = principal.key
+        mine = self.by_principal.get(key, 0)
+        if self.total >= self.overall or mine >= self.per_principal:
+            status, who = (503, "the server") if self.total >= self.overall else (429, "this caller")
+            error = jsonrpc_error(BUSY, f"too many tool calls in flight for {who}; retry shortly", operation.request_id)
+            await send_json(send, status, error, [("Retry-After", "1")])
+            return
+        self.total += 1
+        self.by_principal[key] = mine + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.total -= 1
+            left = self.by_principal[key] - 1
+            if left:
+                self.by_principal[key] = left
+            else:
+                del self.by_principal[key]
+
+
+def tool_error(text: str) -> dict[str, Any]:
+    """A `tools/call` result the caller's model can read: the call failed, and why."""
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+class ToolBounds:
+    """SDK middleware for `tools/call`: a run-time deadline (the task is cancelled) and a cap on the result size."""
+
+    def __init__(self, catalog: Catalog, settings: SecuritySettings) -> None:
+        self.default_timeout = settings.tool_timeout_seconds
+        self.timeouts = {s.name: s.limits.timeout for s in catalog.of("tool") if s.limits.timeout}
+        self.max_result_bytes = settings.max_result_bytes
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        params = ctx.params if isinstance(ctx.params, dict) else {}
+        name = str(params.get("name", ""))
+        timeout = self.timeouts.get(name) or self.default_timeout
+        # A task rather than a cancel scope: a sync tool's worker thread cannot be interrupted, and awaiting its
+        # cancellation would hold the caller until it finishes. The caller is answered at the deadline either way.
+        task = asyncio.ensure_future(call_next(ctx))
+        task.add_done_callback(_consume)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        finally:
+            if not task.done():
+                task.cancel()
+        if not done:
+            log.warning("tool timed out", extra={"tool": name, "timeout_seconds": timeout})
+            return tool_error(f"tool {name!r} did not finish within {timeout:g} s and was cancelled")
+        result = task.result()
+        size = _wire_size(result)
+        if size > self.max_result_bytes:
+            log.warning("tool result too large", extra={"tool": name, "bytes": size})
+            return tool_error(f"tool {name!r} returned {size} bytes, over the {self.max_result_bytes}-byte limit")
+        return result
+
+
+def _wire_size(result: HandlerResult) -> int:
+    if result is None:
+        return 0
+    if isinstance(result, dict):
+        return len(json.dumps(result, separators=(",", ":"), default=str))
+    return len(result.model_dump_json(by_alias=True, exclude_none=True))
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned task's outcome, so a late failure is not reported as 'never retrieved'."""
+    if not task.cancelled():
+        task.exception()

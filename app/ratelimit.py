@@ -1,0 +1,222 @@
+"""Rate limits: per principal, per principal and tool, and per client IP while unauthenticated.
+
+Counting is the `limits` library (the storage and strategies under slowapi), used through its asyncio API so a
+Redis round trip never blocks the event loop. slowapi's own Limiter is not used: it is sync and route/decorator
+based, while our request path is pure ASGI and the tool name is only known after the body is parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from limits import RateLimitItem, WindowStats, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.auth.principal import principal_from_scope
+from app.authz import operation_from_scope
+from app.http import header, jsonrpc_error, send_json
+from app.registry import Catalog
+from app.settings import RateLimitSettings
+
+log = logging.getLogger("app.ratelimit")
+
+T = TypeVar("T")
+RATE_LIMITED = -32029  # implementation-defined JSON-RPC server error: "slow down"
+STORAGE_RETRY_SECONDS = 1.0  # while storage is down, try it again at most this often (no per-request timeouts)
+REDIS_TIMEOUT_SECONDS = 0.5
+FAIL_CLOSED_RETRY_AFTER = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    retry_after: int = 0
+    status: int = 429  # 503 when storage is down and the policy is fail_closed
+    limit: str = ""
+
+
+class Limiter:
+    """Moving-window counters in shared storage; a storage outage follows the configured policy and is logged once."""
+
+    def __init__(self, settings: RateLimitSettings, namespace: str) -> None:
+        self.namespace = namespace
+        self.fail_open = settings.on_storage_error == "fail_open"
+        self.storage = _storage(settings.storage_uri)
+        self.primary = MovingWindowRateLimiter(self.storage)
+        # Per-process counts used while shared storage is unreachable (fail_open): bounded, if not replica-exact.
+        self.fallback = MovingWindowRateLimiter(MemoryStorage())
+        self.shared = not isinstance(self.storage, MemoryStorage)
+        self.down = False
+        self._retry_at = 0.0
+
+    async def start(self) -> None:
+        """Probe shared storage once at startup, so a misconfigured URI shows up in the log immediately."""
+        if self.shared and not await self._on_storage(lambda _: self.storage.check()):
+            self._mark_down(None)
+
+    async def close(self) -> None:
+        """Release the Redis connection pool (limits has no close of its own; its bridge holds the client)."""
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            await client.aclose()
+
+    async def hit(self, items: list[RateLimitItem], *identifiers: str) -> Verdict:
+        """Count one request against every item; the first exhausted item refuses it."""
+        ids = (self.namespace, *identifiers)
+        for item in items:
+            allowed = await self._on_storage(lambda s, item=item: s.hit(item, *ids))  # type: ignore[misc]
+            if allowed is None and not self.fail_open:
+                return Verdict(False, FAIL_CLOSED_RETRY_AFTER, 503)
+            counter = self.primary if allowed is not None else self.fallback
+            if allowed is None:
+                allowed = await self.fallback.hit(item, *ids)
+            if not allowed:
+                return Verdict(False, await self._retry_after(counter, item, ids), 429, str(item))
+        return Verdict(True)
+
+    async def test(self, items: list[RateLimitItem], *identifiers: str) -> bool:
+        """True when one more hit would be allowed (nothing is counted)."""
+        ids = (self.namespace, *identifiers)
+        for item in items:
+            ok = await self._on_storage(lambda s, item=item: s.test(item, *ids))  # type: ignore[misc]
+            if ok is None:
+                ok = self.fail_open and await self.fallback.test(item, *ids)
+            if not ok:
+                return False
+        return True
+
+    async def _retry_after(self, counter: MovingWindowRateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> int:
+        stats: WindowStats | None
+        if counter is self.fallback:
+            stats = await self.fallback.get_window_stats(item, *ids)
+        else:
+            stats = await self._on_storage(lambda s: s.get_window_stats(item, *ids))
+        reset = stats.reset_time if stats is not None else time.time() + item.get_expiry()
+        return max(1, math.ceil(reset - time.time()))
+
+    async def _on_storage(self, op: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T | None:
+        """Run `op` on shared storage; None when it fails, and without trying while it is known to be down."""
+        if self.down and time.monotonic() < self._retry_at:
+            return None
+        try:
+            result = await op(self.primary)
+        except (StorageError, ConnectionError, TimeoutError, OSError) as exc:
+            self._mark_down(exc)
+            return None
+        if self.down:
+            self.down = False
+            log.warning("rate-limit storage is reachable again; counts are shared across replicas once more")
+        return result
+
+    def _mark_down(self, exc: BaseException | None) -> None:
+        if not self.down:  # logged once per outage, not once per request
+            policy = (
+                "per-process in-memory limits (fail_open)" if self.fail_open else "503 to every caller (fail_closed)"
+            )
+            reason = type(exc.__cause__ or exc).__name__ if exc else "no answer"
+            log.error("rate-limit storage unavailable (%s); answering with %s until it recovers", reason, policy)
+        self.down = True
+        self._retry_at = time.monotonic() + STORAGE_RETRY_SECONDS
+
+
+def _storage(uri: str) -> Storage:
+    """limits' asyncio storage for a `memory://` or `redis://` URI (redis-py client, short socket timeouts)."""
+    uri = uri.removeprefix("async+")
+    if uri.startswith("memory://"):
+        return MemoryStorage()
+    return RedisStorage(
+        f"async+{uri}",
+        wrap_exceptions=True,
+        implementation="redispy",
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+
+
+def client_ip(scope: Scope) -> str:
+    """The peer address as uvicorn resolved it (through trusted proxies when --proxy-headers is on)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def too_many(send: Send, verdict: Verdict, request_id: Any = None, scope_name: str = "") -> None:
+    """429 (or 503 while storage is down and failing closed) with Retry-After and a JSON-RPC error."""
+    if verdict.status == 503:
+        body = jsonrpc_error(RATE_LIMITED, "rate limiting is unavailable; retry later", request_id)
+    else:
+        data = {"limit": verdict.limit, "scope": scope_name, "retryAfterSeconds": verdict.retry_after}
+        body = jsonrpc_error(RATE_LIMITED, f"rate limit exceeded ({verdict.limit})", request_id, data)
+    await send_json(send, verdict.status, body, [("Retry-After", str(verdict.retry_after))])
+
+
+class RateLimit:
+    """After authorization: the principal's default limit on every request, then the tool's own limit, if any."""
+
+    def __init__(self, app: ASGIApp, limiter: Limiter, default: str, catalog: Catalog) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.default = parse_many(default)
+        self.per_tool = {s.name: parse_many(s.limits.rate) for s in catalog.of("tool") if s.limits.rate}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal = principal_from_scope(scope)
+        if scope["type"] != "http" or principal is None:
+            await self.app(scope, receive, send)
+            return
+        operation = operation_from_scope(scope)
+        request_id = operation.request_id if operation else None
+        verdict = await self.limiter.hit(self.default, "principal", principal.key)
+        if not verdict.allowed:
+            await too_many(send, verdict, request_id, "principal")
+            return
+        tool = operation.tool if operation else None
+        if tool is not None and tool in self.per_tool:
+            verdict = await self.limiter.hit(self.per_tool[tool], "tool", tool, principal.key)
+            if not verdict.allowed:
+                await too_many(send, verdict, request_id, "tool")
+                return
+        await self.app(scope, receive, send)
+
+
+class ThrottleUnauthenticated:
+    """Before authentication: traffic that does not authenticate is limited per client IP.
+
+    A request without a token is counted up front; one with a token is counted only if it fails to authenticate,
+    so valid callers never spend this bucket. Once an IP's bucket is empty it is refused before any token work.
+    """
+
+    def __init__(self, app: ASGIApp, limiter: Limiter, rate: str) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.rate = parse_many(rate)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ip = client_ip(scope)
+        if not header(scope["headers"], b"authorization"):
+            verdict = await self.limiter.hit(self.rate, "ip", ip)
+            if not verdict.allowed:
+                await too_many(send, verdict, None, "client")
+                return
+            await self.app(scope, receive, send)
+            return
+        if not await self.limiter.test(self.rate, "ip", ip):
+            verdict = await self.limiter.hit(self.rate, "ip", ip)  # normally refused again; this gives Retry-After
+            if not verdict.allowed:
+                await too_many(send, verdict, None, "client")
+                return
+            await self.app(scope, receive, send)  # the window moved on meanwhile, and this request is counted
+            return
+        await self.app(scope, receive, send)
+        if principal_from_scope(scope) is None:
+            await self.limiter.hit(self.rate, "ip", ip)
