@@ -6,8 +6,8 @@ Request path for the MCP endpoint, outermost first:
     -> unauthenticated traffic per client IP: ThrottleUnauthenticated (429)
     -> authentication: AuthenticateBearer (401 / 400)
     -> per-operation authorization: AuthorizeOperation (batch 400, 403 step-up, before dispatch; parses the body once)
+    -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued; spends no quota)
     -> rate limits per principal, and per principal and tool: RateLimit (429 + Retry-After)
-    -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued)
     -> Host / Origin checks, then MCP dispatch: the SDK's Streamable HTTP session manager, with
        CallerContext (caller bound, lists filtered) and ToolBounds (timeout, result size)
     -> the tool
@@ -68,10 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     security, rates = settings.security, settings.rate_limit
 
     mcp_endpoint: ASGIApp = StreamableHTTPASGIApp(mcp.session_manager)
+    mcp_endpoint = RateLimit(mcp_endpoint, limiter, rates.default, catalog)
     mcp_endpoint = CapConcurrency(
         mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls
     )
-    mcp_endpoint = RateLimit(mcp_endpoint, limiter, rates.default, catalog)
     mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges)
     mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges)
     mcp_endpoint = ThrottleUnauthenticated(mcp_endpoint, limiter, rates.unauthenticated)

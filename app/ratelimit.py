@@ -12,12 +12,15 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from limits import RateLimitItem, WindowStats, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.principal import principal_from_scope
@@ -72,7 +75,7 @@ class Limiter:
         """Count one request against every item; the first exhausted item refuses it."""
         ids = (self.namespace, *identifiers)
         for item in items:
-            allowed = await self._on_storage(lambda s, item=item: s.hit(item, *ids))  # type: ignore[misc]
+            allowed = await self._on_storage(partial(_hit, item=item, ids=ids))
             if allowed is None and not self.fail_open:
                 return Verdict(False, FAIL_CLOSED_RETRY_AFTER, 503)
             counter = self.primary if allowed is not None else self.fallback
@@ -82,13 +85,15 @@ class Limiter:
                 return Verdict(False, await self._retry_after(counter, item, ids), 429, str(item))
         return Verdict(True)
 
-    async def test(self, items: list[RateLimitItem], *identifiers: str) -> bool:
-        """True when one more hit would be allowed (nothing is counted)."""
+    async def test(self, items: list[RateLimitItem], *identifiers: str) -> bool | None:
+        """Whether one more hit would be allowed (nothing is counted); None while storage is down and failing closed."""
         ids = (self.namespace, *identifiers)
         for item in items:
-            ok = await self._on_storage(lambda s, item=item: s.test(item, *ids))  # type: ignore[misc]
+            ok = await self._on_storage(partial(_test, item=item, ids=ids))
             if ok is None:
-                ok = self.fail_open and await self.fallback.test(item, *ids)
+                if not self.fail_open:
+                    return None
+                ok = await self.fallback.test(item, *ids)
             if not ok:
                 return False
         return True
@@ -127,6 +132,14 @@ class Limiter:
         self._retry_at = time.monotonic() + STORAGE_RETRY_SECONDS
 
 
+async def _hit(counter: MovingWindowRateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> bool:
+    return await counter.hit(item, *ids)
+
+
+async def _test(counter: MovingWindowRateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> bool:
+    return await counter.test(item, *ids)
+
+
 def _storage(uri: str) -> Storage:
     """limits' asyncio storage for a `memory://` or `redis://` URI (redis-py client, short socket timeouts)."""
     uri = uri.removeprefix("async+")
@@ -138,6 +151,7 @@ def _storage(uri: str) -> Storage:
         implementation="redispy",
         socket_timeout=REDIS_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]  # a hit is not idempotent: a silent retry after a timeout would count it twice
     )
 
 
@@ -210,7 +224,8 @@ class ThrottleUnauthenticated:
                 return
             await self.app(scope, receive, send)
             return
-        if not await self.limiter.test(self.rate, "ip", ip):
+        # None (storage down, failing closed): let the authenticated path refuse it, with the request id.
+        if await self.limiter.test(self.rate, "ip", ip) is False:
             verdict = await self.limiter.hit(self.rate, "ip", ip)  # normally refused again; this gives Retry-After
             if not verdict.allowed:
                 await too_many(send, verdict, None, "client")
