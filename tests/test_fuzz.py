@@ -1,0 +1,148 @@
+"""Hostile input on /mcp: random bodies, headers and methods, with and without a valid token, never give a 500."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import modern_call
+from tests.support.servers import ServerThread
+
+# Tools that return at once whatever the arguments (no sleeps, no caller-sized results).
+TOOLS = ["probe_read", "probe_whoami", "nested_echo", "probe_write", "probe_app_job"]
+METHODS = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "server/discover",
+    "notifications/initialized",
+    "logging/setLevel",
+]
+HEADER_NAMES = [
+    "Content-Type",
+    "Accept",
+    "MCP-Protocol-Version",
+    "Mcp-Session-Id",
+    "Mcp-Method",
+    "Mcp-Name",
+    "Last-Event-ID",
+    "Origin",
+    "Transfer-Encoding-Hint",
+]
+
+header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60).map(str.strip)  # h11 rule
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30))
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+params = st.one_of(
+    json_value,
+    st.fixed_dictionaries(
+        {"name": st.sampled_from(TOOLS) | st.text(max_size=20)},
+        optional={
+            "arguments": json_value,
+            "uri": st.text(max_size=40),
+            "_meta": st.dictionaries(st.sampled_from(["io.modelcontextprotocol/protocolVersion", "x"]), json_value),
+        },
+    ),
+)
+rpc = st.fixed_dictionaries(
+    {"method": st.sampled_from(METHODS) | st.text(max_size=20)},
+    optional={"jsonrpc": st.sampled_from(["2.0", "1.0"]) | json_leaf, "id": json_value, "params": params},
+)
+bodies = st.one_of(
+    st.binary(max_size=512),
+    rpc.map(lambda m: json.dumps(m).encode()),
+    st.lists(rpc, max_size=3).map(lambda m: json.dumps(m).encode()),
+    json_value.map(lambda v: json.dumps(v).encode()),
+)
+auth_kinds = st.sampled_from(["none", "valid", "valid", "valid", "garbage", "twice", "query"])
+
+
+@st.composite
+def modern_requests(draw: st.DrawFn) -> tuple[dict[str, str], bytes]:
+    """Well-formed 2026-07-28 envelopes (matching headers and _meta) around random methods, names and arguments."""
+    method = draw(st.sampled_from(METHODS))
+    name = draw(st.sampled_from(TOOLS) | st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20))
+    headers, body = modern_call(name, draw(st.dictionaries(st.text(max_size=10), json_value, max_size=4)))
+    headers = {**headers, "Mcp-Method": method, "Content-Type": "application/json"}
+    request_id = draw(st.integers(0, 2**31) | st.text(max_size=8) | st.integers(0, 9) | json_value)
+    body = {**body, "method": method, "id": request_id}
+    if draw(st.integers(0, 3)) == 0:
+        body["params"] = {
+            **body["params"],
+            **draw(st.dictionaries(st.sampled_from(["name", "uri", "_meta"]), json_value)),
+        }
+    return headers, json.dumps(body).encode()
+
+
+def test_mcp_endpoint_never_answers_500(serve: Callable[..., ServerThread], token: Callable[..., str]) -> None:
+    server = serve(
+        rate_limit={"default": "100000/minute", "unauthenticated": "100000/minute"},
+        security={"tool_timeout_seconds": 2, "max_body_bytes": 4096},
+    )
+    valid = token("mcp.read files.write")
+
+    @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        method=st.sampled_from(["POST"] * 6 + ["GET", "DELETE", "PUT"]),
+        body=bodies,
+        headers=st.dictionaries(st.sampled_from(HEADER_NAMES), header_text, max_size=5),
+        accept_both=st.booleans(),
+        auth=auth_kinds,
+        modern=st.none() | modern_requests(),
+        disturb=st.integers(0, 1),
+    )
+    def hostile(
+        method: str,
+        body: bytes,
+        headers: dict[str, str],
+        accept_both: bool,
+        auth: str,
+        modern: tuple[dict[str, str], bytes] | None,
+        disturb: int,
+    ) -> None:
+        if modern is not None:  # a well-formed envelope, with at most one header disturbed
+            method, body, headers = "POST", modern[1], {**modern[0], **dict(list(headers.items())[:disturb])}
+            accept_both = True
+        sent: list[tuple[str, str]] = list(headers.items())
+        if accept_both:
+            sent.append(("Accept", "application/json, text/event-stream"))
+        url = "/mcp"
+        if auth in {"valid", "twice", "query"}:
+            sent.append(("Authorization", f"Bearer {valid}"))
+        if auth == "twice":
+            sent.append(("Authorization", f"Bearer {valid}"))
+        if auth == "garbage":
+            sent.append(("Authorization", "Bearer eyJhbGciOiJub25lIn0.e30."))
+        if auth == "query":
+            url += f"?access_token={valid}"
+        with http.stream(method, url, content=body if method != "GET" else None, headers=sent) as response:
+            assert response.status_code < 500, (response.status_code, response.read()[:500])
+            event(f"HTTP {response.status_code}")  # shown by --hypothesis-show-statistics
+            if response.headers.get("content-type", "").startswith("text/event-stream") and method == "GET":
+                return  # the SDK's standalone SSE stream stays open by design; its status is what counts
+            text = response.read().decode(errors="replace")
+        assert "Traceback" not in text
+        if response.status_code == 200 and response.headers.get("content-type", "").startswith("application/json"):
+            _check_jsonrpc(json.loads(text))
+
+    with httpx2.Client(base_url=server.url, timeout=10) as http:
+        hostile()
+
+
+def _check_jsonrpc(payload: Any) -> None:
+    assert isinstance(payload, dict) and payload.get("jsonrpc") == "2.0"
+    assert "result" in payload or "error" in payload
