@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
-from starlette.types import Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("app.http")
 
 JsonHeaders = Iterable[tuple[str, str]]
 
@@ -34,3 +37,29 @@ def jsonrpc_error(code: int, message: str, request_id: Any = None, data: Any = N
 def header(scope_headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
     """All values of one (lower-case) header name."""
     return [value for key, value in scope_headers if key == name]
+
+
+class EnsureResponse:
+    """Answer 400 when the wrapped app returns without responding, rather than letting uvicorn send a bare 500.
+
+    The SDK does this for a GET with `Last-Event-ID` when no event store is configured (we configure none).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, receive, tracking_send)
+        if not started:
+            log.warning("request left unanswered by the MCP transport", extra={"method": scope.get("method")})
+            await send_json(send, 400, jsonrpc_error(-32600, "request not supported by this server"))

@@ -36,6 +36,7 @@ from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
 from app.bounds import CapConcurrency, LimitBody
 from app.dev_issuer import DevIssuer, EmbeddedServer
+from app.http import EnsureResponse
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
 from app.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limiter = Limiter(settings.rate_limit, namespace=settings.mcp.server_name)
     security, rates = settings.security, settings.rate_limit
 
-    mcp_endpoint: ASGIApp = StreamableHTTPASGIApp(mcp.session_manager)
+    mcp_endpoint: ASGIApp = EnsureResponse(StreamableHTTPASGIApp(mcp.session_manager))
     mcp_endpoint = RateLimit(mcp_endpoint, limiter, rates.default, catalog)
     mcp_endpoint = CapConcurrency(
         mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls

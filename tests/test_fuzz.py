@@ -146,3 +146,15 @@ def test_mcp_endpoint_never_answers_500(serve: Callable[..., ServerThread], toke
 def _check_jsonrpc(payload: Any) -> None:
     assert isinstance(payload, dict) and payload.get("jsonrpc") == "2.0"
     assert "result" in payload or "error" in payload
+
+
+async def test_get_with_last_event_id_is_a_400_not_a_500(
+    serve: Callable[..., ServerThread], token: Callable[..., str]
+) -> None:
+    """Found by the fuzzer: the SDK returns without any response when asked to resume with no event store."""
+    server = serve()
+    headers = {"Authorization": f"Bearer {token()}", "Accept": "text/event-stream", "Last-Event-ID": "0"}
+    async with httpx2.AsyncClient(base_url=server.url, timeout=10) as http:
+        response = await http.get("/mcp", headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "request not supported by this server"
