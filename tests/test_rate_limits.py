@@ -1,0 +1,52 @@
+"""Rate limits in one process (memory storage): the per-IP bucket for unauthenticated traffic, keyed through proxies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx2
+
+from app.main import create_app
+from tests.conftest import settings_for
+from tests.support.entra import EntraStandIn
+from tests.support.servers import ServerThread, free_port
+from tests.test_resource_limits import READER, call
+
+
+async def test_unauthenticated_traffic_is_limited_per_client_ip(
+    serve: Callable[..., ServerThread], token: Callable[..., str]
+) -> None:
+    server = serve(rate_limit={"unauthenticated": "5/minute"})
+    prm = "/.well-known/oauth-protected-resource/mcp"
+    async with httpx2.AsyncClient(base_url=server.url) as http:
+        valid = [await call(http, token(READER), "probe_read") for _ in range(6)]
+        anonymous = [(await http.post("/mcp", json={})).status_code for _ in range(3)]
+        bad_token = (await http.post("/mcp", json={}, headers={"Authorization": "Bearer not.a.token"})).status_code
+        metadata = (await http.get(prm)).status_code
+        flood = [await http.post("/mcp", json={}, headers={"Authorization": "Bearer guess"}) for _ in range(2)]
+        prm_after = await http.get(prm)
+        health = (await http.get("/healthz")).status_code
+    assert all(r.status_code == 200 for r in valid)  # valid callers never spend this bucket
+    assert anonymous == [401, 401, 401] and bad_token == 401 and metadata == 200
+    for refused in (*flood, prm_after):
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"]["data"]["scope"] == "client"
+    assert health == 200
+
+
+async def test_client_bucket_follows_the_ip_resolved_through_trusted_proxies(entra: EntraStandIn) -> None:
+    port = free_port()
+    settings = settings_for(entra, port, rate_limit={"unauthenticated": "2/minute"})
+    app = create_app(settings)
+    with ServerThread(app, port=port, proxy_headers=True, forwarded_allow_ips="127.0.0.1") as server:
+        async with httpx2.AsyncClient(base_url=server.url) as http:
+
+            async def anonymous(client_ip: str) -> int:
+                response = await http.post("/mcp", json={}, headers={"X-Forwarded-For": client_ip})
+                return response.status_code
+
+            first = [await anonymous("203.0.113.7") for _ in range(3)]
+            second = [await anonymous("198.51.100.9") for _ in range(2)]
+    assert first == [401, 401, 429]
+    assert second == [401, 401]  # another client behind the same proxy has its own bucket
