@@ -23,11 +23,14 @@ RUN python3 -m venv /opt/uv \
 # The runtime venv sits at the same path in both stages so its scripts'
 # shebangs stay valid after COPY --from. Bytecode is compiled here because the
 # final image runs with a read-only root filesystem and cannot write .pyc files.
+# UV_NATIVE_TLS makes uv trust the OS CA store (as pip does), so builds behind a
+# TLS-inspecting corporate proxy work once its CA is in the build's trust store.
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv \
     UV_PYTHON_DOWNLOADS=never \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
-    UV_NO_CACHE=1
+    UV_NO_CACHE=1 \
+    UV_NATIVE_TLS=1
 
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
@@ -38,8 +41,8 @@ RUN /opt/uv/bin/uv sync --frozen --no-dev --no-install-project --python python3
 FROM ${BASE_IMAGE} AS runtime
 
 # Fixed UID/GID so Kubernetes runAsUser/fsGroup and file ownership line up.
-RUN groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid 10001 --no-create-home \
+RUN groupadd --gid 10001 app \
+ && useradd --uid 10001 --gid 10001 --no-create-home \
       --home-dir /tmp --shell /usr/sbin/nologin app
 
 ENV APP_ENV=production \
