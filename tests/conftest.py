@@ -22,6 +22,8 @@ OTHER_TENANT = "0e3e2e88-0000-4000-8000-000000000002"
 CLIENT_ID = "5c6a6c1c-0000-4000-8000-00000000c11e"
 REPO = Path(__file__).resolve().parent.parent
 TEST_TOOLS = Path(__file__).resolve().parent / "support" / "tools"
+# Production with stateless HTTP needs a shared requestState key ring (issue 4); a fixed test ring.
+REQUEST_STATE_KEY = "test-request-state-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +44,7 @@ def settings_for(entra: EntraStandIn, port: int, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "app_env": "production",
         "azuread": {"instance": entra.base, "tenant_id": TENANT, "client_id": CLIENT_ID},
-        "mcp": {"resource_host": f"http://127.0.0.1:{port}"},
+        "mcp": {"resource_host": f"http://127.0.0.1:{port}", "request_state_keys": [REQUEST_STATE_KEY]},
         "tools": {"dir": TEST_TOOLS},
     }
     for section, value in overrides.items():

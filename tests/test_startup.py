@@ -170,7 +170,7 @@ def test_dev_issuer_is_never_active_in_production() -> None:
         _env_file=None,
         app_env="production",  # type: ignore[call-arg]
         azuread={"tenant_id": "t", "client_id": "c"},
-        mcp={"resource_host": "https://x.example"},
+        mcp={"resource_host": "https://x.example", "stateless": False},
     )
     assert not settings.dev_issuer_active
     from app.dev_issuer import DevIssuer
