@@ -62,6 +62,18 @@ CREDENTIALS: dict[str, Callable[[KeyVaultSettings], TokenCredential]] = {
 }
 
 
+_credentials: dict[tuple[object, ...], TokenCredential] = {}
+
+
+def credential_for(kv: KeyVaultSettings) -> TokenCredential:
+    """One credential per configuration per process: its token cache then spans every refresh."""
+    factory = CREDENTIALS[kv.credential]
+    key = (factory, kv.managed_identity_client_id, kv.timeout_seconds)
+    if key not in _credentials:
+        _credentials[key] = factory(kv)
+    return _credentials[key]
+
+
 def vault_secret_name(env_name: str) -> str:
     """`AZUREAD__CLIENT_SECRET` / `azuread__client_secret` -> `azuread--client-secret` (the vault's spelling)."""
     return env_name.lower().replace("_", "-")
@@ -97,7 +109,7 @@ class BoundedKeyVaultSource(AzureKeyVaultSettingsSource):
         super().__init__(
             settings_cls,
             kv.url,
-            CREDENTIALS[kv.credential](kv),
+            credential_for(kv),
             dash_to_underscore=True,
             case_sensitive=False,
         )

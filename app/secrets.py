@@ -107,6 +107,7 @@ class SecretStore:
         self._listeners: list[Callable[[SecretStore, set[str]], None]] = []
         self._values: dict[str, SecretStr | list[SecretStr]] = {}
         self._plain: frozenset[str] = frozenset()
+        self._tool_names: frozenset[str] = frozenset()
         self.settings = settings
         self._set(settings, tool_secrets or {})
 
@@ -117,7 +118,7 @@ class SecretStore:
             for name in values.keys() | self._values.keys()
             if _plain(values.get(name)) != _plain(self._values.get(name))
         }
-        self.settings, self._values = settings, values
+        self.settings, self._values, self._tool_names = settings, values, frozenset(tool_secrets)
         self._plain = frozenset(text for value in values.values() for text in _plain(value) if text)
         return changed
 
@@ -129,6 +130,12 @@ class SecretStore:
         if isinstance(value, list):
             return SecretStr(",".join(item.get_secret_value() for item in value))
         return value
+
+    def tool_secret(self, name: str) -> SecretStr:
+        """A tool's own secret only: the server's secrets (client secret, request-state keys) are not for tools."""
+        if vault_secret_name(name) not in self._tool_names:
+            raise SecretNotFoundError(f"tool secret {name!r} is not loaded (declare it: @tool(secrets=[{name!r}]))")
+        return self.get(name)
 
     def names(self) -> list[str]:
         return sorted(self._values)
@@ -228,4 +235,4 @@ def secret(name: str) -> SecretStr:
     store = _bound.get() or _process_store
     if store is None:
         raise SecretsError("secret() is available inside a running server only")
-    return store.get(name)
+    return store.tool_secret(name)

@@ -107,6 +107,37 @@ def test_keyvault_settings_are_read_from_dotenv_before_the_vault(
     assert settings.azuread.client_secret == SecretStr("bootstrapped-from-dotenv")
 
 
+@pytest.mark.parametrize(
+    ("url", "verified"),
+    [("https://contoso.vault.azure.net/", True), ("https://127.0.0.1:8443/", False), ("https://localhost/", False)],
+)
+def test_challenge_resource_verification_is_off_only_for_loopback_vaults(
+    keyvault: KeyVaultStandIn, url: str, verified: bool
+) -> None:
+    from app.keyvault import BoundedKeyVaultSource
+    from app.settings import KeyVaultSettings
+
+    source = BoundedKeyVaultSource(Settings, KeyVaultSettings(url=url, credential="local-issuer"))
+    policy = source._client()._client._config.authentication_policy
+    assert policy._verify_challenge_resource is verified
+
+
+def test_tools_reach_only_their_own_secrets(tmp_path: Path) -> None:
+    from app.secrets import SecretNotFoundError, bound_store, secret
+
+    store = SecretStore(
+        _dev(_env_file=None, azuread={"client_secret": "server-client-secret"}),
+        {"weather--api-key": SecretStr("weather-key-value")},
+    )
+    with bound_store(store):
+        assert secret("weather--api-key").get_secret_value() == "weather-key-value"
+        with pytest.raises(SecretNotFoundError, match="azuread--client-secret"):
+            secret("azuread--client-secret")
+        with pytest.raises(SecretNotFoundError, match="other--key"):
+            secret("other--key")
+    assert store.get("azuread--client-secret").get_secret_value() == "server-client-secret"  # the framework's view
+
+
 def test_vault_names_map_to_env_style_names() -> None:
     assert vault_secret_name("AZUREAD__CLIENT_SECRET") == "azuread--client-secret"
     assert vault_secret_name("weather__api_key") == "weather--api-key"
