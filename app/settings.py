@@ -72,6 +72,11 @@ class AzureAdSettings(BaseModel):
 
     _split_lists = field_validator("audiences", "allowed_tenants", mode="before")(_csv)
 
+    @field_validator("client_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("instance")
     @classmethod
     def _instance_is_https_or_loopback(cls, value: str) -> str:
