@@ -27,7 +27,16 @@ from app.mcp_server import request_state_security
 from app.redaction import MASK, Redactor
 from app.secrets import SecretsError, SecretStore, check_tool_secret_name
 from app.settings import Settings
-from tests.conftest import CLIENT_ID, REQUEST_STATE_KEY, TENANT, mcp_client, rpc, settings_for, vault_section
+from tests.conftest import (
+    CLIENT_ID,
+    REQUEST_STATE_KEY,
+    TENANT,
+    mcp_client,
+    modern_call,
+    rpc,
+    settings_for,
+    vault_section,
+)
 from tests.support.entra import EntraStandIn, new_key
 from tests.support.keyvault import KeyVaultStandIn, TlsFiles
 from tests.support.servers import ServerThread, free_port
@@ -279,6 +288,53 @@ def test_replicas_sharing_the_ring_unseal_each_others_state_and_rotation_keeps_o
     assert replica_b.codec.unseal(sealed_by_a) == b"round-1"
     with pytest.raises(InvalidRequestState):
         replica_a.codec.unseal(sealed_by_new)
+
+
+CONFIRMING_TOOL = """
+    from typing import Annotated
+
+    from mcp.server.mcpserver.resolve import Elicit, Resolve
+    from pydantic import BaseModel
+
+    from app import tool
+
+
+    class Confirm(BaseModel):
+        ok: bool
+
+
+    def ask() -> Elicit[Confirm]:
+        return Elicit("Proceed?", Confirm)
+
+
+    @tool(scopes=["mcp.read"])
+    def confirmed(confirm: Annotated[Confirm, Resolve(ask)]) -> str:
+        \"\"\"Asks the client to confirm (a 2026-07-28 multi-round-trip), then answers.\"\"\"
+        return f"confirmed={confirm.ok}"
+"""
+
+
+async def test_a_multi_round_trip_continues_on_another_replica_with_the_shared_ring(
+    serve: Callable[..., ServerThread], token: Callable[..., str], tmp_path: Path
+) -> None:
+    tools = _write_tool(tmp_path, "confirming.py", CONFIRMING_TOOL)
+    replica_a = serve(tools={"dir": tools}, mcp={"request_state_keys": [KEY_A]})
+    replica_b = serve(tools={"dir": tools}, mcp={"request_state_keys": [KEY_B, KEY_A]})  # mid-rotation ring
+    stranger = serve(tools={"dir": tools}, mcp={"request_state_keys": [KEY_B]})
+    headers, body = modern_call("confirmed", {})
+    body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = {"elicitation": {"form": {}}}
+    headers["Authorization"] = f"Bearer {token('mcp.read')}"
+    async with httpx2.AsyncClient(timeout=10) as http:
+        first = (await http.post(f"{replica_a.url}/mcp", json=body, headers=headers)).json()["result"]
+        assert first["resultType"] == "input_required"
+        (question,) = first["inputRequests"]
+        body["params"]["inputResponses"] = {question: {"action": "accept", "content": {"ok": True}}}
+        body["params"]["requestState"] = first["requestState"]
+        resumed = (await http.post(f"{replica_b.url}/mcp", json=body, headers=headers)).json()
+        refused = (await http.post(f"{stranger.url}/mcp", json=body, headers=headers)).json()
+    assert resumed["result"]["structuredContent"] == {"result": "confirmed=True"}
+    # A replica without the sealing key cannot unseal: the SDK refuses the echoed state.
+    assert refused["error"]["data"] == {"reason": "invalid_request_state"}
 
 
 def _store(keys: list[str]) -> SecretStore:
