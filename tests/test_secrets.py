@@ -197,6 +197,19 @@ def test_vault_down_fails_startup_within_the_timeout_naming_the_secrets(
     assert "value-that-must-not-show" not in message
 
 
+def test_an_unreachable_vault_stops_the_real_server_with_a_clear_message(tmp_path: Path) -> None:
+    env = {
+        "APP_ENV": "development",
+        "KEYVAULT__URL": f"https://127.0.0.1:{free_port()}/",
+        "KEYVAULT__CREDENTIAL": "managed_identity",
+        "KEYVAULT__TIMEOUT_SECONDS": "3",
+    }
+    result = _uvicorn(env, tmp_path)
+    assert result.returncode != 0
+    assert "secrets error: Key Vault" in result.stderr and "azuread--client-secret" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_missing_tool_secret_fails_startup_naming_it(
     entra: EntraStandIn, keyvault: KeyVaultStandIn, vault_tls: TlsFiles, tmp_path: Path
 ) -> None:
@@ -388,8 +401,8 @@ async def test_rotated_secrets_reach_consumers_after_the_refresh_interval_withou
     bearer = token("mcp.read")
     assert await _tool_text(server.url, bearer, "key_fingerprint") == (False, _fingerprint("api-key-version-one"))
 
+    keyvault.set("azuread--client-secret", "client-secret-version-two")  # first: seen no later than the tool's
     keyvault.set("weather--api-key", "api-key-version-two")
-    keyvault.set("azuread--client-secret", "client-secret-version-two")
     deadline = time.monotonic() + 10
     while await _tool_text(server.url, bearer, "key_fingerprint") != (False, _fingerprint("api-key-version-two")):
         assert time.monotonic() < deadline, "the rotated tool secret was never seen"
