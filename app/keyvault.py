@@ -115,7 +115,7 @@ class BoundedKeyVaultSource(AzureKeyVaultSettingsSource):
         )
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        # Called by the base class's __init__ in some versions; the real load happens in __call__ (bounded).
+        # EnvSettingsSource.__init__ calls this; the vault is read in __call__, under the deadline.
         return {}
 
     def _client(self) -> SecretClient:
