@@ -71,10 +71,26 @@ class SecretRedactor(logging.Filter):
         return True
 
 
-def scrub(record: logging.LogRecord, redactor: Redactor = REDACTOR) -> logging.LogRecord:
-    """Redact one record; idempotent. On any failure the message is dropped rather than leaked."""
+_PLAIN_ARGS = (str, int, float, bool, type(None))
+
+
+def scrub(record: logging.LogRecord, redactor: Redactor = REDACTOR, keep_args: bool = False) -> logging.LogRecord:
+    """Redact one record; idempotent. On any failure the message is dropped rather than leaked.
+
+    `keep_args` (at record creation) redacts plain arguments one by one and keeps them as arguments, so logger
+    filters that rewrite arguments (e.g. the access log's query-string filter) still see them."""
     try:
-        record.msg, record.args = redactor.text(record.getMessage()), None
+        args = record.args
+        if (
+            keep_args
+            and isinstance(record.msg, str)
+            and isinstance(args, tuple)
+            and all(isinstance(arg, _PLAIN_ARGS) for arg in args)
+        ):
+            record.msg = redactor.text(record.msg)
+            record.args = tuple(redactor.text(arg) if isinstance(arg, str) else arg for arg in args)
+        else:
+            record.msg, record.args = redactor.text(record.getMessage()), None
         if record.exc_info:
             # Formatters would re-render exc_info; keep only the redacted text (formatters print exc_text).
             text = record.exc_text or SecretRedactor._formatter.formatException(record.exc_info)
@@ -116,7 +132,7 @@ def install_redaction(provider: Callable[[], frozenset[str]] | None = None) -> S
         previous = logging.getLogRecordFactory()
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-            return scrub(previous(*args, **kwargs))
+            return scrub(previous(*args, **kwargs), keep_args=True)
 
         logging.setLogRecordFactory(factory)
         _factory_installed = True

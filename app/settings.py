@@ -62,17 +62,19 @@ class AzureAdSettings(BaseModel):
     instance: str = "https://login.microsoftonline.com/"
     tenant_id: str | None = None
     client_id: str | None = None
-    client_secret: SecretStr | None = None
     audiences: CsvList | None = None
     accept_v1: bool = True
     allowed_tenants: CsvList = Field(default_factory=list)
     jwks_refresh_seconds: float = Field(default=60.0, gt=0, le=60.0)
     jwks_max_age_seconds: float = Field(default=24 * 3600.0, gt=0)
     clock_skew_seconds: int = Field(default=60, ge=0, le=300)
+    # This server's own credential, used only for on-behalf-of token exchange (app/downstream.py).
+    client_secret: SecretStr | None = None
+    client_certificate_path: Path | None = None
 
     _split_lists = field_validator("audiences", "allowed_tenants", mode="before")(_csv)
 
-    @field_validator("client_secret", mode="before")
+    @field_validator("client_secret", "client_certificate_path", mode="before")
     @classmethod
     def _empty_secret_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -15,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 from app.keyvault import CREDENTIALS
 from app.main import create_app
 from app.settings import Settings
-from tests.support.entra import EntraStandIn
+from tests.support.entra import MINTED, EntraStandIn
 from tests.support.keyvault import KeyVaultStandIn, LocalIssuerCredential, TlsFiles, make_tls
 from tests.support.servers import ServerThread, free_port
 
@@ -26,6 +28,45 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_TOOLS = Path(__file__).resolve().parent / "support" / "tools"
 # Production with stateless HTTP needs a shared requestState key ring (issue 4); a fixed test ring.
 REQUEST_STATE_KEY = "test-request-state-key-0123456789abcdef"
+
+
+JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
+
+
+class _KeepAll(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(
+            self.format(record)
+            + " "
+            + " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD_ATTRS)
+        )
+
+
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_in_any_log() -> Iterator[None]:
+    """Every log record of the whole run, at DEBUG, extras and tracebacks included, must be free of tokens."""
+    keep, root = _KeepAll(), logging.getLogger()
+    previous = root.level
+    # The test client's own request log prints URLs, and some tests put tokens in URLs on purpose.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    root.addHandler(keep)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(keep)
+    root.setLevel(previous)
+    assert MINTED, "the run minted no tokens, so this check would prove nothing"
+    text = "\n".join(keep.lines)
+    leaked = [t[:16] for t in MINTED if t in text]
+    shaped = [line[:160] for line in keep.lines if JWT_SHAPED.search(line)]
+    assert not leaked and not shaped, f"tokens reached the logs: {leaked[:3]} {shaped[:3]}"
 
 
 @pytest.fixture(scope="session")
