@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from mcp.server.request_state import InvalidRequestState
 from pydantic import SecretStr, ValidationError
 
-from app.keyvault import KeyVaultError, vault_secret_name
+from app.keyvault import CREDENTIALS, KeyVaultError, vault_secret_name
 from app.main import create_app
 from app.mcp_server import request_state_security
 from app.redaction import MASK, Redactor
@@ -29,8 +29,10 @@ from app.secrets import SecretsError, SecretStore, check_tool_secret_name
 from app.settings import Settings
 from tests.conftest import (
     CLIENT_ID,
+    REPO,
     REQUEST_STATE_KEY,
     TENANT,
+    VAULT_IDENTITY,
     mcp_client,
     modern_call,
     rpc,
@@ -38,8 +40,9 @@ from tests.conftest import (
     vault_section,
 )
 from tests.support.entra import EntraStandIn, new_key
-from tests.support.keyvault import KeyVaultStandIn, TlsFiles
+from tests.support.keyvault import KeyVaultStandIn, LocalIssuerCredential, TlsFiles
 from tests.support.servers import ServerThread, free_port
+from tests.test_on_behalf_of import entra_tls, profile_api  # noqa: F401  (fixtures)
 from tests.test_startup import _uvicorn
 
 KEY_A = "a" * 40
@@ -569,3 +572,45 @@ def test_redaction_covers_exception_text_traceback_and_extras(captured_log: io.S
     assert "failed [REDACTED]" in text and "ValueError: boom [REDACTED]" in text and "Traceback" in text
     assert "extra-secret-value-42" not in text
     assert records[0].detail == MASK and records[0].exc_info is None  # type: ignore[attr-defined]
+
+
+# ---- rotation reaches the on-behalf-of client ---------------------------------------------------------------
+async def test_the_obo_client_rebuilds_with_a_rotated_client_secret(
+    entra_tls: tuple[EntraStandIn, Path],  # noqa: F811  (the fixture imported above)
+    profile_api: tuple[str, list[dict[str, str]]],  # noqa: F811
+    vault_tls: TlsFiles,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entra, entra_cert = entra_tls
+    monkeypatch.setenv("SSL_CERT_FILE", str(entra_cert))  # httpx2 (JWKS) and MSAL trust the TLS Entra stand-in
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(entra_cert))
+    monkeypatch.setenv("PROFILE_API__BASE_URL", profile_api[0])
+    vault = KeyVaultStandIn(entra, TENANT)  # this vault trusts tokens from this Entra stand-in
+    vault_server = ServerThread(vault.app(), ssl_certfile=str(vault_tls.cert), ssl_keyfile=str(vault_tls.key))
+    vault.base = f"https://127.0.0.1:{vault_server.port}"
+    credential = LocalIssuerCredential(entra, TENANT, VAULT_IDENTITY)
+    monkeypatch.setitem(CREDENTIALS, "local-issuer", lambda _kv: credential)
+    vault.set("azuread--client-secret", "obo-client-secret-one")
+    port = free_port()
+
+    def user_token(oid: str) -> str:
+        return entra.token(tenant=TENANT, audience=CLIENT_ID, scopes="profile.read", oid=oid)
+
+    section = vault_section(vault, vault_tls, refresh_seconds=0.5)
+    with (
+        vault_server,
+        ServerThread(
+            create_app(settings_for(entra, port, keyvault=section, tools={"dir": REPO / "tools"})), port=port
+        ) as server,
+    ):
+        ok, _ = await _tool_text(server.url, user_token("aaaaaaaa-0000-4000-8000-0000000000a1"), "my_profile")
+        assert ok is False and entra.token_requests[-1]["client_secret"] == "obo-client-secret-one"
+        vault.set("azuread--client-secret", "obo-client-secret-two")
+        store: SecretStore = server.server.config.app.state.secrets
+        deadline = time.monotonic() + 10
+        while store.get("azuread--client-secret").get_secret_value() != "obo-client-secret-two":
+            assert time.monotonic() < deadline, "the rotated client secret was never loaded"
+            await asyncio.sleep(0.2)
+        # Another user, so MSAL must exchange (not serve from cache): with the new secret, no restart.
+        ok, _ = await _tool_text(server.url, user_token("aaaaaaaa-0000-4000-8000-0000000000a2"), "my_profile")
+    assert ok is False and entra.token_requests[-1]["client_secret"] == "obo-client-secret-two"
