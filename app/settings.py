@@ -310,11 +310,14 @@ class Settings(BaseSettings):
 
     @property
     def workers(self) -> int:
-        """Worker processes, as uvicorn and gunicorn read them from WEB_CONCURRENCY."""
-        try:
-            return max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
-        except ValueError:
-            return 1
+        """Worker processes: SERVER__WORKERS (our image's `--workers`) or WEB_CONCURRENCY (uvicorn, gunicorn)."""
+        counts = []
+        for name in ("SERVER__WORKERS", "WEB_CONCURRENCY"):
+            try:
+                counts.append(int(os.environ.get(name, "1")))
+            except ValueError:
+                counts.append(1)
+        return max(1, *counts)
 
     @cached_property
     def dev_issuer_active(self) -> bool:

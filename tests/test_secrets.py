@@ -280,6 +280,9 @@ def test_production_with_several_workers_without_a_key_ring_refuses(monkeypatch:
         _production(stateless=False)
     monkeypatch.setenv("WEB_CONCURRENCY", "1")
     assert _production(stateless=False).mcp.request_state_keys == []
+    monkeypatch.setenv("SERVER__WORKERS", "3")  # the container image's worker count
+    with pytest.raises(ValidationError, match="MCP__REQUEST_STATE_KEYS"):
+        _production(stateless=False)
 
 
 def test_a_short_request_state_key_is_refused_without_echoing_it() -> None:
