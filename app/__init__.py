@@ -4,7 +4,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from app.auth.principal import NotAuthenticatedError, Principal, current_principal
 from app.downstream import DownstreamAuthError, downstream_token
-from app.registry import prompt, resource, tool
+from app.registry import completion, prompt, resource, tool
 from app.secrets import secret
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "NotAuthenticatedError",
     "Principal",
     "ToolError",
+    "completion",
     "current_principal",
     "downstream_token",
     "prompt",
