@@ -8,13 +8,18 @@ Request path for the MCP endpoint, outermost first:
     -> per-operation authorization: AuthorizeOperation (batch 400, 403 step-up, before dispatch; parses the body once)
     -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued; spends no quota)
     -> rate limits per principal, and per principal and tool: RateLimit (429 + Retry-After)
-    -> Host / Origin checks, then MCP dispatch: the SDK's Streamable HTTP session manager, with
-       CallerContext (caller bound, lists filtered) and ToolBounds (timeout, result size)
+    -> Host / Origin checks, then MCP dispatch: the SDK's Streamable HTTP session manager, with SecretGuard
+       (secrets bound for `secret()`, secrets and tokens scrubbed from results and errors), CallerContext
+       (caller bound, lists filtered) and ToolBounds (timeout, result size)
     -> the tool
+
+Secrets come from settings (Key Vault among the sources) into a `SecretStore`, re-read in the background when
+KEYVAULT__REFRESH_SECONDS is set; every log record is scrubbed of them (and of tokens) by the redaction filter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -30,17 +35,22 @@ from pydantic import ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from app.access_log import install_access_log_filter
 from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
 from app.bounds import CapConcurrency, LimitBody
 from app.dev_issuer import DevIssuer, EmbeddedServer
+from app.downstream import OnBehalfOf, settings_credential
 from app.http import EnsureResponse
+from app.keyvault import KeyVaultError
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
 from app.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
+from app.redaction import REDACTOR, install_redaction
 from app.registry import ToolDiscoveryError, discover
+from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
 from app.settings import Settings
 
 log = logging.getLogger("app")
@@ -50,12 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the whole server from settings; every piece that can be prepared once is prepared here."""
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_access_log_filter()
     catalog = discover(settings.tools.dir)
+    secrets = SecretStore(settings, load_tool_secrets(catalog.secrets, settings))
+    install_redaction(secrets.plain_values)
+    set_process_store(secrets)
     challenges = Challenges(
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    mcp = build_mcp_server(settings, catalog, guard)
+    downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
+    mcp = build_mcp_server(settings, catalog, guard, secrets, downstream)
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,
@@ -91,12 +106,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(validator.stop)
             await limiter.start()
             stack.push_async_callback(limiter.close)
+            if settings.keyvault.refresh_seconds:
+                refresher = SecretRefresher(secrets, catalog.secrets, settings.keyvault.refresh_seconds)
+                stack.push_async_callback(_cancel, asyncio.create_task(refresher.run(), name="secret-refresh"))
+            stack.callback(REDACTOR.remove, secrets.plain_values)  # this app's values stop mattering once it stops
             await stack.enter_async_context(mcp.session_manager.run())
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
             yield
 
     app = FastAPI(title=settings.mcp.server_name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
+    app.state.secrets = secrets
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     # Metadata is public and static: one prepared response, behind the per-IP limit for unauthenticated traffic.
     prm = ThrottleUnauthenticated(
@@ -126,6 +146,11 @@ def _transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _stop(server: EmbeddedServer) -> None:
     server.should_exit = True
     await server.task
@@ -135,8 +160,8 @@ def _announce_dev(settings: Settings) -> None:
     base = settings.resource
     log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", settings.instance)
     log.info(
-        "try it: npx -y @modelcontextprotocol/inspector@2.12.0 --cli %s --transport http --method tools/list "
-        '--header "Authorization: Bearer $(make -s token)"',
+        "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
+        '--transport http --method tools/list --header "Authorization: Bearer $(make -s token)"',
         base,
     )
 
@@ -158,5 +183,8 @@ def __getattr__(name: str) -> Any:
             raise SystemExit(2) from None
         except ToolDiscoveryError as exc:
             print(f"tools error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except (KeyVaultError, SecretsError) as exc:
+            print(f"secrets error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return _app

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp_types import EmptyResult, SetLevelRequestParams
+from mcp.server.request_state import AESGCMRequestStateCodec, RequestStateSecurity
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.exceptions import MCPError
+from mcp_types import Completion
+from pydantic import BaseModel
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
 from app.bounds import ToolBounds
+from app.downstream import OnBehalfOf, using
+from app.redaction import REDACTOR, Redactor
 from app.registry import Catalog
+from app.sdk_gaps import apply_log_level, fill_sdk_gaps
+from app.secrets import SecretStore, bound_store
 from app.settings import Settings
+
+log = logging.getLogger("app.mcp")
+MAX_COMPLETIONS = 100  # the spec's cap on values in one completion result
+REQUEST_STATE_KEYS = "mcp--request-state-keys"
+# Results that carry tool or author text back to the client: scrubbed of secrets and tokens.
+_SCRUBBED = {"tools/call", "resources/read", "prompts/get"}
 
 # list method -> (wire result field, catalog kind, wire key naming each item's target)
 _LISTS = {
@@ -23,12 +40,21 @@ _LISTS = {
 }
 
 
-def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard) -> MCPServer[Any]:
+def build_mcp_server(
+    settings: Settings, catalog: Catalog, guard: Guard, store: SecretStore, downstream: OnBehalfOf | None = None
+) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
+    bus = InMemorySubscriptionBus()
     server: MCPServer[Any] = MCPServer(
         settings.mcp.server_name,
+        subscriptions=bus,
         log_level=settings.log_level,
-        middleware=[CallerContext(guard, settings.tools.filter_list), ToolBounds(catalog, settings.security)],
+        request_state_security=request_state_security(settings, store),
+        middleware=[
+            SecretGuard(store, REDACTOR),
+            CallerContext(guard, settings.tools.filter_list, downstream),
+            ToolBounds(catalog, settings.security),
+        ],
     )
     for spec in catalog.of("tool"):
         server.add_tool(spec.fn, name=spec.name, **spec.options)
@@ -36,26 +62,87 @@ def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard) -> MCPS
         server.resource(spec.uri or "", name=spec.name, **spec.options)(spec.fn)
     for spec in catalog.of("prompt"):
         server.prompt(name=spec.name, **spec.options)(spec.fn)
-    # MCPServer has no `logging/setLevel` handler, yet handshake-era clients send it; accept it (see README).
-    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _accept_log_level)
+    completers = {spec.name: spec.fn for spec in catalog.of("completion")}
+    if completers:
+        server.completion()(_dispatch_completions(completers))  # type: ignore[no-untyped-call]  # untyped in the SDK
+    fill_sdk_gaps(server, bus)
     return server
 
 
-async def _accept_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
-    return EmptyResult()
+def request_state_security(settings: Settings, store: SecretStore) -> RequestStateSecurity:
+    """Seal 2026-07-28 `requestState` with the shared key ring (first seals, all unseal); rotated in place."""
+    keys = [key.get_secret_value() for key in settings.mcp.request_state_keys]
+    if not keys:
+        # Settings refuse this in production when it matters (stateless or several workers).
+        log.info("requestState is sealed with a per-process key (set MCP__REQUEST_STATE_KEYS to share one)")
+        return RequestStateSecurity.ephemeral()
+    security = RequestStateSecurity(keys=keys)
+
+    def rotate(current: SecretStore, changed: set[str]) -> None:
+        if REQUEST_STATE_KEYS in changed and current.settings.mcp.request_state_keys:
+            ring = [key.get_secret_value() for key in current.settings.mcp.request_state_keys]
+            security.codec = AESGCMRequestStateCodec(ring)  # the boundary reads .codec per message
+
+    store.on_change(rotate)
+    return security
+
+
+class SecretGuard:
+    """SDK middleware: makes the store available to `secret()`, and keeps secrets and tokens out of what a
+    tool, resource or prompt sends back (its results, its error text, its JSON-RPC errors)."""
+
+    def __init__(self, store: SecretStore, redactor: Redactor) -> None:
+        self.store, self.redactor = store, redactor
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        try:
+            with bound_store(self.store):
+                result = await call_next(ctx)
+        except MCPError as exc:
+            if ctx.method not in _SCRUBBED:
+                raise
+            message, data = self.redactor.text(exc.message), self.redactor.data(exc.data)
+            if (message, data) == (exc.message, exc.data):
+                raise
+            raise MCPError(code=exc.code, message=message, data=data) from None
+        if ctx.method not in _SCRUBBED or result is None:
+            return result
+        wire = (
+            result.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if isinstance(result, BaseModel)
+            else result
+        )
+        return self.redactor.data(wire)  # type: ignore[no-any-return]
+
+
+def _dispatch_completions(completers: dict[str, Callable[..., Any]]) -> Callable[..., Awaitable[Completion | None]]:
+    """The SDK takes one completion handler; this routes each request to the target's own completer."""
+
+    async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
+        completer = completers.get(getattr(ref, "name", None) or str(getattr(ref, "uri", "")))
+        if completer is None:
+            return None
+        values = completer(argument.name, argument.value, dict((context and context.arguments) or {}))
+        values = await values if inspect.isawaitable(values) else values
+        found = [str(v) for v in values]
+        return Completion(values=found[:MAX_COMPLETIONS], total=len(found), has_more=len(found) > MAX_COMPLETIONS)
+
+    return complete
 
 
 class CallerContext:
     """SDK middleware: binds the HTTP request's principal for the handler, and hides what it may not use."""
 
-    def __init__(self, guard: Guard, filter_lists: bool) -> None:
+    def __init__(self, guard: Guard, filter_lists: bool, downstream: OnBehalfOf | None) -> None:
         self.guard = guard
         self.filter_lists = filter_lists
+        self.downstream = downstream
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
         principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
-        with acting_as(principal):
+        apply_log_level(ctx)
+        with acting_as(principal), using(self.downstream):
             result = await call_next(ctx)
         listing = _LISTS.get(ctx.method)
         if listing is None or principal is None or not self.filter_lists or result is None:

@@ -20,7 +20,7 @@ from mcp.types import ToolAnnotations
 log = logging.getLogger("app.tools")
 
 F = TypeVar("F", bound=Callable[..., Any])
-Kind = Literal["tool", "resource", "prompt"]
+Kind = Literal["tool", "resource", "prompt", "completion"]
 SPEC_ATTR = "__mcp_spec__"
 
 
@@ -59,6 +59,7 @@ class Spec:
     requirement: Requirement
     options: dict[str, Any] = field(default_factory=dict)  # passed to the SDK as-is
     uri: str | None = None
+    secrets: frozenset[str] = frozenset()
     limits: Limits = field(default_factory=Limits)  # enforced by the framework, never seen by the SDK
 
     @property
@@ -73,16 +74,20 @@ def _decorator(
     roles: Iterable[str],
     public: bool,
     uri: str | None = None,
+    secrets: Iterable[str] = (),
     limits: Limits | None = None,
     **options: Any,
 ) -> Callable[[F], F]:
+    from app.secrets import check_tool_secret_name
+
     requirement = Requirement(frozenset(scopes), frozenset(roles), public)
-    if isinstance(scopes, str) or isinstance(roles, str):
-        raise TypeError("scopes and roles are lists of names, e.g. scopes=['files.read']")
+    if isinstance(scopes, str) or isinstance(roles, str) or isinstance(secrets, str):
+        raise TypeError("scopes, roles and secrets are lists of names, e.g. scopes=['files.read']")
+    declared = frozenset(check_tool_secret_name(s) for s in secrets)
 
     def register(fn: F) -> F:
         sdk_options = {k: v for k, v in options.items() if v is not None}
-        spec = Spec(kind, fn, name or fn.__name__, requirement, sdk_options, uri, limits or Limits())
+        spec = Spec(kind, fn, name or fn.__name__, requirement, sdk_options, uri, declared, limits or Limits())
         setattr(fn, SPEC_ATTR, spec)
         return fn
 
@@ -94,6 +99,7 @@ def tool(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     public: bool = False,
+    secrets: Iterable[str] = (),
     name: str | None = None,
     title: str | None = None,
     description: str | None = None,
@@ -103,13 +109,15 @@ def tool(
     timeout: float | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP tool. Declare the delegated `scopes` and/or app `roles` it needs;
-    `public=True` is the explicit, logged opt-out. `rate="10/minute"` limits each caller; `timeout` is in seconds."""
+    `public=True` is the explicit, logged opt-out. `secrets` names the tool's own secrets (read with `secret()`).
+    `rate="10/minute"` limits each caller; `timeout` is the run-time limit in seconds."""
     return _decorator(
         "tool",
         name,
         scopes,
         roles,
         public,
+        secrets=secrets,
         limits=Limits(rate, timeout),
         title=title,
         description=description,
@@ -124,6 +132,7 @@ def resource(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     public: bool = False,
+    secrets: Iterable[str] = (),
     name: str | None = None,
     title: str | None = None,
     description: str | None = None,
@@ -131,7 +140,16 @@ def resource(
 ) -> Callable[[F], F]:
     """Expose a function as an MCP resource (or resource template, when `uri` has `{params}`)."""
     return _decorator(
-        "resource", name, scopes, roles, public, uri=uri, title=title, description=description, mime_type=mime_type
+        "resource",
+        name,
+        scopes,
+        roles,
+        public,
+        uri=uri,
+        secrets=secrets,
+        title=title,
+        description=description,
+        mime_type=mime_type,
     )
 
 
@@ -140,12 +158,22 @@ def prompt(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     public: bool = False,
+    secrets: Iterable[str] = (),
     name: str | None = None,
     title: str | None = None,
     description: str | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP prompt."""
-    return _decorator("prompt", name, scopes, roles, public, title=title, description=description)
+    return _decorator("prompt", name, scopes, roles, public, secrets=secrets, title=title, description=description)
+
+
+def completion(target: str) -> Callable[[F], F]:
+    """Suggest values for one prompt's (by name) or resource template's (by URI template) arguments.
+
+    The function takes `(argument, value, context)` (context: arguments already chosen) and returns a list of
+    strings. It needs no scopes of its own: a caller may complete what it may use.
+    """
+    return _decorator("completion", target, (), (), True)
 
 
 @dataclass
@@ -156,6 +184,11 @@ class Catalog:
 
     def of(self, kind: Kind) -> list[Spec]:
         return [spec for spec in self.specs if spec.kind == kind]
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every tool secret any tool, resource or prompt declared: all are loaded (and required) at startup."""
+        return frozenset(name for spec in self.specs for name in spec.secrets)
 
 
 def discover(directory: Path) -> Catalog:
@@ -172,7 +205,8 @@ def discover(directory: Path) -> Catalog:
             spec = getattr(value, SPEC_ATTR, None) if inspect.isfunction(value) else None
             if not isinstance(spec, Spec) or spec.fn.__module__ != module.__name__:
                 continue  # not ours, or imported from another module (counted where it is defined)
-            _check(spec)
+            if spec.kind != "completion":
+                _check(spec)
             key = (spec.kind, spec.uri or spec.name)
             if key in seen:
                 raise ToolDiscoveryError(
@@ -180,6 +214,10 @@ def discover(directory: Path) -> Catalog:
                 )
             seen[key] = spec
             catalog.specs.append(spec)
+    targets = {s.name for s in catalog.of("prompt")} | {s.uri for s in catalog.of("resource")}
+    for spec in catalog.of("completion"):
+        if spec.name not in targets:
+            raise ToolDiscoveryError(f"completion {spec.where} names {spec.name!r}, which is no prompt or resource")
     return catalog
 
 
