@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.conftest import CLIENT_ID, REPO, TENANT, TEST_TOOLS, modern_call
+from tests.conftest import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT, TEST_TOOLS, modern_call
 from tests.support.entra import EntraStandIn
 from tests.support.redis import RedisServer
 from tests.support.servers import ServerThread, free_port
 
 READER = "mcp.read"
-SECTIONS = ("APP_ENV", "AZUREAD__", "MCP__", "TOOLS__", "RATE_LIMIT__", "SECURITY__", "DEV_ISSUER__")
+SECTIONS = ("APP_ENV", "AZUREAD__", "MCP__", "TOOLS__", "RATE_LIMIT__", "SECURITY__", "DEV_ISSUER__", "KEYVAULT__")
 OUTAGE = "rate-limit storage unavailable"
 RECOVERED = "rate-limit storage is reachable again"
 
@@ -39,6 +39,7 @@ class Replica:
             "AZUREAD__TENANT_ID": TENANT,
             "AZUREAD__CLIENT_ID": CLIENT_ID,
             "MCP__RESOURCE_HOST": self.url,
+            "MCP__REQUEST_STATE_KEYS": REQUEST_STATE_KEY,  # one key ring for both replicas
             "TOOLS__DIR": str(TEST_TOOLS),
             "RATE_LIMIT__DEFAULT": "20/minute",
             "RATE_LIMIT__STORAGE_URI": redis.uri,
