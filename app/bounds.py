@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +20,8 @@ from app.settings import SecuritySettings
 log = logging.getLogger("app.bounds")
 
 BUSY = -32030  # implementation-defined JSON-RPC server error: too many tool calls in flight
+DRAIN_SECONDS = 1.0  # an oversized body is read and discarded for at most this long, and at most
+DRAIN_FACTOR = 4  # this many times the cap, before the 413 goes out and the connection closes
 
 
 class _BodyTooLarge(Exception):
@@ -38,7 +41,7 @@ class LimitBody:
             return
         declared = header(scope["headers"], b"content-length")
         if declared and (not declared[0].isdigit() or int(declared[0]) > self.max_bytes):
-            await self._refuse(send)
+            await self._refuse(receive, send)
             return
         received = 0
         started = False
@@ -61,9 +64,18 @@ class LimitBody:
             await self.app(scope, capped_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(receive, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, receive: Receive, send: Send) -> None:
+        # Read (a bounded amount of) what the client is still sending first: closing a socket with unread data
+        # makes the kernel send a reset, and the client would lose the 413 for a connection error.
+        with anyio.move_on_after(DRAIN_SECONDS):
+            drained = 0
+            while drained <= DRAIN_FACTOR * self.max_bytes:
+                message = await receive()
+                drained += len(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    break
         error = jsonrpc_error(INVALID_REQUEST, f"request body too large (limit {self.max_bytes} bytes)")
         await send_json(send, 413, error, [("Connection", "close")])
 
