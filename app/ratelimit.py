@@ -52,7 +52,7 @@ class Limiter:
     def __init__(self, settings: RateLimitSettings, namespace: str) -> None:
         self.namespace = namespace
         self.fail_open = settings.on_storage_error == "fail_open"
-        self.storage = _storage(settings.storage_uri)
+        self.storage = _storage(settings.storage_uri.get_secret_value() if settings.storage_uri else "memory://")
         self.primary = MovingWindowRateLimiter(self.storage)
         # Per-process counts used while shared storage is unreachable (fail_open): bounded, if not replica-exact.
         self.fallback = MovingWindowRateLimiter(MemoryStorage())

@@ -164,7 +164,8 @@ class RateLimitSettings(BaseModel):
 
     default: str = "120/minute"
     unauthenticated: str = "30/minute"
-    storage_uri: str = "memory://"
+    # None = in process memory. A secret, since a Redis URI can carry a password (so Key Vault can supply it).
+    storage_uri: SecretStr | None = None
     # fail_open: a storage outage falls back to per-process in-memory limits (see README for why this is the default).
     on_storage_error: Literal["fail_open", "fail_closed"] = "fail_open"
 
@@ -172,9 +173,10 @@ class RateLimitSettings(BaseModel):
 
     @field_validator("storage_uri")
     @classmethod
-    def _storage_scheme(cls, value: str) -> str:
-        scheme = value.split("://", 1)[0].lower().removeprefix("async+")
-        if "://" not in value or scheme not in _STORAGE_SCHEMES:
+    def _storage_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        uri = value.get_secret_value() if value is not None else "memory://"
+        scheme = uri.split("://", 1)[0].lower().removeprefix("async+")
+        if "://" not in uri or scheme not in _STORAGE_SCHEMES:
             raise ValueError("RATE_LIMIT__STORAGE_URI must be memory:// or redis://host:port[/db] (rediss:// for TLS)")
         return value
 

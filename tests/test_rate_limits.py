@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx2
+import pytest
+from pydantic import ValidationError
 
 from app.main import create_app
-from tests.conftest import settings_for
+from app.settings import Settings
+from tests.conftest import settings_for, vault_section
 from tests.support.entra import EntraStandIn
+from tests.support.keyvault import KeyVaultStandIn, TlsFiles
 from tests.support.servers import ServerThread, free_port
 from tests.test_resource_limits import READER, call
 
@@ -50,3 +54,21 @@ async def test_client_bucket_follows_the_ip_resolved_through_trusted_proxies(ent
             second = [await anonymous("198.51.100.9") for _ in range(2)]
     assert first == [401, 401, 429]
     assert second == [401, 401]  # another client behind the same proxy has its own bucket
+
+
+def test_a_redis_uri_with_a_password_comes_from_key_vault_as_a_secret(
+    keyvault: KeyVaultStandIn, vault_tls: TlsFiles
+) -> None:
+    uri = "redis://:s3cret-pass@127.0.0.1:6390/0"
+    keyvault.set("rate-limit--storage-uri", uri)
+    settings = Settings(app_env="development", _env_file=None, keyvault=vault_section(keyvault, vault_tls))  # type: ignore[call-arg]
+    assert settings.rate_limit.storage_uri is not None
+    assert settings.rate_limit.storage_uri.get_secret_value() == uri
+    assert "s3cret-pass" not in repr(settings) and "s3cret-pass" not in str(settings.model_dump())
+
+
+def test_bad_rate_limit_settings_are_refused() -> None:
+    with pytest.raises(ValidationError, match="is not a rate limit"):
+        Settings(app_env="development", rate_limit={"default": "lots"})  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="RATE_LIMIT__STORAGE_URI must be"):
+        Settings(app_env="development", rate_limit={"storage_uri": "http://cache:6379"})  # type: ignore[call-arg]
