@@ -34,7 +34,7 @@ log = logging.getLogger("app.ratelimit")
 T = TypeVar("T")
 RATE_LIMITED = -32029  # implementation-defined JSON-RPC server error: "slow down"
 STORAGE_RETRY_SECONDS = 1.0  # while storage is down, try it again at most this often (no per-request timeouts)
-REDIS_TIMEOUT_SECONDS = 0.5
+REDIS_TIMEOUT_SECONDS = 0.5  # a hung Redis delays only the requests that probe it, by at most this
 FAIL_CLOSED_RETRY_AFTER = 5
 
 
@@ -151,7 +151,8 @@ def _storage(uri: str) -> Storage:
         implementation="redispy",
         socket_timeout=REDIS_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]  # a hit is not idempotent: a silent retry after a timeout would count it twice
+        # No client retries: a hit is not idempotent, and a silent retry after a timeout would count it twice.
+        retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
     )
 
 
