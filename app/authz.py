@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.shared.uri_template import UriTemplate
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +15,9 @@ from app.auth.challenge import Challenges
 from app.auth.principal import Principal, principal_from_scope
 from app.http import jsonrpc_error, send_json
 from app.registry import Catalog, Requirement
+
+if TYPE_CHECKING:
+    from app.observe import Observer
 
 log = logging.getLogger("app.authz")
 
@@ -72,11 +75,14 @@ class Guard:
 class AuthorizeOperation:
     """Reads the (size-capped) body once, refuses batches, and answers 403 step-up before any tool runs."""
 
-    def __init__(self, app: ASGIApp, guard: Guard, challenges: Challenges, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, guard: Guard, challenges: Challenges, max_body_bytes: int, observer: Observer
+    ) -> None:
         self.app = app
         self.guard = guard
         self.challenges = challenges
         self.max_body_bytes = max_body_bytes
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = principal_from_scope(scope)
@@ -84,7 +90,7 @@ class AuthorizeOperation:
             await self.app(scope, receive, send)
             return
         if scope["method"] != "POST":
-            await self._decide(principal, None, "", scope, receive, send)
+            await self._decide(principal, None, None, scope, receive, send)
             return
         body = await _read_body(receive, self.max_body_bytes)
         if body is None:
@@ -101,13 +107,13 @@ class AuthorizeOperation:
             target = params.get(key) if isinstance(params, dict) else None
             if isinstance(target, str):
                 kind_target = (kind, target)
-        await self._decide(principal, kind_target, body, scope, _replay(body, receive), send)
+        await self._decide(principal, kind_target, message, scope, _replay(body, receive), send)
 
     async def _decide(
         self,
         principal: Principal,
         kind_target: tuple[str, str] | None,
-        body: bytes | str,
+        message: Any,
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -123,6 +129,7 @@ class AuthorizeOperation:
                     "reason": "insufficient_scope",
                 },
             )
+            self.observer.authz_denied(scope, principal, message, kind_target and kind_target[1], decision.reason)
             await self.challenges.insufficient_scope(send, decision.scopes, decision.reason)
             return
         await self.app(scope, receive, send)

@@ -2,10 +2,12 @@
 
 Request path for the MCP endpoint, outermost first:
     proxy headers (uvicorn --proxy-headers)
+    -> HTTP server span (OpenTelemetry ASGI; only when an exporter is configured)
     -> Host / Origin checks (the SDK's transport security, configured from settings)
     -> authentication: AuthenticateBearer (401 / 400)
     -> per-operation authorization: AuthorizeOperation (413, batch 400, 403 step-up, before dispatch)
-    -> MCP dispatch: the SDK's Streamable HTTP session manager, with CallerContext (caller bound, lists filtered)
+    -> MCP dispatch: the SDK's Streamable HTTP session manager, with its MCP span, then ObserveOperation
+       (duration metric, span attributes, tool-call audit record) and CallerContext (caller bound, lists filtered)
     -> the tool
 """
 
@@ -26,15 +28,19 @@ from pydantic import ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from app.audit import AuditLog, AuditSinkError
 from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
 from app.dev_issuer import DevIssuer, EmbeddedServer
+from app.logging import configure_logging
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
+from app.observe import Observer
 from app.registry import ToolDiscoveryError, discover
 from app.settings import Settings
+from app.telemetry import TelemetryConfigError, setup_telemetry
 
 log = logging.getLogger("app")
 
@@ -44,13 +50,15 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the whole server from settings; every piece that can be prepared once is prepared here."""
     settings = settings or Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
+    telemetry = setup_telemetry(settings)
     catalog = discover(settings.tools.dir)
+    observer = Observer(telemetry, AuditLog.open(settings.audit.sink), catalog)
     challenges = Challenges(
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    mcp = build_mcp_server(settings, catalog, guard)
+    mcp = build_mcp_server(settings, catalog, guard, observer)
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,
@@ -61,13 +69,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
     validator = EntraTokenValidator(settings, http)
 
+    telemetry.track_sessions(mcp.session_manager)
+
     mcp_endpoint: ASGIApp = StreamableHTTPASGIApp(mcp.session_manager)
-    mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, MAX_BODY_BYTES)
-    mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges)
+    mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, MAX_BODY_BYTES, observer)
+    mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges, observer)
+    mcp_endpoint = telemetry.instrument_http(mcp_endpoint)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            stack.callback(telemetry.flush)  # runs last: what shutdown itself recorded is exported too
             stack.push_async_callback(http.aclose)
             if settings.dev_issuer_active:
                 issuer = DevIssuer(settings)
@@ -143,5 +155,8 @@ def __getattr__(name: str) -> Any:
             raise SystemExit(2) from None
         except ToolDiscoveryError as exc:
             print(f"tools error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except (TelemetryConfigError, AuditSinkError, OSError) as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return _app

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp_types import EmptyResult, SetLevelRequestParams
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
+from app.observe import ObserveOperation, Observer
 from app.registry import Catalog
 from app.settings import Settings
 
@@ -22,13 +24,17 @@ _LISTS = {
 }
 
 
-def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard) -> MCPServer[Any]:
+def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard, observer: Observer) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
     server: MCPServer[Any] = MCPServer(
         settings.mcp.server_name,
         log_level=settings.log_level,
-        middleware=[CallerContext(guard, settings.tools.filter_list)],
+        middleware=[ObserveOperation(observer), CallerContext(guard, settings.tools.filter_list)],
     )
+    if not observer.telemetry.tracing:
+        # The SDK's MCP span middleware ships on; with no tracer installed it would only make no-op spans.
+        chain = server._lowlevel_server.middleware
+        chain[:] = [layer for layer in chain if not isinstance(layer, OpenTelemetryMiddleware)]
     for spec in catalog.of("tool"):
         server.add_tool(spec.fn, name=spec.name, **spec.options)
     for spec in catalog.of("resource"):

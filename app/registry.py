@@ -50,6 +50,7 @@ class Spec:
     requirement: Requirement
     options: dict[str, Any] = field(default_factory=dict)
     uri: str | None = None
+    audit_arguments: bool = False  # tools only: the audit log keeps the raw arguments, not just their digest
 
     @property
     def where(self) -> str:
@@ -63,6 +64,7 @@ def _decorator(
     roles: Iterable[str],
     public: bool,
     uri: str | None = None,
+    audit_arguments: bool = False,
     **options: Any,
 ) -> Callable[[F], F]:
     requirement = Requirement(frozenset(scopes), frozenset(roles), public)
@@ -70,9 +72,8 @@ def _decorator(
         raise TypeError("scopes and roles are lists of names, e.g. scopes=['files.read']")
 
     def register(fn: F) -> F:
-        spec = Spec(
-            kind, fn, name or fn.__name__, requirement, {k: v for k, v in options.items() if v is not None}, uri
-        )
+        chosen = {k: v for k, v in options.items() if v is not None}
+        spec = Spec(kind, fn, name or fn.__name__, requirement, chosen, uri, audit_arguments)
         setattr(fn, SPEC_ATTR, spec)
         return fn
 
@@ -89,15 +90,18 @@ def tool(
     description: str | None = None,
     annotations: ToolAnnotations | None = None,
     structured_output: bool | None = None,
+    audit_arguments: bool = False,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP tool. Declare the delegated `scopes` and/or app `roles` it needs;
-    `public=True` is the explicit, logged opt-out."""
+    `public=True` is the explicit, logged opt-out. `audit_arguments=True` puts the raw arguments in the audit
+    log (default: only their sha256), so opt in only for arguments that are safe to keep."""
     return _decorator(
         "tool",
         name,
         scopes,
         roles,
         public,
+        audit_arguments=audit_arguments,
         title=title,
         description=description,
         annotations=annotations,
