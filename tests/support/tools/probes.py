@@ -40,3 +40,17 @@ async def probe_sleep(seconds: float = 1.0) -> str:
     await asyncio.sleep(seconds)
     probe.calls.append(f"slept:{seconds}")
     return f"slept {seconds}"
+
+
+@tool(scopes=["mcp.read"])
+def probe_fail(secret: str = "") -> str:
+    """Always fails, so the call answers `isError: true` (HTTP 200)."""
+    probe.calls.append("fail")
+    raise ValueError("probe failure")
+
+
+@tool(scopes=["mcp.read"], audit_arguments=True)
+def probe_audited(ticket: str = "") -> str:
+    """Opts in to raw arguments in the audit log."""
+    probe.calls.append(f"audited:{ticket}")
+    return "audited ok"
