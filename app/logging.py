@@ -18,6 +18,9 @@ from app.settings import Settings
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is emitted as a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 _MARK = "_app_handler"
+# Libraries that log whole wire messages (tool arguments, results) at DEBUG: they stay at INFO even when
+# LOG_LEVEL=DEBUG, so turning up our own logging never writes raw arguments.
+PAYLOAD_LOGGERS = ("mcp", "sse_starlette", "httpcore", "httpcore2", "httpx", "httpx2")
 
 
 class JsonFormatter(logging.Formatter):
@@ -66,6 +69,8 @@ def configure_logging(settings: Settings) -> logging.Handler:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

@@ -2,7 +2,7 @@
 
 Request path for the MCP endpoint, outermost first:
     proxy headers (uvicorn --proxy-headers)
-    -> HTTP server span (OpenTelemetry ASGI; only when an exporter is configured)
+    -> HTTP server span (FastAPI's native OpenTelemetry; only when an exporter is configured)
     -> Host / Origin checks (the SDK's transport security, configured from settings)
     -> authentication: AuthenticateBearer (401 / 400)
     -> per-operation authorization: AuthorizeOperation (413, batch 400, 403 step-up, before dispatch)
@@ -74,7 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mcp_endpoint: ASGIApp = StreamableHTTPASGIApp(mcp.session_manager)
     mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, MAX_BODY_BYTES, observer)
     mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges, observer)
-    mcp_endpoint = telemetry.instrument_http(mcp_endpoint)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -92,7 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
             yield
 
-    app = FastAPI(title=settings.mcp.server_name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title=settings.mcp.server_name,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry=telemetry.fastapi_config(),
+    )
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     metadata = protected_resource_metadata(settings, catalog)

@@ -89,8 +89,11 @@ class Observer:
             latency_ms=_ms(started),
         )
 
-    def auth_succeeded(self, principal: Principal) -> None:
-        self.telemetry.annotate(trace.get_current_span(), principal)
+    def auth_succeeded(self, scope: Scope, principal: Principal) -> None:
+        span = trace.get_current_span()  # FastAPI's HTTP server span
+        if span.is_recording():
+            self.telemetry.annotate(span, principal)
+            scope.setdefault("state", {})[HTTP_SPAN_KEY] = span.get_span_context()  # for the MCP span's link
 
     def authz_denied(self, scope: Scope, principal: Principal, message: Any, target: str | None, reason: str) -> None:
         span = trace.get_current_span()

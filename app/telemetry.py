@@ -1,8 +1,8 @@
-"""OpenTelemetry: providers from the standard `OTEL_*` variables, the HTTP server span, this server's metrics,
+"""OpenTelemetry: providers from the standard `OTEL_*` variables, this server's metrics,
 and the attributes only the framework knows (who called, auth and rate-limit outcome, tool errors).
 
-With no exporter configured nothing is installed: the API stays the no-op default, the SDK's MCP spans and the
-HTTP span layer are left out of the request path, and the instruments below are proxies that record nothing.
+With no exporter configured nothing is installed: the API stays the no-op default, the SDK's MCP spans and
+FastAPI's HTTP span are left out of the request path, and the instruments below are proxies that record nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.trace import Span, SpanContext
-from starlette.types import ASGIApp, Receive, Scope, Send
+from opentelemetry.trace import Span
+from starlette.types import Scope
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
@@ -40,6 +41,7 @@ AUTH_FAILURE_REASON = "auth.failure_reason"
 RATE_LIMIT_OUTCOME = "rate_limit.outcome"  # "allowed" | "rejected"
 TOOL_IS_ERROR = "tool.is_error"
 HTTP_SPAN_KEY = "otel.http_span"  # scope["state"] key: the HTTP server span's context, for the MCP span's link
+_PROBES = frozenset({"/healthz", "/readyz"})
 
 # The semantic conventions' advisory buckets for mcp.*.operation.duration.
 DURATION_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
@@ -110,9 +112,15 @@ class Telemetry:
     meter_provider: MeterProvider | None = None
     _owned: list[Any] = field(default_factory=list)
 
-    def instrument_http(self, app: ASGIApp) -> ASGIApp:
-        """Wrap the MCP endpoint in the HTTP server span (the parent of the SDK's MCP spans); no-op when off."""
-        return HttpServerSpan(app) if self.tracing else app
+    def fastapi_config(self) -> TelemetryConfig:
+        """FastAPI's native OpenTelemetry makes the HTTP server span (the parent of the SDK's MCP spans)."""
+        return {
+            "tracing": self.tracing,
+            "metrics": self.metrics,
+            "logs": False,  # logs are ours: JSON on stderr, without exception messages that may carry input
+            "operation_spans": False,  # one raw ASGI route: nothing for them to show but overhead
+            "exclude": _untraced,
+        }
 
     def track_sessions(self, session_manager: Any) -> None:
         _session_managers.add(session_manager)
@@ -265,35 +273,15 @@ def _azure(kind: str, env: Mapping[str, str]) -> Any:
     return getattr(azure_exporter, kind)(connection_string=connection)
 
 
+def _untraced(scope: Scope) -> bool:
+    """Health probes, and any request with a query string: this server takes none, and FastAPI would record
+    `url.query` on the span (a token sent there must never be exported)."""
+    return bool(scope.get("query_string")) or scope.get("path") in _PROBES
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() == "true"
 
 
 def _live(provider: object, off: tuple[type, ...], proxy_name: str = "") -> bool:
     return not isinstance(provider, off) and type(provider).__name__ != proxy_name
-
-
-class HttpServerSpan:
-    """The OTel ASGI middleware around the MCP endpoint, without `receive`/`send` child spans.
-
-    It sees the scope without its query string: MCP takes none, and a token sent there must not become a span
-    attribute. The span's context is left in `scope["state"]` so the SDK's MCP span can link to it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-
-        self.app = app
-        self.otel = OpenTelemetryMiddleware(self._inner, exclude_spans=["receive", "send"])
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        view = scope if not scope.get("query_string") else {**scope, "query_string": b"", "app.scope": scope}
-        await self.otel(view, receive, send)
-
-    async def _inner(self, view: Scope, receive: Receive, send: Send) -> None:
-        scope = view.get("app.scope", view)
-        context: SpanContext = trace.get_current_span().get_span_context()
-        scope.setdefault("state", {})[HTTP_SPAN_KEY] = context
-        await self.app(scope, receive, send)

@@ -75,7 +75,7 @@ class AuthenticateBearer:
             await self.challenges.unauthorized(send, token_presented=True)
             return
         log.debug("auth ok", extra={"principal": principal.key, "token": principal.token_id})
-        self.observer.auth_succeeded(principal)
+        self.observer.auth_succeeded(scope, principal)
         access = to_access_token(principal)
         scope["user"] = AuthenticatedUser(access)
         scope["auth"] = AuthCredentials(access.scopes)
