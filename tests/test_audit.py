@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import threading
@@ -47,7 +48,7 @@ async def test_server_writes_one_record_per_authn_failure_denial_and_tool_call(
         assert (await http.post(url, json={}, headers={"Authorization": "Bearer nope"})).status_code == 401
 
     records = _records(audit)
-    assert [(r["event"], r["target"] if "target" in r else None, r["outcome"]) for r in records] == [
+    assert [(r["event"], r.get("target"), r["outcome"]) for r in records] == [
         ("tool_call", "probe_read", "success"),
         ("tool_call", "probe_audited", "success"),
         ("tool_call", "probe_fail", "error"),
@@ -68,7 +69,7 @@ async def test_server_writes_one_record_per_authn_failure_denial_and_tool_call(
     assert authn["principal"] is None and authn["reason"] == "malformed" and authn["client_ip"] == "127.0.0.1"
     assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
     assert records[0]["prev"] == GENESIS
-    assert all(b["prev"] == a["hash"] for a, b in zip(records, records[1:], strict=False))
+    assert all(b["prev"] == a["hash"] for a, b in itertools.pairwise(records))
     assert verify(audit).ok
 
 
