@@ -45,16 +45,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class _DropQuery(logging.Filter):
-    """uvicorn's access line carries the full path; a query string may hold a token the server refuses."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
-            record.args = (args[0], args[1], args[2].split("?", 1)[0] + "?[query removed]", args[3], args[4])
-        return True
-
-
 def configure_logging(settings: Settings) -> logging.Handler:
     """Install (or replace) the app's root handler and route uvicorn's loggers through it; returns the handler,
     so filters (e.g. secret redaction) attach to the one place every line passes."""
@@ -67,15 +57,17 @@ def configure_logging(settings: Settings) -> logging.Handler:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(settings.log_level)
     root.addHandler(handler)
-    root.setLevel(settings.log_level)
+    # Lower the root level to LOG_LEVEL, never raise it: a harness that listens at DEBUG keeps hearing everything,
+    # while this handler still writes only LOG_LEVEL and above.
+    root.setLevel(min(root.level, logging.getLevelName(settings.log_level)))
     for name in PAYLOAD_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
+        payload = logging.getLogger(name)
+        if payload.level < logging.INFO:
+            payload.setLevel(logging.INFO)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, _DropQuery) for f in access.filters):
-        access.addFilter(_DropQuery())
     return handler

@@ -28,12 +28,14 @@ from pydantic import ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from app.access_log import install_access_log_filter
 from app.audit import AuditLog, AuditSinkError
 from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
 from app.dev_issuer import DevIssuer, EmbeddedServer
+from app.downstream import OnBehalfOf, settings_credential
 from app.logging import configure_logging
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the whole server from settings; every piece that can be prepared once is prepared here."""
     settings = settings or Settings()
     configure_logging(settings)
+    install_access_log_filter()
     telemetry = setup_telemetry(settings)
     catalog = discover(settings.tools.dir)
     observer = Observer(telemetry, AuditLog.open(settings.audit.sink), catalog)
@@ -58,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    mcp = build_mcp_server(settings, catalog, guard, observer)
+    downstream = OnBehalfOf(settings, settings_credential(settings))
+    mcp = build_mcp_server(settings, catalog, guard, observer, downstream)
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,

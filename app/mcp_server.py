@@ -11,6 +11,7 @@ from mcp_types import EmptyResult, SetLevelRequestParams
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
+from app.downstream import OnBehalfOf, using
 from app.observe import ObserveOperation, Observer
 from app.registry import Catalog
 from app.settings import Settings
@@ -24,12 +25,14 @@ _LISTS = {
 }
 
 
-def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard, observer: Observer) -> MCPServer[Any]:
+def build_mcp_server(
+    settings: Settings, catalog: Catalog, guard: Guard, observer: Observer, downstream: OnBehalfOf | None = None
+) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
     server: MCPServer[Any] = MCPServer(
         settings.mcp.server_name,
         log_level=settings.log_level,
-        middleware=[ObserveOperation(observer), CallerContext(guard, settings.tools.filter_list)],
+        middleware=[ObserveOperation(observer), CallerContext(guard, settings.tools.filter_list, downstream)],
     )
     if not observer.telemetry.tracing:
         # The SDK's MCP span middleware ships on; with no tracer installed it would only make no-op spans.
@@ -53,14 +56,15 @@ async def _accept_log_level(ctx: ServerRequestContext[Any, Any], params: SetLeve
 class CallerContext:
     """SDK middleware: binds the HTTP request's principal for the handler, and hides what it may not use."""
 
-    def __init__(self, guard: Guard, filter_lists: bool) -> None:
+    def __init__(self, guard: Guard, filter_lists: bool, downstream: OnBehalfOf | None) -> None:
         self.guard = guard
         self.filter_lists = filter_lists
+        self.downstream = downstream
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
         principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
-        with acting_as(principal):
+        with acting_as(principal), using(self.downstream):
             result = await call_next(ctx)
         listing = _LISTS.get(ctx.method)
         if listing is None or principal is None or not self.filter_lists or result is None:

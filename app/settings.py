@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
@@ -55,6 +55,9 @@ class AzureAdSettings(BaseModel):
     jwks_refresh_seconds: float = Field(default=60.0, gt=0, le=60.0)
     jwks_max_age_seconds: float = Field(default=24 * 3600.0, gt=0)
     clock_skew_seconds: int = Field(default=60, ge=0, le=300)
+    # This server's own credential, used only for on-behalf-of token exchange (app/downstream.py).
+    client_secret: SecretStr | None = None
+    client_certificate_path: Path | None = None
 
     _split_lists = field_validator("audiences", "allowed_tenants", mode="before")(_csv)
 
