@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -89,8 +90,9 @@ class AuthorizeOperation:
         if scope["type"] != "http" or principal is None:
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         if scope["method"] != "POST":
-            await self._decide(principal, None, None, scope, receive, send)
+            await self._decide(principal, None, None, scope, receive, send, started)
             return
         body = await _read_body(receive, self.max_body_bytes)
         if body is None:
@@ -107,7 +109,7 @@ class AuthorizeOperation:
             target = params.get(key) if isinstance(params, dict) else None
             if isinstance(target, str):
                 kind_target = (kind, target)
-        await self._decide(principal, kind_target, message, scope, _replay(body, receive), send)
+        await self._decide(principal, kind_target, message, scope, _replay(body, receive), send, started)
 
     async def _decide(
         self,
@@ -117,6 +119,7 @@ class AuthorizeOperation:
         scope: Scope,
         receive: Receive,
         send: Send,
+        started: float,
     ) -> None:
         requirement = self.guard.requirement(*kind_target) if kind_target else None
         decision = self.guard.decide(principal, requirement)
@@ -129,7 +132,8 @@ class AuthorizeOperation:
                     "reason": "insufficient_scope",
                 },
             )
-            self.observer.authz_denied(scope, principal, message, kind_target and kind_target[1], decision.reason)
+            target = kind_target and kind_target[1]
+            self.observer.authz_denied(scope, principal, message, target, decision.reason, started)
             await self.challenges.insufficient_scope(send, decision.scopes, decision.reason)
             return
         await self.app(scope, receive, send)

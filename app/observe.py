@@ -95,7 +95,9 @@ class Observer:
             self.telemetry.annotate(span, principal)
             scope.setdefault("state", {})[HTTP_SPAN_KEY] = span.get_span_context()  # for the MCP span's link
 
-    def authz_denied(self, scope: Scope, principal: Principal, message: Any, target: str | None, reason: str) -> None:
+    def authz_denied(
+        self, scope: Scope, principal: Principal, message: Any, target: str | None, reason: str, started: float
+    ) -> None:
         span = trace.get_current_span()
         params = message.get("params") if isinstance(message, dict) else None
         params = params if isinstance(params, dict) else {}
@@ -110,6 +112,7 @@ class Observer:
             client_ip=client_ip(scope),
             request_id=_id(message.get("id") if isinstance(message, dict) else None),
             correlation_id=correlation_id(span),
+            latency_ms=_ms(started),
             **self._arguments(target if method == "tools/call" else None, params.get("arguments")),
         )
 

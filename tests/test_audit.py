@@ -66,6 +66,7 @@ async def test_server_writes_one_record_per_authn_failure_denial_and_tool_call(
     assert failed["reason"] == "tool_error"
     assert read["latency_ms"] >= 0 and isinstance(read["ts"], str) and read["ts"].endswith("Z")
     assert denied["request_id"] == "7" and denied["method"] == "tools/call" and "files.write" in denied["reason"]
+    assert denied["args_sha256"] == digest({}) and denied["latency_ms"] >= 0 and authn["latency_ms"] >= 0
     assert authn["principal"] is None and authn["reason"] == "malformed" and authn["client_ip"] == "127.0.0.1"
     assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
     assert records[0]["prev"] == GENESIS

@@ -22,6 +22,7 @@ from app.audit import AuditLog
 from app.auth.principal import Principal
 from app.authz import Guard
 from app.logging import JsonFormatter, configure_logging
+from app.main import create_app
 from app.mcp_server import build_mcp_server
 from app.observe import Observer
 from app.registry import discover
@@ -35,7 +36,7 @@ from app.telemetry import (
 )
 from tests.conftest import TENANT, TEST_TOOLS, OtelMemory, mcp_client, modern_call, settings_for
 from tests.support.entra import EntraStandIn
-from tests.support.servers import ServerThread
+from tests.support.servers import ServerThread, free_port
 
 OID = "aaaaaaaa-0000-4000-8000-000000000001"
 
@@ -170,6 +171,31 @@ def test_record_rate_limit_marks_the_span_and_counts_rejections(otel: OtelMemory
     assert (allowed.attributes or {})["rate_limit.outcome"] == "allowed"
     after = otel.total("mcp.server.rate_limit.rejections", **{"rate_limit.policy": "per-principal"})
     assert after == before + 1
+
+
+async def test_rate_limit_outcome_reaches_the_mcp_span(
+    otel: OtelMemory, entra: EntraStandIn, token: Callable[..., str]
+) -> None:
+    """A limiter layer (stand-in for the rate limiter's) in front of the MCP endpoint reports its outcome."""
+    settings = settings_for(entra, free_port())
+    app = create_app(settings)
+    route = next(r for r in app.router.routes if getattr(r, "path", None) == settings.mcp.path)
+    endpoint = route.app  # type: ignore[attr-defined]
+
+    async def limiter(scope: Any, receive: Any, send: Any) -> None:
+        record_rate_limit("allowed", "per-principal")
+        await endpoint(scope, receive, send)
+
+    route.app = limiter  # type: ignore[attr-defined]
+    with ServerThread(app, port=int(settings.resource_host.rsplit(":", 1)[1])) as server:
+        headers, body = modern_call("probe_read", {})
+        async with httpx2.AsyncClient() as http:
+            bearer = {"Authorization": f"Bearer {token('mcp.read')}"}
+            assert (await http.post(f"{server.url}/mcp", json=body, headers=headers | bearer)).status_code == 200
+    (call,) = _spans(otel, "tools/call probe_read")
+    http_span = next(s for s in otel.spans.get_finished_spans() if s.context.span_id == call.parent.span_id)
+    assert (call.attributes or {})["rate_limit.outcome"] == "allowed"
+    assert (http_span.attributes or {})["rate_limit.outcome"] == "allowed"
 
 
 # ---- metrics ---------------------------------------------------------------------------------------------------
