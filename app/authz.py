@@ -173,5 +173,5 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 def _parse(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None  # the SDK answers malformed JSON with its own parse error
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None  # the SDK answers malformed (or absurdly nested) JSON with its own parse error

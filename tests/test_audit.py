@@ -201,3 +201,29 @@ def test_audit_sink_setting() -> None:
     }
     with pytest.raises(ValidationError, match="AUDIT__SINK=off is refused in production"):
         Settings(**production, audit={"sink": "off"})
+
+
+async def test_hostile_bodies_get_4xx_and_leave_the_chain_intact(
+    serve: Callable[..., ServerThread], token: Callable[..., str], tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    server = serve(audit={"sink": f"file:{audit}"})
+    headers = {
+        "Authorization": f"Bearer {token('mcp.read')}",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    bodies = [
+        b"[" * 200_000,  # nesting deeper than any parser's recursion limit
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["x"],"arguments":"\\u0000"}}',
+        b'{"jsonrpc":"2.0","id":{"a":1},"method":"tools/call","params":{"name":"probe_write","arguments":[1e999]}}',
+    ]
+    async with httpx2.AsyncClient() as http:
+        for body in bodies:
+            response = await http.post(f"{server.url}/mcp", content=body, headers=headers)
+            assert response.status_code < 500 and (response.status_code >= 400 or '"error"' in response.text)
+    attempt, denied = _records(audit)  # the nested body never parses; the others are audited
+    assert (attempt["event"], attempt["target"], attempt["outcome"]) == ("tool_call", None, "error")
+    assert attempt["reason"] == "-32602"  # invalid params, from the SDK
+    assert denied["event"] == "authz_denied" and denied["target"] == "probe_write"
+    assert verify(audit).ok
