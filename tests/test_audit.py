@@ -38,7 +38,7 @@ async def test_server_writes_one_record_per_authn_failure_denial_and_tool_call(
     async with mcp_client(server.url, token("mcp.read")) as client:
         await client.call_tool("probe_read", {"note": "private words"})
         await client.call_tool("probe_audited", {"ticket": "T-1"})
-        assert (await client.call_tool("probe_fail", {})).is_error
+        assert (await client.call_tool("probe_crash", {})).is_error
     async with httpx2.AsyncClient() as http:
         url = f"{server.url}/mcp"
         denied_token = token("mcp.read")
@@ -51,7 +51,7 @@ async def test_server_writes_one_record_per_authn_failure_denial_and_tool_call(
     assert [(r["event"], r.get("target"), r["outcome"]) for r in records] == [
         ("tool_call", "probe_read", "success"),
         ("tool_call", "probe_audited", "success"),
-        ("tool_call", "probe_fail", "error"),
+        ("tool_call", "probe_crash", "error"),
         ("authz_denied", "probe_write", "denied"),
         ("authn_failure", None, "failure"),
     ]

@@ -204,13 +204,13 @@ async def test_duration_histogram_counts_tool_errors_and_bounds_labels(
 ) -> None:
     name = "mcp.server.operation.duration"
     ok = {"mcp.method.name": "tools/call", "gen_ai.tool.name": "probe_read"}
-    failed = {"mcp.method.name": "tools/call", "gen_ai.tool.name": "probe_fail", "error.type": "tool_error"}
+    failed = {"mcp.method.name": "tools/call", "gen_ai.tool.name": "probe_crash", "error.type": "tool_error"}
     other = {"mcp.method.name": "tools/call", "gen_ai.tool.name": "_OTHER"}
     before = [otel.total(name, **labels) for labels in (ok, failed, other)]
     server = serve()
     async with mcp_client(server.url, token("mcp.read")) as client:
         await client.call_tool("probe_read", {})
-        assert (await client.call_tool("probe_fail", {})).is_error
+        assert (await client.call_tool("probe_crash", {})).is_error
         await client.call_tool("no-such-tool-" + secrets.token_hex(4), {})
     after = [otel.total(name, **labels) for labels in (ok, failed, other)]
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
@@ -263,7 +263,7 @@ async def test_no_token_or_argument_in_spans_or_logs(
     async with mcp_client(server.url, bearer) as client:
         await client.call_tool("probe_read", {"note": secret})
         await client.call_tool("probe_read", {"note": {"nested": secret}})  # fails validation
-        await client.call_tool("probe_fail", {"secret": secret})
+        await client.call_tool("probe_crash", {"secret": secret})
     client_log = logging.getLogger("httpx2")
     client_log.disabled = True  # this test client's own request line is not the server's logging
     try:

@@ -105,7 +105,7 @@ async def test_otlp_export_trace_metrics_and_audit(
         async with mcp_client(url, token) as client:
             with trace.use_span(caller):  # the SDK client injects this context into params._meta
                 ok = await client.call_tool("probe_read", {"note": secret_note})
-                failed = await client.call_tool("probe_fail", {"secret": secret_arg})
+                failed = await client.call_tool("probe_crash", {"secret": secret_arg})
         assert not ok.is_error and failed.is_error
         async with httpx2.AsyncClient() as http:
             bad = await http.post(f"{url}/mcp", headers={"Authorization": "Bearer not-a-jwt"}, json={})
@@ -141,7 +141,7 @@ async def test_otlp_export_trace_metrics_and_audit(
     linked = http_spans[call.links[0].span_id]
     assert attributes(linked.attributes)["auth.outcome"] == "success"
 
-    fail = attributes(_span(spans, "tools/call probe_fail").attributes)
+    fail = attributes(_span(spans, "tools/call probe_crash").attributes)
     assert fail["tool.is_error"] is True and fail["error.type"] == "tool_error"
     refused = [attributes(s.attributes) for s in http_spans.values()]
     assert {"auth.outcome": "failure", "auth.failure_reason": "malformed"}.items() <= next(
@@ -154,7 +154,7 @@ async def test_otlp_export_trace_metrics_and_audit(
         if (a := attributes(point.attributes)).get("mcp.method.name") == "tools/call"
     }
     assert durations[("probe_read", None)] == 1
-    assert durations[("probe_fail", "tool_error")] == 1  # isError results count as errors
+    assert durations[("probe_crash", "tool_error")] == 1  # isError results count as errors
     failures = {
         attributes(p.attributes)["auth.failure_reason"]: p.as_int for p in _points(sink, "mcp.server.auth.failures")
     }
@@ -171,7 +171,7 @@ async def test_otlp_export_trace_metrics_and_audit(
     records = [json.loads(line) for line in audit_file.read_text().splitlines()]
     assert [(r["event"], r.get("target"), r["outcome"]) for r in records] == [
         ("tool_call", "probe_read", "success"),
-        ("tool_call", "probe_fail", "error"),
+        ("tool_call", "probe_crash", "error"),
         ("authn_failure", None, "failure"),
         ("authn_failure", None, "failure"),
         ("authn_failure", None, "failure"),
