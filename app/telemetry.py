@@ -108,9 +108,7 @@ class Telemetry:
     tracing: bool
     metrics: bool
     enduser_id: Literal["hashed", "raw", "off"] = "hashed"
-    tracer_provider: TracerProvider | None = None
-    meter_provider: MeterProvider | None = None
-    _owned: list[Any] = field(default_factory=list)
+    owned: list[Any] = field(default_factory=list)  # providers this process installed from OTEL_*
 
     def fastapi_config(self) -> TelemetryConfig:
         """FastAPI's native OpenTelemetry makes the HTTP server span (the parent of the SDK's MCP spans)."""
@@ -127,7 +125,7 @@ class Telemetry:
 
     def flush(self) -> None:
         """Export what is buffered (graceful shutdown); the providers' own atexit hook shuts them down."""
-        for provider in self._owned:
+        for provider in self.owned:
             provider.force_flush()
 
     def annotate(self, span: Span, principal: Principal | None) -> None:
@@ -173,9 +171,7 @@ def setup_telemetry(settings: Settings, env: Mapping[str, str] | None = None) ->
         tracing=tracing,
         metrics=metering,
         enduser_id=mode,
-        tracer_provider=_installed[0],
-        meter_provider=_installed[1],
-        _owned=[p for p in _installed if p is not None],
+        owned=[p for p in _installed if p is not None],
     )
 
 

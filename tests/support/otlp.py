@@ -43,20 +43,24 @@ class OtlpReceiver:
     traces: list[ExportTraceServiceRequest] = field(default_factory=list)
     metrics: list[ExportMetricsServiceRequest] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    keep: bool = True  # False: decode and count only (a long benchmark run must not grow memory)
+    received: int = 0
 
     def app(self) -> Starlette:
         async def traces(request: Request) -> Response:
             message = ExportTraceServiceRequest()
             if not self._decode(request, await request.body(), message):
                 return Response(status_code=415)
-            self.traces.append(message)
+            if self.keep:
+                self.traces.append(message)
             return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
 
         async def metrics(request: Request) -> Response:
             message = ExportMetricsServiceRequest()
             if not self._decode(request, await request.body(), message):
                 return Response(status_code=415)
-            self.metrics.append(message)
+            if self.keep:
+                self.metrics.append(message)
             return Response(ExportMetricsServiceResponse().SerializeToString(), media_type=PROTOBUF)
 
         return Starlette(
@@ -72,6 +76,7 @@ class OtlpReceiver:
 
             body = gzip.decompress(body)
         message.ParseFromString(body)
+        self.received += 1
         return True
 
     def spans(self) -> Iterator[Span]:
@@ -96,3 +101,12 @@ class OtlpReceiver:
             for metric in scope_metrics.metrics
             if metric.name == name
         ]
+
+
+if __name__ == "__main__":
+    # `python -m tests.support.otlp PORT`: a standalone sink, e.g. for bench/ runs with telemetry on.
+    import sys
+
+    import uvicorn
+
+    uvicorn.run(OtlpReceiver(keep=False).app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
