@@ -142,8 +142,8 @@ def _announce_dev(settings: Settings) -> None:
     base = settings.resource
     log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", settings.instance)
     log.info(
-        "try it: npx -y @modelcontextprotocol/inspector@2.12.0 --cli %s --transport http --method tools/list "
-        '--header "Authorization: Bearer $(make -s token)"',
+        "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
+        '--transport http --method tools/list --header "Authorization: Bearer $(make -s token)"',
         base,
     )
 
