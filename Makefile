@@ -8,7 +8,7 @@ ROLES ?=
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help run test lint fmt token install
+.PHONY: help run test lint fmt token install audit-verify
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,10 @@ lint: install ## ruff + mypy
 fmt: install ## format and auto-fix
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
+
+audit-verify: install ## verify an audit log's hash chain and report the first broken link (FILE=path)
+	@test -n "$(FILE)" || { echo "usage: make audit-verify FILE=path/to/audit.jsonl" >&2; exit 2; }
+	@$(RUN) python -m app.audit verify "$(FILE)"
 
 # --- Deployment (see "Deploying" in README). `CONTAINER=podman make docker-build` uses podman. ---
 CONTAINER ?= docker

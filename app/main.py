@@ -2,10 +2,12 @@
 
 Request path for the MCP endpoint, outermost first:
     proxy headers (uvicorn --proxy-headers)
+    -> HTTP server span (FastAPI's native OpenTelemetry; only when an exporter is configured)
     -> Host / Origin checks (the SDK's transport security, configured from settings)
     -> authentication: AuthenticateBearer (401 / 400)
     -> per-operation authorization: AuthorizeOperation (413, batch 400, 403 step-up, before dispatch)
-    -> MCP dispatch: the SDK's Streamable HTTP session manager, with SecretGuard (secrets bound for `secret()`,
+    -> MCP dispatch: the SDK's Streamable HTTP session manager, with its MCP span, then ObserveOperation
+       (duration metric, span attributes, tool-call audit record), SecretGuard (secrets bound for `secret()`,
        secrets and tokens scrubbed from results and errors) and CallerContext (caller bound, lists filtered)
     -> the tool
 
@@ -32,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from app.access_log import install_access_log_filter
+from app.audit import AuditLog, AuditSinkError
 from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
@@ -39,12 +42,15 @@ from app.authz import AuthorizeOperation, Guard
 from app.dev_issuer import DevIssuer, EmbeddedServer
 from app.downstream import OnBehalfOf, settings_credential
 from app.keyvault import KeyVaultError
+from app.logging import configure_logging
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
+from app.observe import Observer
 from app.redaction import REDACTOR, install_redaction
 from app.registry import ToolDiscoveryError, discover
 from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
 from app.settings import Settings
+from app.telemetry import TelemetryConfigError, setup_telemetry
 
 log = logging.getLogger("app")
 
@@ -54,18 +60,20 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the whole server from settings; every piece that can be prepared once is prepared here."""
     settings = settings or Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     install_access_log_filter()
+    telemetry = setup_telemetry(settings)
     catalog = discover(settings.tools.dir)
     secrets = SecretStore(settings, load_tool_secrets(catalog.secrets, settings))
     install_redaction(secrets.plain_values)
     set_process_store(secrets)
+    observer = Observer(telemetry, AuditLog.open(settings.audit.sink), catalog)
     challenges = Challenges(
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
     downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
-    mcp = build_mcp_server(settings, catalog, guard, secrets, downstream)
+    mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream)
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,
@@ -76,13 +84,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
     validator = EntraTokenValidator(settings, http)
 
+    telemetry.track_sessions(mcp.session_manager)
+
     mcp_endpoint: ASGIApp = StreamableHTTPASGIApp(mcp.session_manager)
-    mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, MAX_BODY_BYTES)
-    mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges)
+    mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, MAX_BODY_BYTES, observer)
+    mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges, observer)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            stack.callback(telemetry.flush)  # runs last: what shutdown itself recorded is exported too
             stack.push_async_callback(http.aclose)
             if settings.dev_issuer_active:
                 issuer = DevIssuer(settings)
@@ -99,7 +110,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
             yield
 
-    app = FastAPI(title=settings.mcp.server_name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title=settings.mcp.server_name,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry=telemetry.fastapi_config(),
+    )
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
     app.state.secrets = secrets
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
@@ -171,5 +189,8 @@ def __getattr__(name: str) -> Any:
             raise SystemExit(2) from None
         except (KeyVaultError, SecretsError) as exc:
             print(f"secrets error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except (TelemetryConfigError, AuditSinkError, OSError) as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return _app

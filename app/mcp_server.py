@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.request_state import AESGCMRequestStateCodec, RequestStateSecurity
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
 from app.downstream import OnBehalfOf, using
+from app.observe import ObserveOperation, Observer
 from app.redaction import REDACTOR, Redactor
 from app.registry import Catalog
 from app.sdk_gaps import apply_log_level, fill_sdk_gaps
@@ -40,7 +42,12 @@ _LISTS = {
 
 
 def build_mcp_server(
-    settings: Settings, catalog: Catalog, guard: Guard, store: SecretStore, downstream: OnBehalfOf | None = None
+    settings: Settings,
+    catalog: Catalog,
+    guard: Guard,
+    store: SecretStore,
+    observer: Observer,
+    downstream: OnBehalfOf | None = None,
 ) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
     bus = InMemorySubscriptionBus()
@@ -49,8 +56,16 @@ def build_mcp_server(
         subscriptions=bus,
         log_level=settings.log_level,
         request_state_security=request_state_security(settings, store),
-        middleware=[SecretGuard(store, REDACTOR), CallerContext(guard, settings.tools.filter_list, downstream)],
+        middleware=[
+            ObserveOperation(observer),
+            SecretGuard(store, REDACTOR),
+            CallerContext(guard, settings.tools.filter_list, downstream),
+        ],
     )
+    if not observer.telemetry.tracing:
+        # The SDK's MCP span middleware ships on; with no tracer installed it would only make no-op spans.
+        chain = server._lowlevel_server.middleware
+        chain[:] = [layer for layer in chain if not isinstance(layer, OpenTelemetryMiddleware)]
     for spec in catalog.of("tool"):
         server.add_tool(spec.fn, name=spec.name, **spec.options)
     for spec in catalog.of("resource"):

@@ -51,6 +51,7 @@ class Spec:
     options: dict[str, Any] = field(default_factory=dict)
     uri: str | None = None
     secrets: frozenset[str] = frozenset()
+    audit_arguments: bool = False  # tools only: the audit log keeps the raw arguments, not just their digest
 
     @property
     def where(self) -> str:
@@ -65,6 +66,7 @@ def _decorator(
     public: bool,
     uri: str | None = None,
     secrets: Iterable[str] = (),
+    audit_arguments: bool = False,
     **options: Any,
 ) -> Callable[[F], F]:
     from app.secrets import check_tool_secret_name
@@ -75,15 +77,8 @@ def _decorator(
     declared = frozenset(check_tool_secret_name(s) for s in secrets)
 
     def register(fn: F) -> F:
-        spec = Spec(
-            kind,
-            fn,
-            name or fn.__name__,
-            requirement,
-            {k: v for k, v in options.items() if v is not None},
-            uri,
-            declared,
-        )
+        chosen = {k: v for k, v in options.items() if v is not None}
+        spec = Spec(kind, fn, name or fn.__name__, requirement, chosen, uri, declared, audit_arguments)
         setattr(fn, SPEC_ATTR, spec)
         return fn
 
@@ -101,9 +96,12 @@ def tool(
     description: str | None = None,
     annotations: ToolAnnotations | None = None,
     structured_output: bool | None = None,
+    audit_arguments: bool = False,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP tool. Declare the delegated `scopes` and/or app `roles` it needs;
-    `public=True` is the explicit, logged opt-out. `secrets` names the tool's own secrets (read with `secret()`)."""
+    `public=True` is the explicit, logged opt-out. `secrets` names the tool's own secrets (read with `secret()`).
+    `audit_arguments=True` puts the raw arguments in the audit log (default: only their sha256), so opt in only
+    for arguments that are safe to keep."""
     return _decorator(
         "tool",
         name,
@@ -111,6 +109,7 @@ def tool(
         roles,
         public,
         secrets=secrets,
+        audit_arguments=audit_arguments,
         title=title,
         description=description,
         annotations=annotations,

@@ -231,6 +231,27 @@ def layered_sources(
     return (init_settings, env_settings, *vault, dotenv_settings, file_secret_settings)
 
 
+class TelemetrySettings(BaseModel):
+    """What the framework adds to OpenTelemetry; exporters themselves come from the standard `OTEL_*` variables."""
+
+    # `enduser.id` on spans: a sha256 of the caller's object id (default), the raw oid, or nothing.
+    enduser_id: Literal["hashed", "raw", "off"] = "hashed"
+
+
+class AuditSettings(BaseModel):
+    """The audit log: where hash-chained records go."""
+
+    sink: str = "stdout"
+
+    @field_validator("sink")
+    @classmethod
+    def _sink_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value in {"stdout", "off"} or (value.startswith("file:") and len(value) > len("file:")):
+            return value
+        raise ValueError("AUDIT__SINK must be stdout, off, or file:/path/to/audit.jsonl")
+
+
 class Settings(BaseSettings):
     """All configuration. Env names are `SECTION__FIELD`, e.g. `AZUREAD__TENANT_ID`."""
 
@@ -246,10 +267,13 @@ class Settings(BaseSettings):
 
     app_env: Literal["development", "production"] = "production"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
     azuread: AzureAdSettings = Field(default_factory=AzureAdSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     keyvault: KeyVaultSettings = Field(default_factory=KeyVaultSettings)
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -298,6 +322,8 @@ class Settings(BaseSettings):
                 f"production mode needs {', '.join(missing)}; set them (see .env.example) "
                 "or set APP_ENV=development to run with the embedded dev issuer"
             )
+        if self.audit.sink == "off":
+            raise ValueError("AUDIT__SINK=off is refused in production; use stdout or file:/path")
         if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
             raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
         if not self.mcp.request_state_keys and (self.mcp.stateless or self.workers > 1):

@@ -101,3 +101,17 @@ def probe_fail(reason: str) -> str:
     from app import ToolError
 
     raise ToolError(f"cannot do that: {reason}")
+
+
+@tool(scopes=["mcp.read"])
+def probe_crash(secret: str = "") -> str:
+    """Fails unexpectedly, so the call answers `isError: true` (HTTP 200)."""
+    probe.calls.append("crash")
+    raise ValueError("probe failure")
+
+
+@tool(scopes=["mcp.read"], audit_arguments=True)
+def probe_audited(ticket: str = "") -> str:
+    """Opts in to raw arguments in the audit log."""
+    probe.calls.append(f"audited:{ticket}")
+    return "audited ok"
