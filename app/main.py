@@ -26,10 +26,12 @@ from pydantic import ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from app import toolslock
 from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
+from app.content import content_safety_from
 from app.dev_issuer import DevIssuer, EmbeddedServer
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
@@ -50,7 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    mcp = build_mcp_server(settings, catalog, guard)
+    content_check = content_safety_from(settings)
+    mcp = build_mcp_server(settings, catalog, guard, content_check)
+    # Tool integrity: what models will be shown must match the reviewed tools.lock (app/toolslock.py).
+    if settings.tools_lock_mode != "off":
+        toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,
@@ -74,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 dev_server = await issuer.serve()
                 stack.push_async_callback(_stop, dev_server)
                 _announce_dev(settings)
+            if (close := getattr(content_check, "aclose", None)) is not None:
+                stack.push_async_callback(close)
             await validator.start()
             stack.push_async_callback(validator.stop)
             await stack.enter_async_context(mcp.session_manager.run())

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
@@ -110,6 +110,35 @@ class ToolsSettings(BaseModel):
 
     dir: Path = Path(__file__).resolve().parent.parent / "tools"
     filter_list: bool = True
+    # tools.lock pins served tool metadata (see app/toolslock.py); None = tools.lock beside the tools directory
+    lock_file: Path | None = None
+    # None = enforce in production, warn in development
+    lock_mode: Literal["enforce", "warn", "off"] | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.lock_file or self.dir.resolve().parent / "tools.lock"
+
+
+class ContentSafetySettings(BaseModel):
+    """The optional content-safety check `app.content.untrusted()` runs on external content (off by default)."""
+
+    provider: Literal["off", "azure"] = "off"
+    endpoint: str | None = None  # https://<name>.cognitiveservices.azure.com/
+    key: SecretStr | None = None  # empty: Microsoft Entra ID (DefaultAzureCredential / managed identity)
+    # Azure severity (0-7) at or above which content is withheld from the model
+    threshold: int = Field(default=4, ge=0, le=7)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_https_or_loopback(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+            return value.strip()
+        raise ValueError("CONTENT_SAFETY__ENDPOINT must be https:// (plain http is accepted only for a loopback host)")
 
 
 class DevIssuerSettings(BaseModel):
@@ -137,6 +166,7 @@ class Settings(BaseSettings):
     mcp: McpSettings = Field(default_factory=McpSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+    content_safety: ContentSafetySettings = Field(default_factory=ContentSafetySettings)
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
@@ -158,7 +188,16 @@ class Settings(BaseSettings):
             )
         if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
             raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
+        if self.tools.lock_mode == "off":
+            raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
+        if self.content_safety.provider == "azure" and not self.content_safety.endpoint:
+            raise ValueError("CONTENT_SAFETY__PROVIDER=azure needs CONTENT_SAFETY__ENDPOINT")
         return self
+
+    @property
+    def tools_lock_mode(self) -> Literal["enforce", "warn", "off"]:
+        """The effective tools.lock mode: as set, else enforce in production and warn in development."""
+        return self.tools.lock_mode or ("enforce" if self.app_env == "production" else "warn")
 
     @cached_property
     def dev_issuer_active(self) -> bool:

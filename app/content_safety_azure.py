@@ -1,0 +1,52 @@
+"""Azure AI Content Safety as the content-safety check (optional extra: `uv sync --extra content-safety`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from azure.ai.contentsafety.aio import ContentSafetyClient
+from azure.ai.contentsafety.models import AnalyzeTextOptions
+from azure.core.credentials import AzureKeyCredential
+
+from app.content import SafetyVerdict
+from app.settings import ContentSafetySettings
+
+MAX_TEXT_CHARS = 10_000  # the service's limit per text:analyze request
+
+
+class AzureContentSafety:
+    """Withholds text whose harm-category severity reaches the threshold; longer text is checked in chunks."""
+
+    def __init__(self, client: ContentSafetyClient, threshold: int, timeout: float) -> None:
+        self.client = client
+        self.threshold = threshold
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, config: ContentSafetySettings) -> AzureContentSafety:
+        credential: Any
+        if config.key is not None and config.key.get_secret_value():
+            credential = AzureKeyCredential(config.key.get_secret_value())
+        else:
+            from azure.identity.aio import DefaultAzureCredential  # managed identity in Azure, az login locally
+
+            credential = DefaultAzureCredential()
+        return cls(ContentSafetyClient(str(config.endpoint), credential), config.threshold, config.timeout_seconds)
+
+    async def check(self, text: str, *, source: str) -> SafetyVerdict:
+        chunks = [text[i : i + MAX_TEXT_CHARS] for i in range(0, len(text), MAX_TEXT_CHARS)] or [""]
+        async with asyncio.timeout(self.timeout):
+            results = await asyncio.gather(*(self.client.analyze_text(AnalyzeTextOptions(text=c)) for c in chunks))
+        flagged = sorted(
+            {
+                str(item.category)
+                for result in results
+                for item in result.categories_analysis
+                if (item.severity or 0) >= self.threshold
+            }
+        )
+        return SafetyVerdict(not flagged, f"flagged: {', '.join(flagged)}" if flagged else "")
+
+    async def aclose(self) -> None:
+        await self.client.close()
