@@ -16,8 +16,8 @@ help: ## list targets
 $(UV):
 	python3 -m pip install --user --quiet uv
 
-install: $(UV) ## create .venv from uv.lock (dev tools included)
-	$(UV) sync --frozen --quiet
+install: $(UV) ## create .venv from uv.lock (dev tools and the content-safety extra included)
+	$(UV) sync --frozen --quiet --extra content-safety
 
 run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev issuer
 	APP_ENV=development $(RUN) uvicorn app.main:app --host $(HOST) --port $(PORT)

@@ -17,6 +17,7 @@ content, or content that could not be checked, is withheld and the model is told
 from __future__ import annotations
 
 import contextvars
+import importlib
 import logging
 import re
 import secrets
@@ -114,10 +115,25 @@ def _clean_source(source: str) -> str:
 
 
 def content_safety_from(settings: Settings) -> ContentSafetyCheck | None:
-    """The configured check, built once at startup; None when off (the default)."""
-    config = settings.content_safety
-    if config.provider == "off":
-        return None
-    from app.content_safety_azure import AzureContentSafety  # optional extra: `uv sync --extra content-safety`
+    """The configured check, built once at startup; None when off (the default).
 
-    return AzureContentSafety.from_settings(config)
+    `azure` is Azure AI Content Safety (optional extra: `uv sync --extra content-safety`); `package.module:factory`
+    names your own: a callable taking `Settings` and returning an object with `async check(text, *, source)`.
+    """
+    provider = settings.content_safety.provider
+    if provider == "off":
+        return None
+    if provider == "azure":
+        try:
+            from app.content_safety_azure import AzureContentSafety
+        except ImportError:
+            raise RuntimeError(
+                "CONTENT_SAFETY__PROVIDER=azure needs the optional extra: uv sync --extra content-safety"
+            ) from None
+        return AzureContentSafety.from_settings(settings.content_safety)
+    module_name, _, attr = provider.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    check = factory(settings)
+    if not isinstance(check, ContentSafetyCheck):
+        raise TypeError(f"CONTENT_SAFETY__PROVIDER {provider} did not return an object with async check()")
+    return check

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from azure.ai.contentsafety.aio import ContentSafetyClient
+from azure.ai.contentsafety import ContentSafetyClient
 from azure.ai.contentsafety.models import AnalyzeTextOptions
 from azure.core.credentials import AzureKeyCredential
 
@@ -16,7 +16,10 @@ MAX_TEXT_CHARS = 10_000  # the service's limit per text:analyze request
 
 
 class AzureContentSafety:
-    """Withholds text whose harm-category severity reaches the threshold; longer text is checked in chunks."""
+    """Withholds text whose harm-category severity reaches the threshold; longer text is checked in chunks.
+
+    The SDK's sync client runs in a worker thread: its async client would need aiohttp, a second HTTP stack.
+    """
 
     def __init__(self, client: ContentSafetyClient, threshold: int, timeout: float) -> None:
         self.client = client
@@ -29,7 +32,7 @@ class AzureContentSafety:
         if config.key is not None and config.key.get_secret_value():
             credential = AzureKeyCredential(config.key.get_secret_value())
         else:
-            from azure.identity.aio import DefaultAzureCredential  # managed identity in Azure, az login locally
+            from azure.identity import DefaultAzureCredential  # managed identity in Azure, az login locally
 
             credential = DefaultAzureCredential()
         return cls(ContentSafetyClient(str(config.endpoint), credential), config.threshold, config.timeout_seconds)
@@ -37,7 +40,7 @@ class AzureContentSafety:
     async def check(self, text: str, *, source: str) -> SafetyVerdict:
         chunks = [text[i : i + MAX_TEXT_CHARS] for i in range(0, len(text), MAX_TEXT_CHARS)] or [""]
         async with asyncio.timeout(self.timeout):
-            results = await asyncio.gather(*(self.client.analyze_text(AnalyzeTextOptions(text=c)) for c in chunks))
+            results = await asyncio.gather(*(asyncio.to_thread(self._analyze, chunk) for chunk in chunks))
         flagged = sorted(
             {
                 str(item.category)
@@ -48,5 +51,9 @@ class AzureContentSafety:
         )
         return SafetyVerdict(not flagged, f"flagged: {', '.join(flagged)}" if flagged else "")
 
+    def _analyze(self, text: str) -> Any:
+        options = AnalyzeTextOptions(text=text)
+        return self.client.analyze_text(options, connection_timeout=self.timeout, read_timeout=self.timeout)
+
     async def aclose(self) -> None:
-        await self.client.close()
+        await asyncio.to_thread(self.client.close)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -123,12 +124,21 @@ class ToolsSettings(BaseModel):
 class ContentSafetySettings(BaseModel):
     """The optional content-safety check `app.content.untrusted()` runs on external content (off by default)."""
 
-    provider: Literal["off", "azure"] = "off"
+    # off | azure | your own check as "package.module:factory" (a callable taking Settings, see app/content.py)
+    provider: str = "off"
     endpoint: str | None = None  # https://<name>.cognitiveservices.azure.com/
     key: SecretStr | None = None  # empty: Microsoft Entra ID (DefaultAzureCredential / managed identity)
     # Azure severity (0-7) at or above which content is withheld from the model
     threshold: int = Field(default=4, ge=0, le=7)
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value in {"off", "azure"} or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            return value
+        raise ValueError("CONTENT_SAFETY__PROVIDER must be off, azure, or package.module:factory")
 
     @field_validator("endpoint")
     @classmethod

@@ -3,7 +3,9 @@
 import asyncio
 from typing import Any
 
-from app import current_principal, tool
+from mcp.types import TextContent
+
+from app import current_principal, tool, untrusted
 from tests.support import probe
 
 
@@ -40,3 +42,10 @@ async def probe_sleep(seconds: float = 1.0) -> str:
     await asyncio.sleep(seconds)
     probe.calls.append(f"slept:{seconds}")
     return f"slept {seconds}"
+
+
+@tool(scopes=["mcp.read"])
+async def probe_untrusted(text: str) -> TextContent:
+    """Return `text` as untrusted external content."""
+    probe.calls.append("untrusted")
+    return await untrusted(text, source="https://example.test/page")
