@@ -8,7 +8,7 @@ ROLES ?=
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help run test lint fmt token install
+.PHONY: help run test lint fmt token install new-tool tools-lock audit sbom
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,8 +25,8 @@ run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev is
 token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only)
 	@APP_ENV=development $(RUN) python -m app.dev_issuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
 
-test: install ## run the test suite
-	$(RUN) pytest
+test: install ## run the test suite (TESTS="path ..." for a part of it)
+	$(RUN) pytest $(TESTS)
 
 lint: install ## ruff + mypy
 	$(RUN) ruff check .
@@ -36,3 +36,12 @@ lint: install ## ruff + mypy
 fmt: install ## format and auto-fix
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
+
+new-tool: install ## scaffold tools/NAME.py and tests/tools/test_NAME.py, then update tools.lock (NAME=my_tool)
+	@if [ -z "$(NAME)" ]; then echo "usage: make new-tool NAME=my_tool" >&2; exit 2; fi
+	$(RUN) python -m app.scaffold "$(NAME)"
+	$(RUN) python -m app.toolslock write
+	@echo "next: edit tools/$(NAME).py and its test; review the tools.lock diff before you commit"
+
+tools-lock: install ## regenerate tools.lock from the served tool metadata (review and commit the diff)
+	$(RUN) python -m app.toolslock write
