@@ -45,3 +45,11 @@ new-tool: install ## scaffold tools/NAME.py and tests/tools/test_NAME.py, then u
 
 tools-lock: install ## regenerate tools.lock from the served tool metadata (review and commit the diff)
 	$(RUN) python -m app.toolslock write
+
+AUDIT_SERVICE ?= pypi
+audit: install ## pip-audit every package in uv.lock (AUDIT_SERVICE=pypi|osv); see README "Supply chain"
+	$(RUN) python -m app.supply_chain audit --service $(AUDIT_SERVICE)
+
+SBOM ?= dist/sbom.cdx.json
+sbom: install ## write a CycloneDX SBOM of the runtime dependencies to $(SBOM)
+	$(RUN) python -m app.supply_chain sbom --output $(SBOM)
