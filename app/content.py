@@ -17,6 +17,7 @@ content, or content that could not be checked, is withheld and the model is told
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import importlib
 import logging
 import re
@@ -94,10 +95,10 @@ async def untrusted(text: str, *, source: str, max_chars: int | None = 100_000) 
         try:
             verdict = await check.check(text, source=label)
         except Exception as exc:  # fail closed: unchecked content never reaches the model
-            log.warning("content-safety check failed for %s: %s", label, type(exc).__name__)
+            log.warning("content-safety check failed: %s", type(exc).__name__, extra={"source": _fingerprint(label)})
             verdict = SafetyVerdict(False, "the content-safety check was unavailable")
         if not verdict.allowed:
-            log.info("untrusted content withheld", extra={"source": label, "reason": verdict.reason})
+            log.info("untrusted content withheld", extra={"source": _fingerprint(label), "reason": verdict.reason})
             notice = f"[content from {label} was withheld by the content-safety check: {verdict.reason}]"
             return TextContent(type="text", text=notice, _meta={META_KEY: {"source": label, "withheld": True}})
     boundary = secrets.token_hex(12)
@@ -106,6 +107,11 @@ async def untrusted(text: str, *, source: str, max_chars: int | None = 100_000) 
         text=spotlight(text, source=label, boundary=boundary),
         _meta={META_KEY: {"source": label, "boundary": boundary, "datamark": MARKER}},
     )
+
+
+def _fingerprint(source: str) -> str:
+    """Logs get a handle for the source, not the source: it may be a caller's argument (a URL, a file name)."""
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
 
 
 def _clean_source(source: str) -> str:

@@ -133,3 +133,30 @@ def test_tools_lock_cli_writes_then_check_names_the_changed_tool(tmp_path: Path)
     checked = cli("check", "--tools-dir", str(edited))
     assert checked.returncode == 1
     assert "tool 'search_notes': description changed" in checked.stderr
+
+
+def test_uvicorn_entry_point_prints_a_clear_refusal(tmp_path: Path, entra: EntraStandIn) -> None:
+    """`uvicorn app.main:app` in production: exit 2 and one readable line naming the tool, no traceback."""
+    _, edited, lock_path = _two_copies(tmp_path)
+    _edit(edited / "whoami.py", "Return the caller's identity", "Return the identity")
+    env = {
+        "APP_ENV": "production",
+        "AZUREAD__INSTANCE": entra.base,
+        "AZUREAD__TENANT_ID": "72f988bf-0000-4000-8000-000000000001",
+        "AZUREAD__CLIENT_ID": "5c6a6c1c-0000-4000-8000-00000000c11e",
+        "MCP__RESOURCE_HOST": "https://mcp.example.com",
+        "TOOLS__DIR": str(edited),
+        "TOOLS__LOCK_FILE": str(lock_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import app.main; app.main.app"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("tools error: served tool metadata differs from")
+    assert "tool 'whoami': description changed" in result.stderr and "Traceback" not in result.stderr

@@ -25,7 +25,6 @@ async def fetch_page_summary(
     url: Annotated[str, Field(min_length=1, max_length=2000, description="The intranet page to read")],
 ) -> TextContent:
     """Return the text of an intranet page, marked as untrusted external content."""
-    text = _PAGES.get(url)
-    if text is None:
-        return TextContent(type="text", text=f"no page at {url[:200]!r}; known pages: {', '.join(sorted(_PAGES))}")
-    return await untrusted(text, source=url)
+    if url not in _PAGES:
+        return TextContent(type="text", text=f"no such page; known pages: {', '.join(sorted(_PAGES))}")
+    return await untrusted(_PAGES[url], source=url)
