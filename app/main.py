@@ -27,12 +27,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from app import toolslock
+from app.access_log import install_access_log_filter
 from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
 from app.content import content_safety_from
 from app.dev_issuer import DevIssuer, EmbeddedServer
+from app.downstream import OnBehalfOf, settings_credential
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
 from app.registry import ToolDiscoveryError, discover
@@ -47,13 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the whole server from settings; every piece that can be prepared once is prepared here."""
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_access_log_filter()
     catalog = discover(settings.tools.dir)
     challenges = Challenges(
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
+    downstream = OnBehalfOf(settings, settings_credential(settings))
     content_check = content_safety_from(settings)
-    mcp = build_mcp_server(settings, catalog, guard, content_check)
+    mcp = build_mcp_server(settings, catalog, guard, downstream, content_check)
     # Tool integrity: what models will be shown must match the reviewed tools.lock (app/toolslock.py).
     if settings.tools_lock_mode != "off":
         toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp_types import EmptyResult, SetLevelRequestParams
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp_types import Completion
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
 from app.content import ContentSafetyCheck, checking_content_with
+from app.downstream import OnBehalfOf, using
 from app.registry import Catalog
+from app.sdk_gaps import apply_log_level, fill_sdk_gaps
 from app.settings import Settings
+
+MAX_COMPLETIONS = 100  # the spec's cap on values in one completion result
 
 # list method -> (wire result field, catalog kind, wire key naming each item's target)
 _LISTS = {
@@ -24,13 +31,19 @@ _LISTS = {
 
 
 def build_mcp_server(
-    settings: Settings, catalog: Catalog, guard: Guard, content_check: ContentSafetyCheck | None = None
+    settings: Settings,
+    catalog: Catalog,
+    guard: Guard,
+    downstream: OnBehalfOf | None = None,
+    content_check: ContentSafetyCheck | None = None,
 ) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
+    bus = InMemorySubscriptionBus()
     server: MCPServer[Any] = MCPServer(
         settings.mcp.server_name,
+        subscriptions=bus,
         log_level=settings.log_level,
-        middleware=[CallerContext(guard, settings.tools.filter_list, content_check)],
+        middleware=[CallerContext(guard, settings.tools.filter_list, downstream, content_check)],
     )
     for spec in catalog.of("tool"):
         server.add_tool(spec.fn, name=spec.name, **spec.options)
@@ -38,27 +51,48 @@ def build_mcp_server(
         server.resource(spec.uri or "", name=spec.name, **spec.options)(spec.fn)
     for spec in catalog.of("prompt"):
         server.prompt(name=spec.name, **spec.options)(spec.fn)
-    # MCPServer has no `logging/setLevel` handler, yet handshake-era clients send it; accept it (see README).
-    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _accept_log_level)
+    completers = {spec.name: spec.fn for spec in catalog.of("completion")}
+    if completers:
+        server.completion()(_dispatch_completions(completers))  # type: ignore[no-untyped-call]  # untyped in the SDK
+    fill_sdk_gaps(server, bus)
     return server
 
 
-async def _accept_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
-    return EmptyResult()
+def _dispatch_completions(completers: dict[str, Callable[..., Any]]) -> Callable[..., Awaitable[Completion | None]]:
+    """The SDK takes one completion handler; this routes each request to the target's own completer."""
+
+    async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
+        completer = completers.get(getattr(ref, "name", None) or str(getattr(ref, "uri", "")))
+        if completer is None:
+            return None
+        values = completer(argument.name, argument.value, dict((context and context.arguments) or {}))
+        values = await values if inspect.isawaitable(values) else values
+        found = [str(v) for v in values]
+        return Completion(values=found[:MAX_COMPLETIONS], total=len(found), has_more=len(found) > MAX_COMPLETIONS)
+
+    return complete
 
 
 class CallerContext:
     """SDK middleware: binds the HTTP request's principal for the handler, and hides what it may not use."""
 
-    def __init__(self, guard: Guard, filter_lists: bool, content_check: ContentSafetyCheck | None = None) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        filter_lists: bool,
+        downstream: OnBehalfOf | None,
+        content_check: ContentSafetyCheck | None = None,
+    ) -> None:
         self.guard = guard
         self.filter_lists = filter_lists
+        self.downstream = downstream
         self.content_check = content_check
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
         principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
-        with acting_as(principal), checking_content_with(self.content_check):
+        apply_log_level(ctx)
+        with acting_as(principal), using(self.downstream), checking_content_with(self.content_check):
             result = await call_next(ctx)
         listing = _LISTS.get(ctx.method)
         if listing is None or principal is None or not self.filter_lists or result is None:

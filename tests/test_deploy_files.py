@@ -1,0 +1,50 @@
+"""The deployment files are checked by the real tools: hadolint, the Kubernetes schemas, and nginx itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+BIN = Path(sys.executable).parent  # the locked dev tools live beside the interpreter
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=REPO, capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **(env or {})}
+    )
+
+
+def test_hadolint_passes_on_the_dockerfile() -> None:
+    result = _run(str(BIN / "hadolint"), "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
+    assert _run(str(BIN / "hadolint"), str(bad)).returncode != 0
+
+
+def test_kubernetes_manifests_validate_against_the_schemas() -> None:
+    result = _run("config/k8s/validate.sh", env={"KUBERNETES_VALIDATE": str(BIN / "kubernetes-validate")})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kubernetes_validation_catches_a_typo(tmp_path: Path) -> None:
+    broken = tmp_path / "deployment.yaml"
+    broken.write_text((REPO / "config/k8s/deployment.yaml").read_text().replace("readinessProbe", "readynessProbe"))
+    result = _run("config/k8s/validate.sh", str(broken), env={"KUBERNETES_VALIDATE": str(BIN / "kubernetes-validate")})
+    assert result.returncode != 0
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is installed by .ci/run (nginx-light)")
+def test_nginx_accepts_both_configs() -> None:
+    result = _run("config/nginx-check.sh")
+    assert result.returncode == 0, result.stdout + result.stderr
