@@ -21,10 +21,11 @@ class AzureContentSafety:
     The SDK's sync client runs in a worker thread: its async client would need aiohttp, a second HTTP stack.
     """
 
-    def __init__(self, client: ContentSafetyClient, threshold: int, timeout: float) -> None:
+    def __init__(self, client: ContentSafetyClient, threshold: int, timeout: float, credential: Any = None) -> None:
         self.client = client
         self.threshold = threshold
         self.timeout = timeout
+        self._credential = credential  # closed with the client when it holds connections (Entra ID credential)
 
     @classmethod
     def from_settings(cls, config: ContentSafetySettings) -> AzureContentSafety:
@@ -35,7 +36,8 @@ class AzureContentSafety:
             from azure.identity import DefaultAzureCredential  # managed identity in Azure, az login locally
 
             credential = DefaultAzureCredential()
-        return cls(ContentSafetyClient(str(config.endpoint), credential), config.threshold, config.timeout_seconds)
+        client = ContentSafetyClient(str(config.endpoint), credential)
+        return cls(client, config.threshold, config.timeout_seconds, credential)
 
     async def check(self, text: str, *, source: str) -> SafetyVerdict:
         chunks = [text[i : i + MAX_TEXT_CHARS] for i in range(0, len(text), MAX_TEXT_CHARS)] or [""]
@@ -57,3 +59,5 @@ class AzureContentSafety:
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.client.close)
+        if (close := getattr(self._credential, "close", None)) is not None:
+            await asyncio.to_thread(close)
