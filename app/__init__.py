@@ -1,4 +1,4 @@
-"""secure-mcp-server framework. Tool authors import from here: `from app import tool, current_principal`."""
+"""secure-mcp-server framework. Tool authors import from here: `from app import tool, current_principal, secret`."""
 
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -6,6 +6,7 @@ from app.auth.principal import NotAuthenticatedError, Principal, current_princip
 from app.content import untrusted
 from app.downstream import DownstreamAuthError, downstream_token
 from app.registry import completion, prompt, resource, tool
+from app.secrets import secret
 
 __all__ = [
     "DownstreamAuthError",
@@ -17,6 +18,7 @@ __all__ = [
     "downstream_token",
     "prompt",
     "resource",
+    "secret",
     "tool",
     "untrusted",
 ]

@@ -5,12 +5,17 @@ Request path for the MCP endpoint, outermost first:
     -> Host / Origin checks (the SDK's transport security, configured from settings)
     -> authentication: AuthenticateBearer (401 / 400)
     -> per-operation authorization: AuthorizeOperation (413, batch 400, 403 step-up, before dispatch)
-    -> MCP dispatch: the SDK's Streamable HTTP session manager, with CallerContext (caller bound, lists filtered)
+    -> MCP dispatch: the SDK's Streamable HTTP session manager, with SecretGuard (secrets bound for `secret()`,
+       secrets and tokens scrubbed from results and errors) and CallerContext (caller bound, lists filtered)
     -> the tool
+
+Secrets come from settings (Key Vault among the sources) into a `SecretStore`, re-read in the background when
+KEYVAULT__REFRESH_SECONDS is set; every log record is scrubbed of them (and of tokens) by the redaction filter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -35,9 +40,12 @@ from app.authz import AuthorizeOperation, Guard
 from app.content import content_safety_from
 from app.dev_issuer import DevIssuer, EmbeddedServer
 from app.downstream import OnBehalfOf, settings_credential
+from app.keyvault import KeyVaultError
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
+from app.redaction import REDACTOR, install_redaction
 from app.registry import ToolDiscoveryError, discover
+from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
 from app.settings import Settings
 
 log = logging.getLogger("app")
@@ -51,13 +59,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_access_log_filter()
     catalog = discover(settings.tools.dir)
+    secrets = SecretStore(settings, load_tool_secrets(catalog.secrets, settings))
+    install_redaction(secrets.plain_values)
+    set_process_store(secrets)
     challenges = Challenges(
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    downstream = OnBehalfOf(settings, settings_credential(settings))
+    downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
     content_check = content_safety_from(settings)
-    mcp = build_mcp_server(settings, catalog, guard, downstream, content_check)
+    mcp = build_mcp_server(settings, catalog, guard, secrets, downstream, content_check)
     # Tool integrity: what models will be shown must match the reviewed tools.lock (app/toolslock.py).
     if settings.tools_lock_mode != "off":
         toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
@@ -88,12 +99,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack.push_async_callback(close)
             await validator.start()
             stack.push_async_callback(validator.stop)
+            if settings.keyvault.refresh_seconds:
+                refresher = SecretRefresher(secrets, catalog.secrets, settings.keyvault.refresh_seconds)
+                stack.push_async_callback(_cancel, asyncio.create_task(refresher.run(), name="secret-refresh"))
+            stack.callback(REDACTOR.remove, secrets.plain_values)  # this app's values stop mattering once it stops
             await stack.enter_async_context(mcp.session_manager.run())
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
             yield
 
     app = FastAPI(title=settings.mcp.server_name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
+    app.state.secrets = secrets
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     metadata = protected_resource_metadata(settings, catalog)
 
@@ -123,6 +139,11 @@ def _transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _stop(server: EmbeddedServer) -> None:
     server.should_exit = True
     await server.task
@@ -132,8 +153,8 @@ def _announce_dev(settings: Settings) -> None:
     base = settings.resource
     log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", settings.instance)
     log.info(
-        "try it: npx -y @modelcontextprotocol/inspector@2.12.0 --cli %s --transport http --method tools/list "
-        '--header "Authorization: Bearer $(make -s token)"',
+        "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
+        '--transport http --method tools/list --header "Authorization: Bearer $(make -s token)"',
         base,
     )
 
@@ -155,5 +176,8 @@ def __getattr__(name: str) -> Any:
             raise SystemExit(2) from None
         except ToolDiscoveryError as exc:
             print(f"tools error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except (KeyVaultError, SecretsError) as exc:
+            print(f"secrets error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return _app

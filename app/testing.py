@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import socket
 import threading
 import time
@@ -218,7 +219,7 @@ def serve_tools(tools_dir: Path, issuer: LocalIssuer | None = None, **overrides:
         values: dict[str, Any] = {
             "app_env": "production",
             "azuread": {"instance": issuer.base, "tenant_id": issuer.tenant, "client_id": issuer.audience},
-            "mcp": {"resource_host": f"http://127.0.0.1:{port}"},
+            "mcp": {"resource_host": f"http://127.0.0.1:{port}", "request_state_keys": [secrets.token_hex(32)]},
             # A stale tools.lock is reported once, by the lock test, rather than by every tool test failing to start.
             "tools": {"dir": tools_dir, "lock_mode": "warn"},
         }

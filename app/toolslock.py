@@ -156,11 +156,13 @@ def current_for(tools_dir: Path) -> dict[str, Any]:
     from app.authz import Guard
     from app.mcp_server import build_mcp_server
     from app.registry import discover
+    from app.secrets import SecretStore
     from app.settings import Settings
 
     settings = Settings(_env_file=None, app_env="development", tools={"dir": tools_dir})
     catalog = discover(tools_dir)
-    mcp = build_mcp_server(settings, catalog, Guard(catalog, (), (), settings.scope_uri))
+    # Tool secrets are not read: they do not change what is listed, and a lock needs no credentials.
+    mcp = build_mcp_server(settings, catalog, Guard(catalog, (), (), settings.scope_uri), SecretStore(settings))
     return served_sync(mcp, catalog)
 
 

@@ -145,6 +145,7 @@ def test_uvicorn_entry_point_prints_a_clear_refusal(tmp_path: Path, entra: Entra
         "AZUREAD__TENANT_ID": "72f988bf-0000-4000-8000-000000000001",
         "AZUREAD__CLIENT_ID": "5c6a6c1c-0000-4000-8000-00000000c11e",
         "MCP__RESOURCE_HOST": "https://mcp.example.com",
+        "MCP__REQUEST_STATE_KEYS": "0123456789abcdef0123456789abcdef",
         "TOOLS__DIR": str(edited),
         "TOOLS__LOCK_FILE": str(lock_path),
         "PATH": "/usr/bin:/bin",
