@@ -33,12 +33,14 @@ from pydantic import ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from app import toolslock
 from app.access_log import install_access_log_filter
 from app.audit import AuditLog, AuditSinkError
 from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
+from app.content import content_safety_from
 from app.dev_issuer import DevIssuer, EmbeddedServer
 from app.downstream import OnBehalfOf, settings_credential
 from app.keyvault import KeyVaultError
@@ -73,7 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
     downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
-    mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream)
+    content_check = content_safety_from(settings)
+    mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream, content_check)
+    # Tool integrity: what models will be shown must match the reviewed tools.lock (app/toolslock.py).
+    if settings.tools_lock_mode != "off":
+        toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,
@@ -100,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 dev_server = await issuer.serve()
                 stack.push_async_callback(_stop, dev_server)
                 _announce_dev(settings)
+            if (close := getattr(content_check, "aclose", None)) is not None:
+                stack.push_async_callback(close)
             await validator.start()
             stack.push_async_callback(validator.stop)
             if settings.keyvault.refresh_seconds:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
+from app.content import ContentSafetyCheck, checking_content_with
 from app.downstream import OnBehalfOf, using
 from app.observe import ObserveOperation, Observer
 from app.redaction import REDACTOR, Redactor
@@ -48,6 +49,7 @@ def build_mcp_server(
     store: SecretStore,
     observer: Observer,
     downstream: OnBehalfOf | None = None,
+    content_check: ContentSafetyCheck | None = None,
 ) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
     bus = InMemorySubscriptionBus()
@@ -59,7 +61,7 @@ def build_mcp_server(
         middleware=[
             ObserveOperation(observer),
             SecretGuard(store, REDACTOR),
-            CallerContext(guard, settings.tools.filter_list, downstream),
+            CallerContext(guard, settings.tools.filter_list, downstream, content_check),
         ],
     )
     if not observer.telemetry.tracing:
@@ -143,16 +145,23 @@ def _dispatch_completions(completers: dict[str, Callable[..., Any]]) -> Callable
 class CallerContext:
     """SDK middleware: binds the HTTP request's principal for the handler, and hides what it may not use."""
 
-    def __init__(self, guard: Guard, filter_lists: bool, downstream: OnBehalfOf | None) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        filter_lists: bool,
+        downstream: OnBehalfOf | None,
+        content_check: ContentSafetyCheck | None = None,
+    ) -> None:
         self.guard = guard
         self.filter_lists = filter_lists
         self.downstream = downstream
+        self.content_check = content_check
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
         principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
         apply_log_level(ctx)
-        with acting_as(principal), using(self.downstream):
+        with acting_as(principal), using(self.downstream), checking_content_with(self.content_check):
             result = await call_next(ctx)
         listing = _LISTS.get(ctx.method)
         if listing is None or principal is None or not self.filter_lists or result is None:

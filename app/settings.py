@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import typing
 from functools import cached_property
 from pathlib import Path
@@ -143,6 +144,44 @@ class ToolsSettings(BaseModel):
 
     dir: Path = Path(__file__).resolve().parent.parent / "tools"
     filter_list: bool = True
+    # tools.lock pins served tool metadata (see app/toolslock.py); None = tools.lock beside the tools directory
+    lock_file: Path | None = None
+    # None = enforce in production, warn in development
+    lock_mode: Literal["enforce", "warn", "off"] | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.lock_file or self.dir.resolve().parent / "tools.lock"
+
+
+class ContentSafetySettings(BaseModel):
+    """The optional content-safety check `app.content.untrusted()` runs on external content (off by default)."""
+
+    # off | azure | your own check as "package.module:factory" (a callable taking Settings, see app/content.py)
+    provider: str = "off"
+    endpoint: str | None = None  # https://<name>.cognitiveservices.azure.com/
+    key: SecretStr | None = None  # empty: Microsoft Entra ID (DefaultAzureCredential / managed identity)
+    # Azure severity (0-7) at or above which content is withheld from the model
+    threshold: int = Field(default=4, ge=0, le=7)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value in {"off", "azure"} or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            return value
+        raise ValueError("CONTENT_SAFETY__PROVIDER must be off, azure, or package.module:factory")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_https_or_loopback(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+            return value.strip()
+        raise ValueError("CONTENT_SAFETY__ENDPOINT must be https:// (plain http is accepted only for a loopback host)")
 
 
 class DevIssuerSettings(BaseModel):
@@ -274,6 +313,7 @@ class Settings(BaseSettings):
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    content_safety: ContentSafetySettings = Field(default_factory=ContentSafetySettings)
     keyvault: KeyVaultSettings = Field(default_factory=KeyVaultSettings)
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -326,6 +366,10 @@ class Settings(BaseSettings):
             raise ValueError("AUDIT__SINK=off is refused in production; use stdout or file:/path")
         if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
             raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
+        if self.tools.lock_mode == "off":
+            raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
+        if self.content_safety.provider == "azure" and not self.content_safety.endpoint:
+            raise ValueError("CONTENT_SAFETY__PROVIDER=azure needs CONTENT_SAFETY__ENDPOINT")
         if not self.mcp.request_state_keys and (self.mcp.stateless or self.workers > 1):
             raise ValueError(
                 "production with MCP__STATELESS=true or more than one worker needs MCP__REQUEST_STATE_KEYS "
@@ -344,6 +388,11 @@ class Settings(BaseSettings):
             except ValueError:
                 counts.append(1)
         return max(1, *counts)
+
+    @property
+    def tools_lock_mode(self) -> Literal["enforce", "warn", "off"]:
+        """The effective tools.lock mode: as set, else enforce in production and warn in development."""
+        return self.tools.lock_mode or ("enforce" if self.app_env == "production" else "warn")
 
     @cached_property
     def dev_issuer_active(self) -> bool:

@@ -28,6 +28,9 @@ from tests.support.entra import MINTED, EntraStandIn
 from tests.support.keyvault import KeyVaultStandIn, LocalIssuerCredential, TlsFiles, make_tls
 from tests.support.servers import ServerThread, free_port
 
+# The tool authors' fixtures (as_user, as_app, mcp_server) ship with the framework.
+pytest_plugins = ["app.testing"]
+
 TENANT = "72f988bf-0000-4000-8000-000000000001"
 OTHER_TENANT = "0e3e2e88-0000-4000-8000-000000000002"
 CLIENT_ID = "5c6a6c1c-0000-4000-8000-00000000c11e"
@@ -126,7 +129,8 @@ def settings_for(entra: EntraStandIn, port: int, **overrides: Any) -> Settings:
         "app_env": "production",
         "azuread": {"instance": entra.base, "tenant_id": TENANT, "client_id": CLIENT_ID},
         "mcp": {"resource_host": f"http://127.0.0.1:{port}", "request_state_keys": [REQUEST_STATE_KEY]},
-        "tools": {"dir": TEST_TOOLS},
+        # Test tool folders have no tools.lock; tests/test_tools_lock.py covers enforcement.
+        "tools": {"dir": TEST_TOOLS, "lock_mode": "warn"},
     }
     for section, value in overrides.items():
         values[section] = {**values.get(section, {}), **value} if isinstance(value, dict) else value

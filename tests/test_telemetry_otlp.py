@@ -47,6 +47,7 @@ def _server_env(entra: EntraStandIn, port: int, otlp: str, audit: Path) -> dict[
         "MCP__RESOURCE_HOST": f"http://127.0.0.1:{port}",
         "MCP__REQUEST_STATE_KEYS": json.dumps([REQUEST_STATE_KEY]),
         "TOOLS__DIR": str(TEST_TOOLS),
+        "TOOLS__LOCK_MODE": "warn",  # the test tools have no tools.lock
         "AUDIT__SINK": f"file:{audit}",
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
         "OTEL_SERVICE_NAME": "telemetry-it",

@@ -4,8 +4,9 @@ import asyncio
 from typing import Any
 
 from mcp.server.mcpserver import Context
+from mcp.types import TextContent
 
-from app import current_principal, resource, tool
+from app import current_principal, resource, tool, untrusted
 from tests.support import probe
 
 
@@ -115,3 +116,10 @@ def probe_audited(ticket: str = "") -> str:
     """Opts in to raw arguments in the audit log."""
     probe.calls.append(f"audited:{ticket}")
     return "audited ok"
+
+
+@tool(scopes=["mcp.read"])
+async def probe_untrusted(text: str) -> TextContent:
+    """Return `text` as untrusted external content."""
+    probe.calls.append("untrusted")
+    return await untrusted(text, source="https://example.test/page")
