@@ -8,7 +8,7 @@ ROLES ?=
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help run test lint fmt token install
+.PHONY: help run test lint fmt token install audit-verify new-tool tools-lock audit sbom
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -16,8 +16,8 @@ help: ## list targets
 $(UV):
 	python3 -m pip install --user --quiet uv
 
-install: $(UV) ## create .venv from uv.lock (dev tools included)
-	$(UV) sync --frozen --quiet
+install: $(UV) ## create .venv from uv.lock (dev tools and the content-safety extra included)
+	$(UV) sync --frozen --quiet --extra content-safety
 
 run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev issuer
 	APP_ENV=development $(RUN) uvicorn app.main:app --host $(HOST) --port $(PORT)
@@ -25,8 +25,8 @@ run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev is
 token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only)
 	@APP_ENV=development $(RUN) python -m app.dev_issuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
 
-test: install ## run the test suite
-	$(RUN) pytest
+test: install ## run the test suite (TESTS="path ..." for a part of it)
+	$(RUN) pytest $(TESTS)
 
 lint: install ## ruff + mypy
 	$(RUN) ruff check .
@@ -36,6 +36,27 @@ lint: install ## ruff + mypy
 fmt: install ## format and auto-fix
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
+
+audit-verify: install ## verify an audit log's hash chain and report the first broken link (FILE=path)
+	@test -n "$(FILE)" || { echo "usage: make audit-verify FILE=path/to/audit.jsonl" >&2; exit 2; }
+	@$(RUN) python -m app.audit verify "$(FILE)"
+
+new-tool: install ## scaffold tools/NAME.py and tests/tools/test_NAME.py, then update tools.lock (NAME=my_tool)
+	@if [ -z "$(NAME)" ]; then echo "usage: make new-tool NAME=my_tool" >&2; exit 2; fi
+	$(RUN) python -m app.scaffold "$(NAME)"
+	$(RUN) python -m app.toolslock write
+	@echo "next: edit tools/$(NAME).py and its test; review the tools.lock diff before you commit"
+
+tools-lock: install ## regenerate tools.lock from the served tool metadata (review and commit the diff)
+	$(RUN) python -m app.toolslock write
+
+AUDIT_SERVICE ?= pypi
+audit: install ## pip-audit every package in uv.lock (AUDIT_SERVICE=pypi|osv); see README "Supply chain"
+	$(RUN) python -m app.supply_chain audit --service $(AUDIT_SERVICE)
+
+SBOM ?= dist/sbom.cdx.json
+sbom: install ## write a CycloneDX SBOM of the runtime dependencies to $(SBOM)
+	$(RUN) python -m app.supply_chain sbom --output $(SBOM)
 
 # --- Deployment (see "Deploying" in README). `CONTAINER=podman make docker-build` uses podman. ---
 CONTAINER ?= docker

@@ -3,6 +3,7 @@
 from mcp.server.mcpserver.exceptions import ToolError
 
 from app.auth.principal import NotAuthenticatedError, Principal, current_principal
+from app.content import untrusted
 from app.downstream import DownstreamAuthError, downstream_token
 from app.registry import completion, prompt, resource, tool
 from app.secrets import secret
@@ -19,4 +20,5 @@ __all__ = [
     "resource",
     "secret",
     "tool",
+    "untrusted",
 ]

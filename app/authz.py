@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.shared.uri_template import UriTemplate
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +16,9 @@ from app.auth.challenge import Challenges
 from app.auth.principal import Principal, principal_from_scope
 from app.http import jsonrpc_error, send_json
 from app.registry import Catalog, Requirement
+
+if TYPE_CHECKING:
+    from app.observe import Observer
 
 log = logging.getLogger("app.authz")
 
@@ -96,18 +100,20 @@ class Guard:
 class AuthorizeOperation:
     """Reads the body once (LimitBody has capped it), refuses batches, and answers 403 step-up before any tool runs."""
 
-    def __init__(self, app: ASGIApp, guard: Guard, challenges: Challenges) -> None:
+    def __init__(self, app: ASGIApp, guard: Guard, challenges: Challenges, observer: Observer) -> None:
         self.app = app
         self.guard = guard
         self.challenges = challenges
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = principal_from_scope(scope)
         if scope["type"] != "http" or principal is None:
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         if scope["method"] != "POST":
-            await self._decide(principal, None, "", scope, receive, send)
+            await self._decide(principal, None, None, scope, receive, send, started)
             return
         body = await _read_body(receive)
         message = _parse(body)
@@ -122,16 +128,17 @@ class AuthorizeOperation:
                 request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None,
                 *(kind_target or (None, None)),
             )
-        await self._decide(principal, kind_target, body, scope, _replay(body, receive), send)
+        await self._decide(principal, kind_target, message, scope, _replay(body, receive), send, started)
 
     async def _decide(
         self,
         principal: Principal,
         kind_target: tuple[str, str] | None,
-        body: bytes | str,
+        message: Any,
         scope: Scope,
         receive: Receive,
         send: Send,
+        started: float,
     ) -> None:
         requirement = self.guard.requirement(*kind_target) if kind_target else None
         decision = self.guard.decide(principal, requirement)
@@ -144,6 +151,8 @@ class AuthorizeOperation:
                     "reason": "insufficient_scope",
                 },
             )
+            target = kind_target and kind_target[1]
+            self.observer.authz_denied(scope, principal, message, target, decision.reason, started)
             await self.challenges.insufficient_scope(send, decision.scopes, decision.reason)
             return
         await self.app(scope, receive, send)
@@ -198,5 +207,5 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 def _parse(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None  # the SDK answers malformed JSON with its own parse error
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None  # the SDK answers malformed (or absurdly nested) JSON with its own parse error

@@ -2,15 +2,18 @@
 
 Request path for the MCP endpoint, outermost first:
     proxy headers (uvicorn --proxy-headers)
+    -> HTTP server span (FastAPI's native OpenTelemetry; only when an exporter is configured)
     -> body size: LimitBody (413 from Content-Length, or while a chunked body is read)
     -> unauthenticated traffic per client IP: ThrottleUnauthenticated (429)
     -> authentication: AuthenticateBearer (401 / 400)
     -> per-operation authorization: AuthorizeOperation (batch 400, 403 step-up, before dispatch; parses the body once)
     -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued; spends no quota)
     -> rate limits per principal, and per principal and tool: RateLimit (429 + Retry-After)
-    -> Host / Origin checks, then MCP dispatch: the SDK's Streamable HTTP session manager, with SecretGuard
-       (secrets bound for `secret()`, secrets and tokens scrubbed from results and errors), CallerContext
-       (caller bound, lists filtered) and ToolBounds (timeout, result size)
+    -> Host / Origin checks (the SDK's transport security, configured from settings)
+    -> MCP dispatch: the SDK's Streamable HTTP session manager, with its MCP span, then ObserveOperation
+       (duration metric, span attributes, tool-call audit record), SecretGuard (secrets bound for `secret()`,
+       secrets and tokens scrubbed from results and errors), CallerContext (caller bound, lists filtered)
+       and ToolBounds (timeout, result size)
     -> the tool
 
 Secrets come from settings (Key Vault among the sources) into a `SecretStore`, re-read in the background when
@@ -35,23 +38,29 @@ from pydantic import ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from app import toolslock
 from app.access_log import install_access_log_filter
+from app.audit import AuditLog, AuditSinkError
 from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
 from app.bounds import CapConcurrency, LimitBody
+from app.content import content_safety_from
 from app.dev_issuer import DevIssuer, EmbeddedServer
 from app.downstream import OnBehalfOf, settings_credential
 from app.http import EnsureResponse
 from app.keyvault import KeyVaultError
+from app.logging import configure_logging
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
+from app.observe import Observer
 from app.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
 from app.redaction import REDACTOR, install_redaction
 from app.registry import ToolDiscoveryError, discover
 from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
 from app.settings import Settings
+from app.telemetry import TelemetryConfigError, setup_telemetry
 
 log = logging.getLogger("app")
 
@@ -59,18 +68,24 @@ log = logging.getLogger("app")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the whole server from settings; every piece that can be prepared once is prepared here."""
     settings = settings or Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     install_access_log_filter()
+    telemetry = setup_telemetry(settings)
     catalog = discover(settings.tools.dir)
     secrets = SecretStore(settings, load_tool_secrets(catalog.secrets, settings))
     install_redaction(secrets.plain_values)
     set_process_store(secrets)
+    observer = Observer(telemetry, AuditLog.open(settings.audit.sink), catalog)
     challenges = Challenges(
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
     downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
-    mcp = build_mcp_server(settings, catalog, guard, secrets, downstream)
+    content_check = content_safety_from(settings)
+    mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream, content_check)
+    # Tool integrity: what models will be shown must match the reviewed tools.lock (app/toolslock.py).
+    if settings.tools_lock_mode != "off":
+        toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,
@@ -83,25 +98,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limiter = Limiter(settings.rate_limit, namespace=settings.mcp.server_name)
     security, rates = settings.security, settings.rate_limit
 
+    telemetry.track_sessions(mcp.session_manager)
+
     mcp_endpoint: ASGIApp = EnsureResponse(StreamableHTTPASGIApp(mcp.session_manager))
     mcp_endpoint = RateLimit(mcp_endpoint, limiter, rates.default, catalog)
     mcp_endpoint = CapConcurrency(
         mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls
     )
-    mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges)
-    mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges)
+    mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, observer)
+    mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges, observer)
     mcp_endpoint = ThrottleUnauthenticated(mcp_endpoint, limiter, rates.unauthenticated)
     mcp_endpoint = LimitBody(mcp_endpoint, security.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            stack.callback(telemetry.flush)  # runs last: what shutdown itself recorded is exported too
             stack.push_async_callback(http.aclose)
             if settings.dev_issuer_active:
                 issuer = DevIssuer(settings)
                 dev_server = await issuer.serve()
                 stack.push_async_callback(_stop, dev_server)
                 _announce_dev(settings)
+            if (close := getattr(content_check, "aclose", None)) is not None:
+                stack.push_async_callback(close)
             await validator.start()
             stack.push_async_callback(validator.stop)
             await limiter.start()
@@ -114,7 +134,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
             yield
 
-    app = FastAPI(title=settings.mcp.server_name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title=settings.mcp.server_name,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry=telemetry.fastapi_config(),
+    )
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
     app.state.secrets = secrets
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
@@ -186,5 +213,8 @@ def __getattr__(name: str) -> Any:
             raise SystemExit(2) from None
         except (KeyVaultError, SecretsError) as exc:
             print(f"secrets error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except (TelemetryConfigError, AuditSinkError, OSError) as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return _app

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.request_state import AESGCMRequestStateCodec, RequestStateSecurity
@@ -18,7 +19,9 @@ from pydantic import BaseModel
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
 from app.bounds import ToolBounds
+from app.content import ContentSafetyCheck, checking_content_with
 from app.downstream import OnBehalfOf, using
+from app.observe import ObserveOperation, Observer
 from app.redaction import REDACTOR, Redactor
 from app.registry import Catalog
 from app.sdk_gaps import apply_log_level, fill_sdk_gaps
@@ -41,7 +44,13 @@ _LISTS = {
 
 
 def build_mcp_server(
-    settings: Settings, catalog: Catalog, guard: Guard, store: SecretStore, downstream: OnBehalfOf | None = None
+    settings: Settings,
+    catalog: Catalog,
+    guard: Guard,
+    store: SecretStore,
+    observer: Observer,
+    downstream: OnBehalfOf | None = None,
+    content_check: ContentSafetyCheck | None = None,
 ) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
     bus = InMemorySubscriptionBus()
@@ -51,11 +60,16 @@ def build_mcp_server(
         log_level=settings.log_level,
         request_state_security=request_state_security(settings, store),
         middleware=[
+            ObserveOperation(observer),
             SecretGuard(store, REDACTOR),
-            CallerContext(guard, settings.tools.filter_list, downstream),
+            CallerContext(guard, settings.tools.filter_list, downstream, content_check),
             ToolBounds(catalog, settings.security),
         ],
     )
+    if not observer.telemetry.tracing:
+        # The SDK's MCP span middleware ships on; with no tracer installed it would only make no-op spans.
+        chain = server._lowlevel_server.middleware
+        chain[:] = [layer for layer in chain if not isinstance(layer, OpenTelemetryMiddleware)]
     for spec in catalog.of("tool"):
         server.add_tool(spec.fn, name=spec.name, **spec.options)
     for spec in catalog.of("resource"):
@@ -133,16 +147,23 @@ def _dispatch_completions(completers: dict[str, Callable[..., Any]]) -> Callable
 class CallerContext:
     """SDK middleware: binds the HTTP request's principal for the handler, and hides what it may not use."""
 
-    def __init__(self, guard: Guard, filter_lists: bool, downstream: OnBehalfOf | None) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        filter_lists: bool,
+        downstream: OnBehalfOf | None,
+        content_check: ContentSafetyCheck | None = None,
+    ) -> None:
         self.guard = guard
         self.filter_lists = filter_lists
         self.downstream = downstream
+        self.content_check = content_check
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
         principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
         apply_log_level(ctx)
-        with acting_as(principal), using(self.downstream):
+        with acting_as(principal), using(self.downstream), checking_content_with(self.content_check):
             result = await call_next(ctx)
         listing = _LISTS.get(ctx.method)
         if listing is None or principal is None or not self.filter_lists or result is None:

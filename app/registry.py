@@ -60,6 +60,7 @@ class Spec:
     options: dict[str, Any] = field(default_factory=dict)  # passed to the SDK as-is
     uri: str | None = None
     secrets: frozenset[str] = frozenset()
+    audit_arguments: bool = False  # tools only: the audit log keeps the raw arguments, not just their digest
     limits: Limits = field(default_factory=Limits)  # enforced by the framework, never seen by the SDK
 
     @property
@@ -75,6 +76,7 @@ def _decorator(
     public: bool,
     uri: str | None = None,
     secrets: Iterable[str] = (),
+    audit_arguments: bool = False,
     limits: Limits | None = None,
     **options: Any,
 ) -> Callable[[F], F]:
@@ -86,8 +88,10 @@ def _decorator(
     declared = frozenset(check_tool_secret_name(s) for s in secrets)
 
     def register(fn: F) -> F:
-        sdk_options = {k: v for k, v in options.items() if v is not None}
-        spec = Spec(kind, fn, name or fn.__name__, requirement, sdk_options, uri, declared, limits or Limits())
+        chosen = {k: v for k, v in options.items() if v is not None}  # the SDK's options only
+        spec = Spec(
+            kind, fn, name or fn.__name__, requirement, chosen, uri, declared, audit_arguments, limits or Limits()
+        )
         setattr(fn, SPEC_ATTR, spec)
         return fn
 
@@ -105,12 +109,14 @@ def tool(
     description: str | None = None,
     annotations: ToolAnnotations | None = None,
     structured_output: bool | None = None,
+    audit_arguments: bool = False,
     rate: str | None = None,
     timeout: float | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP tool. Declare the delegated `scopes` and/or app `roles` it needs;
     `public=True` is the explicit, logged opt-out. `secrets` names the tool's own secrets (read with `secret()`).
-    `rate="10/minute"` limits each caller; `timeout` is the run-time limit in seconds."""
+    `audit_arguments=True` puts the raw arguments in the audit log (default: only their sha256), so opt in only
+    for arguments that are safe to keep. `rate="10/minute"` limits each caller; `timeout` is in seconds."""
     return _decorator(
         "tool",
         name,
@@ -118,6 +124,7 @@ def tool(
         roles,
         public,
         secrets=secrets,
+        audit_arguments=audit_arguments,
         limits=Limits(rate, timeout),
         title=title,
         description=description,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import typing
 from functools import cached_property
 from pathlib import Path
@@ -144,6 +145,44 @@ class ToolsSettings(BaseModel):
 
     dir: Path = Path(__file__).resolve().parent.parent / "tools"
     filter_list: bool = True
+    # tools.lock pins served tool metadata (see app/toolslock.py); None = tools.lock beside the tools directory
+    lock_file: Path | None = None
+    # None = enforce in production, warn in development
+    lock_mode: Literal["enforce", "warn", "off"] | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.lock_file or self.dir.resolve().parent / "tools.lock"
+
+
+class ContentSafetySettings(BaseModel):
+    """The optional content-safety check `app.content.untrusted()` runs on external content (off by default)."""
+
+    # off | azure | your own check as "package.module:factory" (a callable taking Settings, see app/content.py)
+    provider: str = "off"
+    endpoint: str | None = None  # https://<name>.cognitiveservices.azure.com/
+    key: SecretStr | None = None  # empty: Microsoft Entra ID (DefaultAzureCredential / managed identity)
+    # Azure severity (0-7) at or above which content is withheld from the model
+    threshold: int = Field(default=4, ge=0, le=7)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value in {"off", "azure"} or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            return value
+        raise ValueError("CONTENT_SAFETY__PROVIDER must be off, azure, or package.module:factory")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_https_or_loopback(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+            return value.strip()
+        raise ValueError("CONTENT_SAFETY__ENDPOINT must be https:// (plain http is accepted only for a loopback host)")
 
 
 def _rate(value: str) -> str:
@@ -277,6 +316,27 @@ def layered_sources(
     return (init_settings, env_settings, *vault, dotenv_settings, file_secret_settings)
 
 
+class TelemetrySettings(BaseModel):
+    """What the framework adds to OpenTelemetry; exporters themselves come from the standard `OTEL_*` variables."""
+
+    # `enduser.id` on spans: a sha256 of the caller's object id (default), the raw oid, or nothing.
+    enduser_id: Literal["hashed", "raw", "off"] = "hashed"
+
+
+class AuditSettings(BaseModel):
+    """The audit log: where hash-chained records go."""
+
+    sink: str = "stdout"
+
+    @field_validator("sink")
+    @classmethod
+    def _sink_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value in {"stdout", "off"} or (value.startswith("file:") and len(value) > len("file:")):
+            return value
+        raise ValueError("AUDIT__SINK must be stdout, off, or file:/path/to/audit.jsonl")
+
+
 class Settings(BaseSettings):
     """All configuration. Env names are `SECTION__FIELD`, e.g. `AZUREAD__TENANT_ID`."""
 
@@ -292,10 +352,14 @@ class Settings(BaseSettings):
 
     app_env: Literal["development", "production"] = "production"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
     azuread: AzureAdSettings = Field(default_factory=AzureAdSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    content_safety: ContentSafetySettings = Field(default_factory=ContentSafetySettings)
     keyvault: KeyVaultSettings = Field(default_factory=KeyVaultSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
@@ -346,8 +410,14 @@ class Settings(BaseSettings):
                 f"production mode needs {', '.join(missing)}; set them (see .env.example) "
                 "or set APP_ENV=development to run with the embedded dev issuer"
             )
+        if self.audit.sink == "off":
+            raise ValueError("AUDIT__SINK=off is refused in production; use stdout or file:/path")
         if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
             raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
+        if self.tools.lock_mode == "off":
+            raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
+        if self.content_safety.provider == "azure" and not self.content_safety.endpoint:
+            raise ValueError("CONTENT_SAFETY__PROVIDER=azure needs CONTENT_SAFETY__ENDPOINT")
         if not self.mcp.request_state_keys and (self.mcp.stateless or self.workers > 1):
             raise ValueError(
                 "production with MCP__STATELESS=true or more than one worker needs MCP__REQUEST_STATE_KEYS "
@@ -366,6 +436,11 @@ class Settings(BaseSettings):
             except ValueError:
                 counts.append(1)
         return max(1, *counts)
+
+    @property
+    def tools_lock_mode(self) -> Literal["enforce", "warn", "off"]:
+        """The effective tools.lock mode: as set, else enforce in production and warn in development."""
+        return self.tools.lock_mode or ("enforce" if self.app_env == "production" else "warn")
 
     @cached_property
     def dev_issuer_active(self) -> bool:

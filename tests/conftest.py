@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,12 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from app.keyvault import CREDENTIALS
 from app.main import create_app
@@ -20,6 +27,9 @@ from app.settings import Settings
 from tests.support.entra import MINTED, EntraStandIn
 from tests.support.keyvault import KeyVaultStandIn, LocalIssuerCredential, TlsFiles, make_tls
 from tests.support.servers import ServerThread, free_port
+
+# The tool authors' fixtures (as_user, as_app, mcp_server) ship with the framework.
+pytest_plugins = ["app.testing"]
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
 OTHER_TENANT = "0e3e2e88-0000-4000-8000-000000000002"
@@ -119,7 +129,8 @@ def settings_for(entra: EntraStandIn, port: int, **overrides: Any) -> Settings:
         "app_env": "production",
         "azuread": {"instance": entra.base, "tenant_id": TENANT, "client_id": CLIENT_ID},
         "mcp": {"resource_host": f"http://127.0.0.1:{port}", "request_state_keys": [REQUEST_STATE_KEY]},
-        "tools": {"dir": TEST_TOOLS},
+        # Test tool folders have no tools.lock; tests/test_tools_lock.py covers enforcement.
+        "tools": {"dir": TEST_TOOLS, "lock_mode": "warn"},
     }
     for section, value in overrides.items():
         values[section] = {**values.get(section, {}), **value} if isinstance(value, dict) else value
@@ -201,3 +212,48 @@ def modern_call(name: str, arguments: dict[str, Any] | None = None) -> tuple[dic
         },
     }
     return headers, rpc("tools/call", params)
+
+
+@dataclass
+class OtelMemory:
+    """The SDK's in-memory exporters, installed as the process's global providers (once per test session)."""
+
+    spans: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    def points(self, name: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        return [
+            point
+            for resource in (data.resource_metrics if data else [])
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+    def total(self, name: str, **attributes: Any) -> float:
+        """Sum (counters) or count (histograms) of the points whose attributes include `attributes`."""
+        found = 0.0
+        for point in self.points(name):
+            if all(point.attributes.get(k) == v for k, v in attributes.items()):
+                found += getattr(point, "count", None) or getattr(point, "value", 0)
+        return found
+
+
+_otel_memory: OtelMemory | None = None
+
+
+@pytest.fixture
+def otel() -> OtelMemory:
+    """Global SDK providers with in-memory exporters; apps created after this see telemetry as on."""
+    global _otel_memory
+    if _otel_memory is None:
+        exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        _otel_memory = OtelMemory(exporter, reader)
+    _otel_memory.spans.clear()
+    return _otel_memory

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -12,6 +14,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.auth.challenge import Challenges
 from app.auth.tokens import EntraTokenValidator, InvalidTokenError, to_access_token, token_fingerprint
 from app.http import header
+
+if TYPE_CHECKING:
+    from app.observe import Observer
 
 log = logging.getLogger("app.auth")
 
@@ -25,17 +30,22 @@ class AuthenticateBearer:
     and where the framework looks (`scope["state"]["principal"]`).
     """
 
-    def __init__(self, app: ASGIApp, validator: EntraTokenValidator, challenges: Challenges) -> None:
+    def __init__(
+        self, app: ASGIApp, validator: EntraTokenValidator, challenges: Challenges, observer: Observer
+    ) -> None:
         self.app = app
         self.validator = validator
         self.challenges = challenges
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         values = header(scope["headers"], b"authorization")
         if len(values) > 1:
+            self.observer.auth_failed(scope, "duplicate_authorization", started)
             await self.challenges.invalid_request(send, "send exactly one Authorization header")
             return
         token = _bearer(values[0]) if values else None
@@ -44,23 +54,28 @@ class AuthenticateBearer:
             scope["query_string"].decode("latin-1")
         )
         if in_query and token is not None:
+            self.observer.auth_failed(scope, "token_in_query", started)
             await self.challenges.invalid_request(send, "send the access token only in the Authorization header")
             return
         if _FORM in b"".join(header(scope["headers"], b"content-type")).lower():
             # A form body is never MCP; refuse it outright rather than risk reading a token from it.
+            self.observer.auth_failed(scope, "form_body", started)
             await self.challenges.invalid_request(send, "send the access token only in the Authorization header")
             return
         if not token:
             log.info("auth failed", extra={"reason": "no_token"})
+            self.observer.auth_failed(scope, "no_token", started)
             await self.challenges.unauthorized(send, token_presented=bool(values))
             return
         try:
             principal = await self.validator.validate(token)
         except InvalidTokenError as exc:
             log.info("auth failed", extra={"reason": exc.reason, "token": token_fingerprint(token)})
+            self.observer.auth_failed(scope, exc.reason, started)
             await self.challenges.unauthorized(send, token_presented=True)
             return
         log.debug("auth ok", extra={"principal": principal.key, "token": principal.token_id})
+        self.observer.auth_succeeded(scope, principal)
         access = to_access_token(principal)
         scope["user"] = AuthenticatedUser(access)
         scope["auth"] = AuthCredentials(access.scopes)

@@ -5,8 +5,9 @@ import time
 from typing import Any
 
 from mcp.server.mcpserver import Context
+from mcp.types import TextContent
 
-from app import current_principal, resource, tool
+from app import current_principal, resource, tool, untrusted
 from tests.support import probe
 
 
@@ -102,6 +103,27 @@ def probe_fail(reason: str) -> str:
     from app import ToolError
 
     raise ToolError(f"cannot do that: {reason}")
+
+
+@tool(scopes=["mcp.read"])
+def probe_crash(secret: str = "") -> str:
+    """Fails unexpectedly, so the call answers `isError: true` (HTTP 200)."""
+    probe.calls.append("crash")
+    raise ValueError("probe failure")
+
+
+@tool(scopes=["mcp.read"], audit_arguments=True)
+def probe_audited(ticket: str = "") -> str:
+    """Opts in to raw arguments in the audit log."""
+    probe.calls.append(f"audited:{ticket}")
+    return "audited ok"
+
+
+@tool(scopes=["mcp.read"])
+async def probe_untrusted(text: str) -> TextContent:
+    """Return `text` as untrusted external content."""
+    probe.calls.append("untrusted")
+    return await untrusted(text, source="https://example.test/page")
 
 
 @tool(scopes=["mcp.read"], rate="3/minute")

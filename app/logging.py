@@ -1,0 +1,73 @@
+"""Logging: one JSON object per line on stderr, with the current trace and span ids, at `LOG_LEVEL`.
+
+stdout is left to the audit log (`AUDIT__SINK=stdout`), so the two streams never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+
+from app.settings import Settings
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is emitted as a field.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_MARK = "_app_handler"
+# Libraries that log whole wire messages (tool arguments, results) at DEBUG: they stay at INFO even when
+# LOG_LEVEL=DEBUG, so turning up our own logging never writes raw arguments.
+PAYLOAD_LOGGERS = ("mcp", "sse_starlette", "httpcore", "httpcore2", "httpx", "httpx2")
+
+
+class JsonFormatter(logging.Formatter):
+    """stdlib `json` plus the OTel API is all a one-line-per-event formatter needs, so no extra dependency."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            entry["trace_id"] = format(context.trace_id, "032x")
+            entry["span_id"] = format(context.span_id, "016x")
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings) -> logging.Handler:
+    """Install (or replace) the app's root handler and route uvicorn's loggers through it; returns the handler,
+    so filters (e.g. secret redaction) attach to the one place every line passes."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    setattr(handler, _MARK, True)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(settings.log_level)
+    root.addHandler(handler)
+    # Lower the root level to LOG_LEVEL, never raise it: a harness that listens at DEBUG keeps hearing everything,
+    # while this handler still writes only LOG_LEVEL and above.
+    root.setLevel(min(root.level, logging.getLevelName(settings.log_level)))
+    for name in PAYLOAD_LOGGERS:
+        payload = logging.getLogger(name)
+        if payload.level < logging.INFO:
+            payload.setLevel(logging.INFO)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    return handler

@@ -1,0 +1,218 @@
+"""What the request path reports: one call per event, fanned out to span attributes, metrics and the audit log.
+
+`Observer` is called by the authentication and authorization layers; `ObserveOperation` is SDK middleware that
+times every MCP request (inside the SDK's own OpenTelemetry span, which it enriches) and audits tool calls.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanContext
+from pydantic import ValidationError
+from starlette.types import Scope
+
+from app.audit import AuditLog, client_ip, digest, principal_fields
+from app.auth.principal import Principal, principal_from_scope
+from app.registry import Catalog
+from app.telemetry import (
+    AUTH_FAILURE_REASON,
+    AUTH_FAILURES,
+    AUTH_OUTCOME,
+    HTTP_SPAN_KEY,
+    OPERATION_DURATION,
+    RATE_LIMIT_OUTCOME,
+    TOOL_IS_ERROR,
+    Telemetry,
+    rate_limit_outcome,
+)
+
+# The semantic conventions' well-known methods; anything else a client sends is recorded as _OTHER (cardinality).
+KNOWN_METHODS = frozenset(
+    {
+        "completion/complete",
+        "elicitation/create",
+        "initialize",
+        "logging/setLevel",
+        "notifications/cancelled",
+        "notifications/initialized",
+        "notifications/message",
+        "notifications/progress",
+        "ping",
+        "prompts/get",
+        "prompts/list",
+        "resources/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/templates/list",
+        "resources/unsubscribe",
+        "roots/list",
+        "sampling/createMessage",
+        "tools/call",
+        "tools/list",
+        "server/discover",
+        "subscriptions/listen",
+    }
+)
+
+
+class Observer:
+    """Knows the telemetry switches, the audit sink, and which names are real (so labels stay bounded)."""
+
+    def __init__(self, telemetry: Telemetry, audit: AuditLog, catalog: Catalog) -> None:
+        self.telemetry = telemetry
+        self.audit = audit
+        self.tools = frozenset(spec.name for spec in catalog.of("tool"))
+        self.prompts = frozenset(spec.name for spec in catalog.of("prompt"))
+        self.audit_arguments = frozenset(spec.name for spec in catalog.of("tool") if spec.audit_arguments)
+
+    # ---- HTTP layers -----------------------------------------------------------------------------------------
+    def auth_failed(self, scope: Scope, reason: str, started: float) -> None:
+        AUTH_FAILURES.add(1, {AUTH_FAILURE_REASON: reason})
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes({AUTH_OUTCOME: "failure", AUTH_FAILURE_REASON: reason})
+        self.audit.record(
+            "authn_failure",
+            outcome="failure",
+            reason=reason,
+            principal=None,
+            client_ip=client_ip(scope),
+            correlation_id=correlation_id(span),
+            latency_ms=_ms(started),
+        )
+
+    def auth_succeeded(self, scope: Scope, principal: Principal) -> None:
+        span = trace.get_current_span()  # FastAPI's HTTP server span
+        if span.is_recording():
+            self.telemetry.annotate(span, principal)
+            scope.setdefault("state", {})[HTTP_SPAN_KEY] = span.get_span_context()  # for the MCP span's link
+
+    def authz_denied(
+        self, scope: Scope, principal: Principal, message: Any, target: str | None, reason: str, started: float
+    ) -> None:
+        span = trace.get_current_span()
+        params = message.get("params") if isinstance(message, dict) else None
+        params = params if isinstance(params, dict) else {}
+        method = message.get("method") if isinstance(message, dict) else None
+        self.audit.record(
+            "authz_denied",
+            outcome="denied",
+            reason=reason,
+            method=method if isinstance(method, str) else None,
+            target=target,
+            principal=principal_fields(principal),
+            client_ip=client_ip(scope),
+            request_id=_id(message.get("id") if isinstance(message, dict) else None),
+            correlation_id=correlation_id(span),
+            latency_ms=_ms(started),
+            **self._arguments(target if method == "tools/call" else None, params.get("arguments")),
+        )
+
+    # ---- MCP operations --------------------------------------------------------------------------------------
+    def operation(self, ctx: ServerRequestContext[Any, Any], error_type: str | None, seconds: float) -> None:
+        method = ctx.method
+        name = ctx.params.get("name") if ctx.params else None
+        name = name if isinstance(name, str) else None
+        scope = getattr(ctx.request, "scope", None) or {}
+        principal = principal_from_scope(scope)
+        span = trace.get_current_span()  # the SDK's MCP span (this runs inside its middleware)
+        if self.telemetry.metrics:
+            attributes = {"mcp.method.name": method if method in KNOWN_METHODS else "_OTHER"}
+            if method == "tools/call" and name is not None:
+                attributes["gen_ai.tool.name"] = name if name in self.tools else "_OTHER"
+            elif method == "prompts/get" and name is not None:
+                attributes["gen_ai.prompt.name"] = name if name in self.prompts else "_OTHER"
+            if error_type is not None:
+                attributes["error.type"] = error_type
+            OPERATION_DURATION.record(seconds, attributes)
+        if span.is_recording():
+            self.telemetry.annotate(span, principal)
+            if (outcome := rate_limit_outcome()) is not None:
+                span.set_attribute(RATE_LIMIT_OUTCOME, outcome)
+            if method == "tools/call":
+                span.set_attribute(TOOL_IS_ERROR, error_type == "tool_error")
+            _link_transport(span, scope)
+        if method == "tools/call":
+            self.audit.record(
+                "tool_call",
+                outcome="success" if error_type is None else "error",
+                reason=error_type,
+                method=method,
+                target=name,
+                principal=principal_fields(principal),
+                client_ip=client_ip(scope),
+                request_id=_id(ctx.request_id),
+                correlation_id=correlation_id(span),
+                latency_ms=round(seconds * 1000, 3),
+                **self._arguments(name, ctx.params.get("arguments") if ctx.params else None),
+            )
+
+    def _arguments(self, tool: str | None, arguments: Any) -> dict[str, Any]:
+        """A digest of the arguments always; the arguments themselves only for tools that opted in."""
+        if tool is None:
+            return {}
+        arguments = arguments if arguments is not None else {}
+        fields: dict[str, Any] = {"args_sha256": digest(arguments)}
+        if tool in self.audit_arguments:
+            fields["arguments"] = arguments
+        return fields
+
+
+class ObserveOperation:
+    """SDK middleware: duration metric, span enrichment and the tool-call audit record for every MCP request."""
+
+    def __init__(self, observer: Observer) -> None:
+        self.observer = observer
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        started = time.perf_counter()
+        error_type: str | None = None
+        try:
+            result = await call_next(ctx)
+        except MCPError as exc:
+            error_type = str(exc.error.code)
+            raise
+        except ValidationError:
+            error_type = str(INVALID_PARAMS)
+            raise
+        except BaseException as exc:
+            error_type = type(exc).__qualname__
+            raise
+        finally:
+            if error_type is not None:
+                self.observer.operation(ctx, error_type, time.perf_counter() - started)
+        # The runner hands middleware the wire form, so a failed tool is `{"isError": true, ...}` here.
+        failed = ctx.method == "tools/call" and isinstance(result, Mapping) and result.get("isError") is True
+        self.observer.operation(ctx, "tool_error" if failed else None, time.perf_counter() - started)
+        return result
+
+
+def correlation_id(span: Span) -> str:
+    """The trace id when tracing (so an audit record leads to its trace), else a fresh random id."""
+    context = span.get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else uuid.uuid4().hex
+
+
+def _link_transport(span: Span, scope: Mapping[str, Any]) -> None:
+    """Semantic conventions: the MCP span's parent is the `_meta` context; the HTTP span is recorded as a link."""
+    state = scope.get("state") or {}
+    http: SpanContext | None = state.get(HTTP_SPAN_KEY) if isinstance(state, Mapping) else None
+    parent = getattr(span, "parent", None)
+    if http is not None and http.is_valid and (parent is None or parent.span_id != http.span_id):
+        span.add_link(http)
+
+
+def _id(value: Any) -> str | None:
+    return None if value is None else str(value)[:128]
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,283 @@
+"""OpenTelemetry: providers from the standard `OTEL_*` variables, this server's metrics,
+and the attributes only the framework knows (who called, auth and rate-limit outcome, tool errors).
+
+With no exporter configured nothing is installed: the API stays the no-op default, the SDK's MCP spans and
+FastAPI's HTTP span are left out of the request path, and the instruments below are proxies that record nothing.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import logging
+import os
+import sys
+import weakref
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import Span
+from starlette.types import Scope
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from app.auth.principal import Principal
+    from app.settings import Settings
+
+log = logging.getLogger("app.telemetry")
+
+# Span attributes the SDK cannot know. `enduser.*` follow the semantic conventions; the rest are this server's.
+ENDUSER_ID = "enduser.id"
+ENDUSER_SCOPE = "enduser.scope"
+TENANT_ID = "tenant.id"
+AUTH_OUTCOME = "auth.outcome"  # "success" | "failure"
+AUTH_FAILURE_REASON = "auth.failure_reason"
+RATE_LIMIT_OUTCOME = "rate_limit.outcome"  # "allowed" | "rejected"
+TOOL_IS_ERROR = "tool.is_error"
+HTTP_SPAN_KEY = "otel.http_span"  # scope["state"] key: the HTTP server span's context, for the MCP span's link
+_PROBES = frozenset({"/healthz", "/readyz"})
+
+# The semantic conventions' advisory buckets for mcp.*.operation.duration.
+DURATION_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
+
+# Instruments come from the global meter: proxies until a MeterProvider is installed, so any module (the rate
+# limiter included) can record without plumbing, and recording costs nothing while telemetry is off.
+_meter = metrics.get_meter("secure-mcp-server")
+OPERATION_DURATION = _meter.create_histogram(
+    "mcp.server.operation.duration",
+    unit="s",
+    description="Duration of an MCP request as handled by the server; isError tool results count as errors.",
+    explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+)
+AUTH_FAILURES = _meter.create_counter(
+    "mcp.server.auth.failures", unit="{failure}", description="Requests refused by authentication, by reason."
+)
+RATE_LIMIT_REJECTIONS = _meter.create_counter(
+    "mcp.server.rate_limit.rejections", unit="{request}", description="Requests refused by the rate limiter."
+)
+_session_managers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _observe_sessions(_: CallbackOptions) -> Iterable[Observation]:
+    # The SDK keeps no public session count; its manager's session table is the one exact source.
+    count = sum(len(getattr(manager, "_server_instances", ())) for manager in list(_session_managers))
+    yield Observation(count)
+
+
+_meter.create_observable_up_down_counter(
+    "mcp.server.active_sessions",
+    callbacks=[_observe_sessions],
+    unit="{session}",
+    description="Open MCP sessions (stateful mode; always 0 when stateless).",
+)
+
+_rate_limit_outcome: contextvars.ContextVar[str | None] = contextvars.ContextVar("rate_limit_outcome", default=None)
+
+
+def record_rate_limit(outcome: Literal["allowed", "rejected"], policy: str | None = None) -> None:
+    """For the rate limiter: mark the current request's span (and its MCP span) and count a rejection.
+
+    `policy` names the limit that applied (a fixed, low-cardinality label such as "per-principal")."""
+    _rate_limit_outcome.set(outcome)
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(RATE_LIMIT_OUTCOME, outcome)
+    if outcome == "rejected":
+        RATE_LIMIT_REJECTIONS.add(1, {"rate_limit.policy": policy} if policy else {})
+
+
+def rate_limit_outcome() -> str | None:
+    """The outcome the rate limiter recorded for this request, if any."""
+    return _rate_limit_outcome.get()
+
+
+class TelemetryConfigError(ValueError):
+    """An `OTEL_*` setting names an exporter or protocol this server cannot provide."""
+
+
+@dataclass
+class Telemetry:
+    """What `setup_telemetry` found: whether traces / metrics are live, and how to label the caller."""
+
+    tracing: bool
+    metrics: bool
+    enduser_id: Literal["hashed", "raw", "off"] = "hashed"
+    owned: list[Any] = field(default_factory=list)  # providers this process installed from OTEL_*
+
+    def fastapi_config(self) -> TelemetryConfig:
+        """FastAPI's native OpenTelemetry makes the HTTP server span (the parent of the SDK's MCP spans)."""
+        return {
+            "tracing": self.tracing,
+            "metrics": self.metrics,
+            "logs": False,  # logs are ours: JSON on stderr, without exception messages that may carry input
+            "operation_spans": False,  # one raw ASGI route: nothing for them to show but overhead
+            "exclude": _untraced,
+        }
+
+    def track_sessions(self, session_manager: Any) -> None:
+        _session_managers.add(session_manager)
+
+    def flush(self) -> None:
+        """Export what is buffered (graceful shutdown); the providers' own atexit hook shuts them down."""
+        for provider in self.owned:
+            provider.force_flush()
+
+    def annotate(self, span: Span, principal: Principal | None) -> None:
+        """Who is calling, on a recording span: hashed (or raw) object id, scopes, tenant, auth outcome."""
+        if principal is None or not span.is_recording():
+            return
+        if self.enduser_id != "off":
+            raw = principal.oid or principal.sub
+            span.set_attribute(ENDUSER_ID, raw if self.enduser_id == "raw" else enduser_hash(raw))
+        span.set_attribute(ENDUSER_SCOPE, " ".join(sorted(principal.scopes or principal.roles)))
+        span.set_attribute(TENANT_ID, principal.tid)
+        span.set_attribute(AUTH_OUTCOME, "success")
+
+
+def enduser_hash(value: str) -> str:
+    """A stable pseudonym for an object id: the same caller correlates across spans without being named."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+_installed: tuple[TracerProvider | None, MeterProvider | None] | None = None
+
+
+def setup_telemetry(settings: Settings, env: Mapping[str, str] | None = None) -> Telemetry:
+    """Install providers from `OTEL_*` once per process; report what is live (an embedding process's own
+    providers, e.g. `opentelemetry-instrument` or a test harness, count too)."""
+    global _installed
+    env = os.environ if env is None else env
+    mode = settings.telemetry.enduser_id
+    if _flag(env.get("OTEL_SDK_DISABLED")):
+        return Telemetry(tracing=False, metrics=False, enduser_id=mode)
+    if _installed is None:
+        tracer_provider, meter_provider = providers_from_env(settings, env)
+        if tracer_provider is not None:
+            trace.set_tracer_provider(tracer_provider)
+        if meter_provider is not None:
+            metrics.set_meter_provider(meter_provider)
+        _installed = (tracer_provider, meter_provider)
+        if (env.get("OTEL_LOGS_EXPORTER") or "none") != "none":
+            log.warning("OTEL_LOGS_EXPORTER is ignored: logs are JSON lines on stderr, with trace and span ids")
+    tracing = _live(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+    metering = _live(metrics.get_meter_provider(), (metrics.NoOpMeterProvider,), proxy_name="_ProxyMeterProvider")
+    return Telemetry(
+        tracing=tracing,
+        metrics=metering,
+        enduser_id=mode,
+        owned=[p for p in _installed if p is not None],
+    )
+
+
+def providers_from_env(
+    settings: Settings, env: Mapping[str, str]
+) -> tuple[TracerProvider | None, MeterProvider | None]:
+    """SDK providers for the exporters `OTEL_*` asks for, or None per signal when it asks for none.
+
+    The SDK's own auto-configuration is private (`opentelemetry.sdk._configuration`) and defaults to OTLP when
+    nothing is set; here an unset exporter means off. Endpoint, headers, timeout, sampler, batch and export
+    intervals are read from the same variables by the SDK classes themselves."""
+    traces, metric_names = _exporters("TRACES", env), _exporters("METRICS", env)
+    if not traces and not metric_names:
+        return None, None
+    _check_protocol(env)
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: settings.mcp.server_name}))
+    tracer_provider = meter_provider = None
+    if traces:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        tracer_provider = TracerProvider(resource=resource)
+        for name in traces:
+            tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(name, env)))
+    if metric_names:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        readers = [PeriodicExportingMetricReader(_metric_exporter(name, env)) for name in metric_names]
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    return tracer_provider, meter_provider
+
+
+def _exporters(signal: str, env: Mapping[str, str]) -> list[str]:
+    """`OTEL_{signal}_EXPORTER` (otlp, console, azure_monitor, none); unset means otlp if an endpoint is set."""
+    names = env.get(f"OTEL_{signal}_EXPORTER")
+    if names is None:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+        names = "otlp" if endpoint else "none"
+    chosen = [name.strip().lower() for name in names.split(",") if name.strip()]
+    unknown = set(chosen) - {"otlp", "console", "azure_monitor", "none"}
+    if unknown:
+        raise TelemetryConfigError(
+            f"OTEL_{signal}_EXPORTER: unsupported {', '.join(sorted(unknown))} (use otlp, console, azure_monitor, none)"
+        )
+    return [name for name in chosen if name != "none"]
+
+
+def _check_protocol(env: Mapping[str, str]) -> None:
+    for key in (f"OTEL_EXPORTER_OTLP{signal}_PROTOCOL" for signal in ("", "_TRACES", "_METRICS")):
+        value = env.get(key)
+        if value and value != "http/protobuf":
+            raise TelemetryConfigError(f"{key}={value}: this server exports OTLP over http/protobuf only")
+
+
+def _span_exporter(name: str, env: Mapping[str, str]) -> Any:
+    if name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter(out=sys.stderr)  # stdout belongs to the audit log
+    return _azure("AzureMonitorTraceExporter", env)
+
+
+def _metric_exporter(name: str, env: Mapping[str, str]) -> Any:
+    if name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter()
+    if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter(out=sys.stderr)
+    return _azure("AzureMonitorMetricExporter", env)
+
+
+def _azure(kind: str, env: Mapping[str, str]) -> Any:
+    """Azure Monitor (Application Insights), from the optional `azure-monitor` extra."""
+    try:
+        from azure.monitor.opentelemetry import exporter as azure_exporter
+    except ImportError:
+        raise TelemetryConfigError(
+            "azure_monitor exporter needs the optional extra: uv sync --extra azure-monitor"
+        ) from None
+    connection = env.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    if not connection:
+        raise TelemetryConfigError("azure_monitor exporter needs APPLICATIONINSIGHTS_CONNECTION_STRING")
+    return getattr(azure_exporter, kind)(connection_string=connection)
+
+
+def _untraced(scope: Scope) -> bool:
+    """Health probes, and any request with a query string: this server takes none, and FastAPI would record
+    `url.query` on the span (a token sent there must never be exported)."""
+    return bool(scope.get("query_string")) or scope.get("path") in _PROBES
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+def _live(provider: object, off: tuple[type, ...], proxy_name: str = "") -> bool:
+    return not isinstance(provider, off) and type(provider).__name__ != proxy_name
