@@ -225,8 +225,8 @@ class SecuritySettings(BaseModel):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     tool_timeout_seconds: float = Field(default=30.0, gt=0)
-    max_concurrent_calls: int = Field(default=64, ge=1)
-    max_concurrent_calls_per_principal: int = Field(default=8, ge=1)
+    max_concurrent_calls: int = Field(default=128, ge=1)
+    max_concurrent_calls_per_principal: int = Field(default=16, ge=1)
     max_result_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 

@@ -78,7 +78,8 @@ async def test_concurrent_calls_keep_one_unbroken_chain(
     serve: Callable[..., ServerThread], token: Callable[..., str], tmp_path: Path
 ) -> None:
     audit = tmp_path / "audit.jsonl"
-    server = serve(audit={"sink": f"file:{audit}"})
+    # 20 calls at once from one caller: above the default in-flight cap, which is not under test here.
+    server = serve(audit={"sink": f"file:{audit}"}, security={"max_concurrent_calls_per_principal": 20})
     async with mcp_client(server.url, token("mcp.read")) as client:
         await asyncio.gather(*(client.call_tool("probe_read", {"note": str(i)}) for i in range(20)))
     records = _records(audit)

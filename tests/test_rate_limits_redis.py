@@ -41,6 +41,7 @@ class Replica:
             "MCP__RESOURCE_HOST": self.url,
             "MCP__REQUEST_STATE_KEYS": REQUEST_STATE_KEY,  # one key ring for both replicas
             "TOOLS__DIR": str(TEST_TOOLS),
+            "TOOLS__LOCK_MODE": "warn",  # the test tools have no tools.lock
             "RATE_LIMIT__DEFAULT": "20/minute",
             "RATE_LIMIT__STORAGE_URI": redis.uri,
             "SECURITY__MAX_CONCURRENT_CALLS_PER_PRINCIPAL": "64",  # the bursts here test rates, not concurrency
