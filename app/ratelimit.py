@@ -17,7 +17,12 @@ from typing import Any, TypeVar
 
 from limits import RateLimitItem, WindowStats, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
 from limits.errors import StorageError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -36,6 +41,11 @@ RATE_LIMITED = -32029  # implementation-defined JSON-RPC server error: "slow dow
 STORAGE_RETRY_SECONDS = 1.0  # while storage is down, try it again at most this often (no per-request timeouts)
 REDIS_TIMEOUT_SECONDS = 0.5  # a hung Redis delays only the requests that probe it, by at most this
 FAIL_CLOSED_RETRY_AFTER = 5
+STRATEGIES: dict[str, Callable[[Storage], RateLimiter]] = {
+    "moving-window": MovingWindowRateLimiter,
+    "sliding-window-counter": SlidingWindowCounterRateLimiter,
+    "fixed-window": FixedWindowRateLimiter,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +57,16 @@ class Verdict:
 
 
 class Limiter:
-    """Moving-window counters in shared storage; a storage outage follows the configured policy and is logged once."""
+    """Counters in shared storage (moving window by default); an outage follows the configured policy, logged once."""
 
     def __init__(self, settings: RateLimitSettings, namespace: str) -> None:
         self.namespace = namespace
         self.fail_open = settings.on_storage_error == "fail_open"
         self.storage = _storage(settings.storage_uri.get_secret_value() if settings.storage_uri else "memory://")
-        self.primary = MovingWindowRateLimiter(self.storage)
+        strategy = STRATEGIES[settings.strategy]
+        self.primary: RateLimiter = strategy(self.storage)
         # Per-process counts used while shared storage is unreachable (fail_open): bounded, if not replica-exact.
-        self.fallback = MovingWindowRateLimiter(MemoryStorage())
+        self.fallback: RateLimiter = strategy(MemoryStorage())
         self.shared = not isinstance(self.storage, MemoryStorage)
         self.down = False
         self._retry_at = 0.0
@@ -98,7 +109,7 @@ class Limiter:
                 return False
         return True
 
-    async def _retry_after(self, counter: MovingWindowRateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> int:
+    async def _retry_after(self, counter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> int:
         stats: WindowStats | None
         if counter is self.fallback:
             stats = await self.fallback.get_window_stats(item, *ids)
@@ -107,7 +118,7 @@ class Limiter:
         reset = stats.reset_time if stats is not None else time.time() + item.get_expiry()
         return max(1, math.ceil(reset - time.time()))
 
-    async def _on_storage(self, op: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T | None:
+    async def _on_storage(self, op: Callable[[RateLimiter], Awaitable[T]]) -> T | None:
         """Run `op` on shared storage; None when it fails, and without trying while it is known to be down."""
         if self.down and time.monotonic() < self._retry_at:
             return None
@@ -132,11 +143,11 @@ class Limiter:
         self._retry_at = time.monotonic() + STORAGE_RETRY_SECONDS
 
 
-async def _hit(counter: MovingWindowRateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> bool:
+async def _hit(counter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> bool:
     return await counter.hit(item, *ids)
 
 
-async def _test(counter: MovingWindowRateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> bool:
+async def _test(counter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> bool:
     return await counter.test(item, *ids)
 
 

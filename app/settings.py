@@ -207,6 +207,8 @@ class RateLimitSettings(BaseModel):
     storage_uri: SecretStr | None = None
     # fail_open: a storage outage falls back to per-process in-memory limits (see README for why this is the default).
     on_storage_error: Literal["fail_open", "fail_closed"] = "fail_open"
+    # moving-window is exact (at most N in any window) but keeps one entry per hit; the others are O(1) per key.
+    strategy: Literal["moving-window", "sliding-window-counter", "fixed-window"] = "moving-window"
 
     _rates = field_validator("default", "unauthenticated")(_rate)
 

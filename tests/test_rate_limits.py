@@ -72,3 +72,18 @@ def test_bad_rate_limit_settings_are_refused() -> None:
         Settings(app_env="development", rate_limit={"default": "lots"})  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="RATE_LIMIT__STORAGE_URI must be"):
         Settings(app_env="development", rate_limit={"storage_uri": "http://cache:6379"})  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "sliding-window-counter", "fixed-window"])
+async def test_each_strategy_limits_a_principal_in_process_memory(
+    serve: Callable[..., ServerThread], token: Callable[..., str], strategy: str
+) -> None:
+    server = serve(rate_limit={"default": "3/minute", "strategy": strategy})
+    caller = token(READER)
+    async with httpx2.AsyncClient(base_url=server.url) as http:
+        responses = [await call(http, caller, "probe_read", request_id=i) for i in range(5)]
+        other = await call(http, token(READER, oid="aaaaaaaa-0000-4000-8000-00000000beef"), "probe_read")
+    assert [r.status_code for r in responses] == [200, 200, 200, 429, 429]
+    assert [r.json()["id"] for r in responses[3:]] == [3, 4]
+    assert 1 <= int(responses[3].headers["retry-after"]) <= 60
+    assert other.status_code == 200
