@@ -1,8 +1,9 @@
 """Composition root: how a request flows, top to bottom, and `app` for `uvicorn app.main:app`.
 
-Request path for the MCP endpoint, outermost first:
-    proxy headers (uvicorn --proxy-headers)
-    -> Host / Origin checks (the SDK's transport security, configured from settings)
+Request path for the MCP endpoint, outermost first (the first three wrap every route):
+    response headers: SecurityHeaders (nosniff, no-store, X-Accel-Buffering on SSE)
+    -> forwarded headers: ForwardedHeaders (X-Forwarded-For/-Proto/-Host only from SECURITY__TRUSTED_PROXIES)
+    -> Host / Origin allow-lists: HostOriginGuard (421 / 403; the SDK's own check sees the same lists)
     -> authentication: AuthenticateBearer (401 / 400)
     -> per-operation authorization: AuthorizeOperation (413, batch 400, 403 step-up, before dispatch)
     -> MCP dispatch: the SDK's Streamable HTTP session manager, with CallerContext (caller bound, lists filtered)
@@ -31,8 +32,10 @@ from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
 from app.dev_issuer import DevIssuer, EmbeddedServer
+from app.edge import ForwardedHeaders, HostOriginGuard, SecurityHeaders
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
+from app.readiness import Readiness, drain_on_sigterm
 from app.registry import ToolDiscoveryError, discover
 from app.settings import Settings
 
@@ -65,6 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, MAX_BODY_BYTES)
     mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges)
 
+    readiness = Readiness()  # other components register theirs: readiness.add("redis", ping)
+
+    async def jwks_loaded() -> bool:
+        return validator.ready
+
+    readiness.add("jwks", jwks_loaded)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -77,11 +87,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await validator.start()
             stack.push_async_callback(validator.stop)
             await stack.enter_async_context(mcp.session_manager.run())
+            stack.enter_context(drain_on_sigterm(readiness, settings.server.drain_seconds))
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
             yield
 
     app = FastAPI(title=settings.mcp.server_name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
+    app.state.readiness = readiness
+    # Whole-app layers, outermost first (add_middleware puts each new one outside the previous, hence reversed).
+    edge: list[tuple[type, dict[str, Any]]] = [
+        (SecurityHeaders, {}),
+        (ForwardedHeaders, {"trusted": settings.security.trusted_proxies}),
+        (HostOriginGuard, {"hosts": settings.allowed_hosts, "origins": settings.allowed_origins}),
+    ]
+    for layer, options in reversed(edge):
+        if layer is not ForwardedHeaders or settings.security.trusted_proxies:  # default: trust no proxy at all
+            app.add_middleware(layer, **options)
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     metadata = protected_resource_metadata(settings, catalog)
 
@@ -95,20 +116,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ready = validator.ready
-        return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
+        failing = await readiness.failing()  # names are logged, never returned: no internal detail on the wire
+        return JSONResponse({"status": "not ready" if failing else "ready"}, status_code=503 if failing else 200)
 
     return app
 
 
 def _transport_security(settings: Settings) -> TransportSecuritySettings:
-    """The SDK's DNS-rebinding protection: the public host, plus loopback in development."""
-    public = settings.resource_host.split("://", 1)[1]
-    hosts, origins = [public], [settings.resource_host]
-    if settings.app_env == "development":
-        hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-        origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+    """The SDK's DNS-rebinding protection, from the same allow-lists as HostOriginGuard.
+
+    It sees the Host after ForwardedHeaders, i.e. the public host a trusted proxy reported, so it holds behind proxies.
+    """
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+    )
 
 
 async def _stop(server: EmbeddedServer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from mcp_types import EmptyResult, SetLevelRequestParams
 
 from app.auth.principal import acting_as, principal_from_scope
@@ -28,6 +28,7 @@ def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard) -> MCPS
         settings.mcp.server_name,
         log_level=settings.log_level,
         middleware=[CallerContext(guard, settings.tools.filter_list)],
+        request_state_security=_request_state_security(settings),
     )
     for spec in catalog.of("tool"):
         server.add_tool(spec.fn, name=spec.name, **spec.options)
@@ -38,6 +39,12 @@ def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard) -> MCPS
     # MCPServer has no `logging/setLevel` handler, yet handshake-era clients send it; accept it (see README).
     server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _accept_log_level)
     return server
+
+
+def _request_state_security(settings: Settings) -> RequestStateSecurity | None:
+    """A shared key ring lets any replica resume a `requestState` another sealed; None: the SDK's per-process key."""
+    keys = [key.get_secret_value() for key in settings.mcp.request_state_keys]
+    return RequestStateSecurity(keys=keys) if keys else None
 
 
 async def _accept_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:

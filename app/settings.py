@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
@@ -81,8 +82,17 @@ class McpSettings(BaseModel):
     required_scopes: CsvList = Field(default_factory=list)
     required_roles: CsvList = Field(default_factory=list)
     server_name: str = "secure-mcp-server"
+    # 2026-07-28 `requestState` key ring: [0] seals, all unseal. Empty: a per-process key (one process only).
+    request_state_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
-    _split_scopes = field_validator("required_scopes", "required_roles", mode="before")(_csv)
+    _split_scopes = field_validator("required_scopes", "required_roles", "request_state_keys", mode="before")(_csv)
+
+    @field_validator("request_state_keys")
+    @classmethod
+    def _keys_are_strong(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < 32 for key in value):
+            raise ValueError("MCP__REQUEST_STATE_KEYS entries must be at least 32 characters of random secret")
+        return value
 
     @field_validator("path")
     @classmethod
@@ -103,6 +113,67 @@ class McpSettings(BaseModel):
             raise ValueError("MCP__RESOURCE_HOST must be https:// (plain http is accepted only for a loopback host)")
         # RFC 9728 / MCP: clients compare the resource code point by code point, so normalise once here.
         return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+_HOST = r"(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:([0-9]{1,5}|\*))?"
+_HOST_RE = re.compile(_HOST)
+_ORIGIN_RE = re.compile(rf"https?://{_HOST}")
+
+
+class SecuritySettings(BaseModel):
+    """The network edge: which peers may set forwarded headers, which Host and Origin values are served."""
+
+    trusted_proxies: CsvList = Field(default_factory=list)
+    allowed_hosts: CsvList | None = None
+    allowed_origins: CsvList | None = None
+
+    _split = field_validator("trusted_proxies", "allowed_hosts", "allowed_origins", mode="before")(_csv)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(item)) for item in value]
+        except ValueError:
+            raise ValueError(
+                "SECURITY__TRUSTED_PROXIES takes IP addresses or CIDRs like 10.0.0.0/8 (host bits zero)"
+            ) from None
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str] | None) -> list[str] | None:
+        return (
+            None
+            if value is None
+            else [_pattern(item, _HOST_RE, "SECURITY__ALLOWED_HOSTS", "host[:port]") for item in value]
+        )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return [_pattern(item, _ORIGIN_RE, "SECURITY__ALLOWED_ORIGINS", "https://host[:port]") for item in value]
+
+
+def _pattern(item: str, pattern: re.Pattern[str], env: str, shape: str) -> str:
+    """One allow-list entry, lower-cased; `:*` accepts any port, as in the SDK's transport security."""
+    value = item.strip().lower()
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{env} entries look like {shape} or {shape.split('[')[0]}:*, got {item[:60]!r}")
+    return value
+
+
+class ServerSettings(BaseModel):
+    """How `python -m app` runs uvicorn: bind address, worker processes, graceful shutdown."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    # After SIGTERM: answer /readyz 503 (still serving) this long, so the edge stops routing here first.
+    drain_seconds: float = Field(default=0.0, ge=0, le=300)
+    # Then stop accepting and let in-flight requests finish for at most this long.
+    shutdown_grace_seconds: int = Field(default=20, ge=0, le=3600)
 
 
 class ToolsSettings(BaseModel):
@@ -137,6 +208,8 @@ class Settings(BaseSettings):
     mcp: McpSettings = Field(default_factory=McpSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
@@ -191,6 +264,29 @@ class Settings(BaseSettings):
     @property
     def resource_metadata_url(self) -> str:
         return f"{self.resource_host}/.well-known/oauth-protected-resource{self.mcp.path}"
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """Host header values served: SECURITY__ALLOWED_HOSTS, else the resource host's (+ loopback in development)."""
+        if self.security.allowed_hosts is not None:
+            return list(self.security.allowed_hosts)
+        parts = urlsplit(self.resource_host)
+        hosts = [parts.netloc]
+        if parts.port is None:  # some clients send the default port explicitly
+            hosts.append(f"{parts.netloc}:{443 if parts.scheme == 'https' else 80}")
+        if self.app_env == "development":
+            hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        return hosts
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """Origin values served (an absent Origin is fine): SECURITY__ALLOWED_ORIGINS, else the resource host."""
+        if self.security.allowed_origins is not None:
+            return list(self.security.allowed_origins)
+        origins = [self.resource_host]
+        if self.app_env == "development":
+            origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+        return origins
 
     @property
     def audiences(self) -> list[str]:
