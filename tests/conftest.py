@@ -46,7 +46,7 @@ def settings_for(entra: EntraStandIn, port: int, **overrides: Any) -> Settings:
         "tools": {"dir": TEST_TOOLS},
     }
     for section, value in overrides.items():
-        values[section] = {**values[section], **value} if isinstance(value, dict) else value
+        values[section] = {**values.get(section, {}), **value} if isinstance(value, dict) else value
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
