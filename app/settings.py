@@ -142,16 +142,14 @@ class SecuritySettings(BaseModel):
     @field_validator("allowed_hosts")
     @classmethod
     def _hosts(cls, value: list[str] | None) -> list[str] | None:
-        return (
-            None
-            if value is None
-            else [_pattern(item, _HOST_RE, "SECURITY__ALLOWED_HOSTS", "host[:port]") for item in value]
-        )
+        if not value:  # an empty value means "the default", never "refuse everything"
+            return None
+        return [_pattern(item, _HOST_RE, "SECURITY__ALLOWED_HOSTS", "host[:port]") for item in value]
 
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
+        if not value:
             return None
         return [_pattern(item, _ORIGIN_RE, "SECURITY__ALLOWED_ORIGINS", "https://host[:port]") for item in value]
 

@@ -51,6 +51,16 @@ def test_trusted_proxies_parse_from_the_environment(monkeypatch: pytest.MonkeyPa
     assert Settings(_env_file=None).security.trusted_proxies == []  # type: ignore[call-arg]  # trust none
 
 
+def test_empty_allow_lists_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`.env.example` ships them empty: that must not turn into "refuse every Host"."""
+    monkeypatch.setenv("APP_ENV", "development")
+    monkeypatch.setenv("SECURITY__ALLOWED_HOSTS", "")
+    monkeypatch.setenv("SECURITY__ALLOWED_ORIGINS", "")
+    loaded = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert loaded.allowed_hosts[0] == "127.0.0.1:8000"
+    assert loaded.allowed_origins[0] == "http://127.0.0.1:8000"
+
+
 @pytest.mark.parametrize(
     ("section", "value", "message"),
     [
