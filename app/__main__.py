@@ -19,6 +19,15 @@ def main() -> None:
         messages = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
         print(f"configuration error: {messages}", file=sys.stderr)
         raise SystemExit(2) from None
+    if settings.server.workers > 1 and settings.dev_issuer_active:
+        print("configuration error: the embedded dev issuer needs SERVER__WORKERS=1", file=sys.stderr)
+        raise SystemExit(2)
+    if settings.server.workers > 1 and not settings.mcp.request_state_keys:
+        print(
+            "warning: SERVER__WORKERS > 1 without MCP__REQUEST_STATE_KEYS: a requestState sealed by one worker "
+            "is refused by the others",
+            file=sys.stderr,
+        )
     # uvicorn re-raises SIGTERM once its graceful shutdown is done; this handler makes that a clean exit 0.
     signal.signal(signal.SIGTERM, _shutdown_done)
     try:

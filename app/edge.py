@@ -61,17 +61,16 @@ class HostOriginGuard:
         if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
-        host = origin = None
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value
-            elif key == b"origin":
-                origin = value
-        if host is None or not self.hosts.match(host.decode("latin-1").lower()):
+        hosts = [value for key, value in scope["headers"] if key == b"host"]
+        origins = [value for key, value in scope["headers"] if key == b"origin"]
+        if len(hosts) > 1:  # RFC 9112 §3.2: more than one Host is a 400; layers must not disagree on which counts
+            await send_json(send, 400, {"error": "invalid_request", "error_description": "send exactly one Host"})
+            return
+        if not hosts or not self.hosts.match(hosts[0].decode("latin-1").lower()):
             log.info("request refused", extra={"reason": "host_not_allowed"})
             await send_json(send, 421, {"error": "misdirected_request", "error_description": "unknown Host"})
             return
-        if origin is not None and not self.origins.match(origin.decode("latin-1").lower()):
+        if origins and (len(origins) > 1 or not self.origins.match(origins[0].decode("latin-1").lower())):
             log.info("request refused", extra={"reason": "origin_not_allowed"})
             await send_json(send, 403, {"error": "forbidden", "error_description": "Origin not allowed"})
             return
@@ -120,7 +119,8 @@ def _secured(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     if b"no-store" not in cache:  # the SDK's SSE `no-cache` still lets caches store; a caller's data must not be
         headers = [h for h in headers if h[0] != b"cache-control"]
         headers.append((b"cache-control", b"no-store, no-transform" if b"no-transform" in cache else b"no-store"))
-    headers.append((b"x-content-type-options", b"nosniff"))
+    if not any(name == b"x-content-type-options" for name, _ in headers):
+        headers.append((b"x-content-type-options", b"nosniff"))
     is_sse = any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers)
     if is_sse and not any(name == b"x-accel-buffering" for name, _ in headers):
         headers.append((b"x-accel-buffering", b"no"))

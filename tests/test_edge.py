@@ -131,7 +131,19 @@ async def test_unknown_host_gets_421_on_every_route_but_probes(app_server: Serve
     assert [r.status_code for r in refused] == [421, 421, 421, 421]
     assert all(r.json()["error"] == "misdirected_request" for r in refused)
     assert [r.status_code for r in probes] == [200, 200]  # orchestrators probe by pod IP
+    twice = await _raw(app_server.port, f"GET {PRM} HTTP/1.1\r\nHost: 127.0.0.1:{app_server.port}\r\nHost: a\r\n\r\n")
+    assert twice.startswith(b"HTTP/1.1 400"), twice[:40]
     assert all(r.headers["x-content-type-options"] == "nosniff" for r in refused + probes)
+
+
+async def _raw(port: int, request: str) -> bytes:
+    """One hand-written HTTP/1.1 request (clients won't send two Host headers)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request.encode())
+    await writer.drain()
+    answer = await reader.read(65536)
+    writer.close()
+    return answer
 
 
 async def test_present_but_disallowed_origin_gets_403(app_server: ServerThread, token: Callable[..., str]) -> None:
