@@ -1,6 +1,19 @@
 """secure-mcp-server framework. Tool authors import from here: `from app import tool, current_principal`."""
 
+from mcp.server.mcpserver.exceptions import ToolError
+
 from app.auth.principal import NotAuthenticatedError, Principal, current_principal
+from app.downstream import DownstreamAuthError, downstream_token
 from app.registry import prompt, resource, tool
 
-__all__ = ["NotAuthenticatedError", "Principal", "current_principal", "prompt", "resource", "tool"]
+__all__ = [
+    "DownstreamAuthError",
+    "NotAuthenticatedError",
+    "Principal",
+    "ToolError",
+    "current_principal",
+    "downstream_token",
+    "prompt",
+    "resource",
+    "tool",
+]

@@ -27,11 +27,13 @@ from pydantic import ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from app.access_log import install_access_log_filter
 from app.auth.challenge import Challenges
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
 from app.dev_issuer import DevIssuer, EmbeddedServer
+from app.downstream import OnBehalfOf, settings_credential
 from app.edge import ForwardedHeaders, HostOriginGuard, SecurityHeaders
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
@@ -48,12 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the whole server from settings; every piece that can be prepared once is prepared here."""
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_access_log_filter()
     catalog = discover(settings.tools.dir)
     challenges = Challenges(
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    mcp = build_mcp_server(settings, catalog, guard)
+    downstream = OnBehalfOf(settings, settings_credential(settings))
+    mcp = build_mcp_server(settings, catalog, guard, downstream)
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,

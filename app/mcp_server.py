@@ -10,6 +10,7 @@ from mcp_types import EmptyResult, SetLevelRequestParams
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
+from app.downstream import OnBehalfOf, using
 from app.registry import Catalog
 from app.settings import Settings
 
@@ -22,12 +23,14 @@ _LISTS = {
 }
 
 
-def build_mcp_server(settings: Settings, catalog: Catalog, guard: Guard) -> MCPServer[Any]:
+def build_mcp_server(
+    settings: Settings, catalog: Catalog, guard: Guard, downstream: OnBehalfOf | None = None
+) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
     server: MCPServer[Any] = MCPServer(
         settings.mcp.server_name,
         log_level=settings.log_level,
-        middleware=[CallerContext(guard, settings.tools.filter_list)],
+        middleware=[CallerContext(guard, settings.tools.filter_list, downstream)],
         request_state_security=_request_state_security(settings),
     )
     for spec in catalog.of("tool"):
@@ -54,14 +57,15 @@ async def _accept_log_level(ctx: ServerRequestContext[Any, Any], params: SetLeve
 class CallerContext:
     """SDK middleware: binds the HTTP request's principal for the handler, and hides what it may not use."""
 
-    def __init__(self, guard: Guard, filter_lists: bool) -> None:
+    def __init__(self, guard: Guard, filter_lists: bool, downstream: OnBehalfOf | None) -> None:
         self.guard = guard
         self.filter_lists = filter_lists
+        self.downstream = downstream
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
         principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
-        with acting_as(principal):
+        with acting_as(principal), using(self.downstream):
             result = await call_next(ctx)
         listing = _LISTS.get(ctx.method)
         if listing is None or principal is None or not self.filter_lists or result is None:

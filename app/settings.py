@@ -56,6 +56,9 @@ class AzureAdSettings(BaseModel):
     jwks_refresh_seconds: float = Field(default=60.0, gt=0, le=60.0)
     jwks_max_age_seconds: float = Field(default=24 * 3600.0, gt=0)
     clock_skew_seconds: int = Field(default=60, ge=0, le=300)
+    # This server's own credential, used only for on-behalf-of token exchange (app/downstream.py).
+    client_secret: SecretStr | None = None
+    client_certificate_path: Path | None = None
 
     _split_lists = field_validator("audiences", "allowed_tenants", mode="before")(_csv)
 

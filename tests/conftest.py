@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -14,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from app.main import create_app
 from app.settings import Settings
-from tests.support.entra import EntraStandIn
+from tests.support.entra import MINTED, EntraStandIn
 from tests.support.servers import ServerThread, free_port
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
@@ -22,6 +24,45 @@ OTHER_TENANT = "0e3e2e88-0000-4000-8000-000000000002"
 CLIENT_ID = "5c6a6c1c-0000-4000-8000-00000000c11e"
 REPO = Path(__file__).resolve().parent.parent
 TEST_TOOLS = Path(__file__).resolve().parent / "support" / "tools"
+
+
+JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
+
+
+class _KeepAll(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(
+            self.format(record)
+            + " "
+            + " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD_ATTRS)
+        )
+
+
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_in_any_log() -> Iterator[None]:
+    """Every log record of the whole run, at DEBUG, extras and tracebacks included, must be free of tokens."""
+    keep, root = _KeepAll(), logging.getLogger()
+    previous = root.level
+    # The test client's own request log prints URLs, and some tests put tokens in URLs on purpose.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    root.addHandler(keep)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(keep)
+    root.setLevel(previous)
+    assert MINTED, "the run minted no tokens, so this check would prove nothing"
+    text = "\n".join(keep.lines)
+    leaked = [t[:16] for t in MINTED if t in text]
+    shaped = [line[:160] for line in keep.lines if JWT_SHAPED.search(line)]
+    assert not leaked and not shaped, f"tokens reached the logs: {leaked[:3]} {shaped[:3]}"
 
 
 @pytest.fixture(scope="session")

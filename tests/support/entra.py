@@ -7,6 +7,8 @@ Document shapes follow Entra's: v2 issuer `{instance}{tid}/v2.0`, v1 issuer `htt
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from starlette.routing import Route
 from app.dev_issuer import public_jwk
 
 MULTI = {"organizations", "common"}
+MINTED: list[str] = []  # every token any stand-in minted this run, so tests can prove none reached a log
 
 
 @dataclass
@@ -103,9 +106,22 @@ class EntraStandIn:
         )
 
     def obo_response(self, form: dict[str, Any]) -> Response:
-        """On-behalf-of: answers a jwt-bearer grant with a downstream token (opaque for the caller)."""
+        """On-behalf-of: answers a jwt-bearer grant as Entra does (access, refresh and id tokens, client_info)."""
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not form.get("assertion"):
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        user = jwt.decode(str(form["assertion"]), options={"verify_signature": False})
+        now = int(time.time())
+        client_info = json.dumps({"uid": user.get("oid"), "utid": user.get("tid")}).encode()
+        id_claims = {
+            "iss": user.get("iss"),
+            "aud": form.get("client_id"),
+            "oid": user.get("oid"),
+            "tid": user.get("tid"),
+            "sub": user.get("sub"),
+            "iat": now,
+            "exp": now + 3600,
+            "preferred_username": "user@contoso.example",
+        }
         return JSONResponse(
             {
                 "token_type": "Bearer",
@@ -113,6 +129,9 @@ class EntraStandIn:
                 "ext_expires_in": 3600,
                 "scope": form.get("scope", ""),
                 "access_token": "downstream-" + uuid.uuid4().hex,
+                "refresh_token": "refresh-" + uuid.uuid4().hex,
+                "id_token": jwt.encode(id_claims, "stand-in-id-token-key-not-verified-by-msal", algorithm="HS256"),
+                "client_info": base64.urlsafe_b64encode(client_info).rstrip(b"=").decode(),
             }
         )
 
@@ -164,7 +183,9 @@ class EntraStandIn:
             else:
                 claims[name] = value
         signer = key or self.keys[0]
-        return jwt.encode(claims, signer.private, algorithm="RS256", headers={"kid": signer.kid})
+        token = jwt.encode(claims, signer.private, algorithm="RS256", headers={"kid": signer.kid})
+        MINTED.append(token)
+        return token
 
     def app_token(self, *, tenant: str, audience: str, roles: list[str], app_id: str, **overrides: Any) -> str:
         """App-only (client credentials / managed identity): roles, no scp; oid and sub are the app's SP."""

@@ -22,6 +22,7 @@ class ServerThread:
     def __init__(self, app: Any, port: int | None = None, **config: Any) -> None:
         self.port = port or free_port()
         config.setdefault("log_level", "warning")
+        config.setdefault("timeout_graceful_shutdown", 2)  # idle keep-alive clients must not stall teardown
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, **config))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -1,0 +1,131 @@
+"""Calling other APIs as the user without token passthrough: MSAL on-behalf-of, with MSAL's token cache.
+
+The caller's token is sent to exactly one place, Entra's token endpoint, as the OBO assertion. What comes back
+is a token for the downstream API's audience; that is the only token a tool ever puts on an outgoing request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import msal
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from app.auth.principal import current_principal
+from app.settings import Settings, is_loopback_host
+
+log = logging.getLogger("app.downstream")
+
+ClientCredential = str | dict[str, str]
+
+
+class DownstreamAuthError(RuntimeError):
+    """The token exchange failed; the message carries Entra's error code, never a token or secret."""
+
+
+class OnBehalfOf:
+    """One confidential client per tenant (multi-tenant servers exchange in the caller's tenant)."""
+
+    def __init__(self, settings: Settings, credential: Callable[[], ClientCredential | None]) -> None:
+        self._instance = settings.instance.rstrip("/")
+        self._client_id = settings.client_id
+        self._credential = credential
+        self._cache = msal.TokenCache()  # shared across rebuilds, so a rotated secret keeps cached tokens
+        self._apps: dict[str, tuple[str, msal.ConfidentialClientApplication]] = {}
+        self._lock = threading.Lock()
+
+    def _app(self, tenant: str) -> msal.ConfidentialClientApplication:
+        credential = self._credential()
+        if credential is None:
+            raise DownstreamAuthError("no client secret or certificate is configured for on-behalf-of")
+        fingerprint = hashlib.sha256(repr(credential).encode()).hexdigest()
+        with self._lock:
+            cached = self._apps.get(tenant)
+            if cached is None or cached[0] != fingerprint:  # first use, or the credential rotated: rebuild
+                app = msal.ConfidentialClientApplication(
+                    self._client_id,
+                    client_credential=credential,
+                    authority=f"{self._instance}/{tenant}",
+                    token_cache=self._cache,
+                    # Instance discovery asks Microsoft's cloud about the authority; a loopback stand-in isn't there.
+                    instance_discovery=not is_loopback_host(urlsplit(self._instance).hostname),
+                )
+                cached = self._apps[tenant] = (fingerprint, app)
+            return cached[1]
+
+    def _exchange(self, assertion: str, account_id: str, tenant: str, scopes: Sequence[str]) -> str:
+        app = self._app(tenant)
+        # MSAL's OBO pattern: the user's cached (or refreshable) token first, the exchange only on a miss.
+        account = next((a for a in app.get_accounts() if a.get("home_account_id") == account_id), None)
+        result: dict[str, Any] | None = app.acquire_token_silent(list(scopes), account=account) if account else None
+        if not result:
+            result = app.acquire_token_on_behalf_of(assertion, list(scopes))
+        token = result.get("access_token") if result else None
+        if not isinstance(token, str):
+            code = (result or {}).get("error", "unknown_error")
+            log.warning("on-behalf-of exchange failed", extra={"reason": code})
+            raise DownstreamAuthError(f"the token exchange for the downstream API failed ({code})")
+        return token
+
+    async def token(self, scopes: Sequence[str]) -> str:
+        """A downstream access token for the current caller; MSAL serves repeats from its cache."""
+        principal = current_principal()
+        if principal.is_app:
+            raise DownstreamAuthError("on-behalf-of needs a user token; app-only callers have no user to act for")
+        account_id = f"{principal.oid}.{principal.tid}"  # MSAL's home account id: Entra's uid.utid
+        assertion = principal._assertion  # the one sanctioned use: the OBO assertion
+        return await anyio.to_thread.run_sync(self._exchange, assertion, account_id, principal.tid, scopes)
+
+
+_current: contextvars.ContextVar[OnBehalfOf | None] = contextvars.ContextVar("on_behalf_of", default=None)
+
+
+@contextmanager
+def using(client: OnBehalfOf | None) -> Iterator[None]:
+    token = _current.set(client)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+async def downstream_token(scopes: Sequence[str]) -> str:
+    """For tools: a token for a downstream API (e.g. `["https://graph.microsoft.com/User.Read"]`) as the caller."""
+    client = _current.get()
+    if client is None:
+        raise DownstreamAuthError("on-behalf-of is not configured: set AZUREAD__CLIENT_SECRET or a certificate")
+    return await client.token(scopes)
+
+
+def settings_credential(settings: Settings) -> Callable[[], ClientCredential | None]:
+    """The client credential from settings: a certificate (preferred by Microsoft) or a client secret."""
+    ad = settings.azuread
+    certificate = certificate_credential(ad.client_certificate_path) if ad.client_certificate_path else None
+
+    def credential() -> ClientCredential | None:
+        if certificate is not None:
+            return certificate
+        return ad.client_secret.get_secret_value() if ad.client_secret else None
+
+    return credential
+
+
+def certificate_credential(path: Path) -> dict[str, str]:
+    """MSAL's certificate credential from one PEM holding the private key and the certificate."""
+    pem = path.read_bytes()
+    certificate = x509.load_pem_x509_certificate(pem)
+    return {
+        "private_key": pem.decode(),
+        "thumbprint": certificate.fingerprint(hashes.SHA1()).hex(),  # noqa: S303  # Entra's x5t is SHA-1
+        "public_certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+    }

@@ -1,0 +1,107 @@
+"""No token passthrough: the example tool reaches a downstream API with an on-behalf-of token from MSAL.
+
+The caller's token must go to exactly one place, the token endpoint, as the OBO assertion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.main import create_app
+from tests.conftest import CLIENT_ID, REPO, TENANT, mcp_client, settings_for
+from tests.support.entra import EntraStandIn
+from tests.support.servers import ServerThread, free_port
+from tests.support.tls import self_signed
+
+CLIENT_SECRET = "obo-client-secret-value-123"  # a test credential for the stand-in
+
+
+@pytest.fixture
+def entra_tls(tmp_path: Path) -> Iterator[tuple[EntraStandIn, Path]]:
+    """MSAL only talks to https authorities, so this stand-in serves TLS with a throwaway certificate."""
+    cert, key = self_signed(tmp_path)
+    stand_in = EntraStandIn()
+    with ServerThread(stand_in.app(), ssl_certfile=str(cert), ssl_keyfile=str(key)) as server:
+        stand_in.base = f"https://127.0.0.1:{server.port}/"
+        yield stand_in, cert
+
+
+@pytest.fixture
+def profile_api() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A downstream API stand-in that records every request's headers."""
+    seen: list[dict[str, str]] = []
+
+    async def me(request: Request) -> JSONResponse:
+        seen.append(dict(request.headers))
+        return JSONResponse({"displayName": "Alice Example", "mail": "alice@contoso.example", "jobTitle": "SRE"})
+
+    with ServerThread(Starlette(routes=[Route("/v1.0/me", me)])) as server:
+        yield f"{server.url}/v1.0", seen
+
+
+async def test_obo_sends_the_inbound_token_only_to_the_token_endpoint(
+    entra_tls: tuple[EntraStandIn, Path],
+    profile_api: tuple[str, list[dict[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entra, cert = entra_tls
+    api_url, api_seen = profile_api
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx2 (JWKS) trusts the stand-in's certificate
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # so does MSAL's requests session
+    monkeypatch.setenv("PROFILE_API__BASE_URL", api_url)
+    port = free_port()
+    settings = settings_for(entra, port, azuread={"client_secret": CLIENT_SECRET}, tools={"dir": REPO / "tools"})
+    inbound = entra.token(tenant=TENANT, audience=CLIENT_ID, scopes="profile.read")
+
+    with ServerThread(create_app(settings), port=port) as server:
+        async with mcp_client(server.url, inbound) as client:
+            first = await client.call_tool("my_profile", {})
+            second = await client.call_tool("my_profile", {})
+
+    assert not first.is_error, first.content
+    assert first.structured_content == {
+        "displayName": "Alice Example",
+        "mail": "alice@contoso.example",
+        "jobTitle": "SRE",
+    }
+    assert second.structured_content == first.structured_content
+    # One exchange: MSAL served the second call from its token cache.
+    assert len(entra.token_requests) == 1
+    exchange = entra.token_requests[0]
+    assert exchange["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    assert exchange["requested_token_use"] == "on_behalf_of"
+    assert exchange["assertion"] == inbound
+    assert exchange["client_id"] == CLIENT_ID
+    assert exchange["client_secret"] == CLIENT_SECRET
+    assert "https://graph.microsoft.com/User.Read" in exchange["scope"]
+    # The downstream API saw only the exchanged token, never the caller's.
+    assert len(api_seen) == 2
+    for headers in api_seen:
+        assert headers["authorization"].startswith("Bearer downstream-")
+        assert inbound not in " ".join(headers.values())
+
+
+async def test_obo_refuses_app_only_callers_with_a_tool_error(
+    entra_tls: tuple[EntraStandIn, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entra, cert = entra_tls
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    port = free_port()
+    settings = settings_for(
+        entra, port, azuread={"client_secret": CLIENT_SECRET}, tools={"dir": REPO / "tools"}, mcp={"required_roles": []}
+    )
+    app_token = entra.app_token(
+        tenant=TENANT, audience=CLIENT_ID, roles=["profile.read"], app_id="app-1", scp="profile.read"
+    )
+    with ServerThread(create_app(settings), port=port) as server:
+        async with mcp_client(server.url, app_token) as client:
+            result = await client.call_tool("my_profile", {})
+    assert result.is_error
+    assert entra.token_requests == []
