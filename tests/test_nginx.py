@@ -333,6 +333,28 @@ async def test_sigterm_during_a_call_finishes_it_and_exits_0(
         app.stop()
 
 
+async def test_a_call_longer_than_the_grace_period_is_cut_off_and_the_exit_is_still_0(
+    entra: EntraStandIn, workdir: Path, token: Callable[..., str]
+) -> None:
+    app = start_app(entra, workdir, SERVER__SHUTDOWN_GRACE_SECONDS="1").wait_healthy()
+    try:
+        async with client(app.url, token(), source="127.0.0.1") as (sdk, _):
+            await sdk.list_tools()
+            call = asyncio.create_task(sdk.call_tool("edge_sleep", {"seconds": 30.0}))
+            await asyncio.sleep(0.5)
+            signalled = time.monotonic()
+            app.proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(app.proc.wait, 15) == 0, app.log.read_text()[-3000:]
+            stopped = time.monotonic() - signalled
+            with pytest.raises(Exception) as dropped:  # noqa: PT011  # the SDK reports a cut stream in several ways
+                await asyncio.wait_for(call, 10)
+            assert not isinstance(dropped.value, TimeoutError), "the client never learned the call was cut off"
+        assert stopped < 1 + 3, f"shutdown took {stopped:.1f} s with a 1 s grace period"
+        assert "timeout graceful shutdown exceeded" in app.log.read_text()
+    finally:
+        app.stop()
+
+
 async def _poll_readyz(url: str, until: int, within: float) -> Any:
     deadline = time.monotonic() + within
     async with httpx2.AsyncClient(base_url=url) as http:
