@@ -74,6 +74,9 @@ class HostOriginGuard:
             log.info("request refused", extra={"reason": "origin_not_allowed"})
             await send_json(send, 403, {"error": "forbidden", "error_description": "Origin not allowed"})
             return
+        if hosts[0] != hosts[0].lower() or (origins and origins[0] != origins[0].lower()):
+            # Host and scheme are case-insensitive; the SDK's own check compares exactly, so hand it lower case.
+            scope["headers"] = [(k, v.lower() if k in (b"host", b"origin") else v) for k, v in scope["headers"]]
         await self.app(scope, receive, send)
 
 

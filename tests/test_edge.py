@@ -114,7 +114,8 @@ async def test_sdk_transport_security_accepts_what_the_allow_list_accepts(
     async with httpx2.AsyncClient(base_url=aliased.url) as http:
         via_alias = await http.post("/mcp", headers={**headers, "Host": ALIAS}, json=body)
         via_proxy = await http.post("/mcp", headers={**headers, "X-Forwarded-Host": ALIAS}, json=body)
-    assert (via_alias.status_code, via_proxy.status_code) == (200, 200)
+        shouting = await http.post("/mcp", headers={**headers, "Host": ALIAS.upper()}, json=body)
+    assert (via_alias.status_code, via_proxy.status_code, shouting.status_code) == (200, 200, 200)
     assert via_alias.json()["result"]["content"][0]["text"] == "read ok"
 
 
