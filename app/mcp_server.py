@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -44,10 +45,20 @@ def build_mcp_server(
     return server
 
 
-def _request_state_security(settings: Settings) -> RequestStateSecurity | None:
-    """A shared key ring lets any replica resume a `requestState` another sealed; None: the SDK's per-process key."""
-    keys = [key.get_secret_value() for key in settings.mcp.request_state_keys]
-    return RequestStateSecurity(keys=keys) if keys else None
+def _request_state_security(settings: Settings) -> RequestStateSecurity:
+    """Seal `requestState` under the shared key ring (any replica can resume it), bound to the caller.
+
+    Without keys, a per-process key (one process only). The SDK's default principal binding reads its own auth
+    context, which our authentication layer doesn't set, so we bind to our `Principal` instead.
+    """
+    keys: list[str | bytes] = [key.get_secret_value() for key in settings.mcp.request_state_keys]
+    return RequestStateSecurity(keys=keys or [os.urandom(32)], bind_principal=_caller_binding)
+
+
+def _caller_binding(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    request = ctx.request
+    principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
+    return f"{principal.key}|{principal.client_id}" if principal is not None else None
 
 
 async def _accept_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:

@@ -297,13 +297,16 @@ async def test_request_state_sealed_by_one_process_resumes_on_the_other(
         assert f"sealed-by-{first.proc.pid}" not in state  # sealed, not plaintext
         body["params"]["requestState"] = state
         round_two = (await http.post(f"{second.url}/mcp", headers=headers, json=body)).json()
+        someone_else = {**headers, "Authorization": f"Bearer {token(oid='bbbbbbbb-0000-4000-8000-00000000000b')}"}
+        replayed = (await http.post(f"{second.url}/mcp", headers=someone_else, json=body)).json()
 
         # Control: a process with another key ring refuses the same state.
         other = serve(tools={"dir": EDGE_TOOLS}, mcp={"request_state_keys": [secrets.token_urlsafe(32)]})
         foreign = (await http.post(f"{other.url}/mcp", headers={**headers, "Host": other.url[7:]}, json=body)).json()
     text = round_two["result"]["content"][0]["text"]
     assert text == f"sealed-by-{first.proc.pid} resumed-by-{second.proc.pid}"
-    assert "error" in foreign
+    assert foreign["error"]["message"] == "Invalid or expired requestState"
+    assert replayed["error"]["message"] == "Invalid or expired requestState"  # bound to the caller who started it
     assert "sealed-by" not in str(foreign)
 
 
