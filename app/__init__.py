@@ -4,13 +4,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from app.auth.principal import NotAuthenticatedError, Principal, current_principal
 from app.downstream import DownstreamAuthError, downstream_token
-from app.registry import prompt, resource, tool
+from app.registry import completion, prompt, resource, tool
 
 __all__ = [
     "DownstreamAuthError",
     "NotAuthenticatedError",
     "Principal",
     "ToolError",
+    "completion",
     "current_principal",
     "downstream_token",
     "prompt",

@@ -19,7 +19,12 @@ from app.registry import Catalog, Requirement
 log = logging.getLogger("app.authz")
 
 # JSON-RPC method -> (catalog kind, params key naming the target)
-_GUARDED = {"tools/call": ("tool", "name"), "prompts/get": ("prompt", "name"), "resources/read": ("resource", "uri")}
+_GUARDED = {
+    "tools/call": ("tool", "name"),
+    "prompts/get": ("prompt", "name"),
+    "resources/read": ("resource", "uri"),
+    "resources/subscribe": ("resource", "uri"),  # watching a resource needs what reading it needs
+}
 INVALID_REQUEST = -32600
 
 
@@ -94,13 +99,7 @@ class AuthorizeOperation:
         if isinstance(message, list):
             await send_json(send, 400, jsonrpc_error(INVALID_REQUEST, "JSON-RPC batches are not supported"))
             return
-        kind_target: tuple[str, str] | None = None
-        if isinstance(message, dict) and message.get("method") in _GUARDED:
-            kind, key = _GUARDED[message["method"]]
-            params = message.get("params")
-            target = params.get(key) if isinstance(params, dict) else None
-            if isinstance(target, str):
-                kind_target = (kind, target)
+        kind_target = _target(message) if isinstance(message, dict) else None
         await self._decide(principal, kind_target, body, scope, _replay(body, receive), send)
 
     async def _decide(
@@ -126,6 +125,26 @@ class AuthorizeOperation:
             await self.challenges.insufficient_scope(send, decision.scopes, decision.reason)
             return
         await self.app(scope, receive, send)
+
+
+def _target(message: dict[str, Any]) -> tuple[str, str] | None:
+    """The catalog entry a JSON-RPC request acts on, if any: (kind, name or URI)."""
+    params = message.get("params")
+    if not isinstance(params, dict):
+        return None
+    method = message.get("method")
+    if method == "completion/complete":  # completing an argument needs what using its prompt or template needs
+        ref = params.get("ref")
+        if isinstance(ref, dict):
+            kind, key = ("prompt", "name") if ref.get("type") == "ref/prompt" else ("resource", "uri")
+            target = ref.get(key)
+            return (kind, target) if isinstance(target, str) else None
+        return None
+    if method in _GUARDED:
+        kind, key = _GUARDED[method]
+        target = params.get(key)
+        return (kind, target) if isinstance(target, str) else None
+    return None
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
-from mcp_types import EmptyResult, SetLevelRequestParams
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp_types import Completion
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
 from app.downstream import OnBehalfOf, using
 from app.registry import Catalog
+from app.sdk_gaps import apply_log_level, fill_sdk_gaps
 from app.settings import Settings
+
+MAX_COMPLETIONS = 100  # the spec's cap on values in one completion result
 
 # list method -> (wire result field, catalog kind, wire key naming each item's target)
 _LISTS = {
@@ -28,8 +34,10 @@ def build_mcp_server(
     settings: Settings, catalog: Catalog, guard: Guard, downstream: OnBehalfOf | None = None
 ) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
+    bus = InMemorySubscriptionBus()
     server: MCPServer[Any] = MCPServer(
         settings.mcp.server_name,
+        subscriptions=bus,
         log_level=settings.log_level,
         middleware=[CallerContext(guard, settings.tools.filter_list, downstream)],
         request_state_security=_request_state_security(settings),
@@ -40,8 +48,10 @@ def build_mcp_server(
         server.resource(spec.uri or "", name=spec.name, **spec.options)(spec.fn)
     for spec in catalog.of("prompt"):
         server.prompt(name=spec.name, **spec.options)(spec.fn)
-    # MCPServer has no `logging/setLevel` handler, yet handshake-era clients send it; accept it (see README).
-    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _accept_log_level)
+    completers = {spec.name: spec.fn for spec in catalog.of("completion")}
+    if completers:
+        server.completion()(_dispatch_completions(completers))  # type: ignore[no-untyped-call]  # untyped in the SDK
+    fill_sdk_gaps(server, bus)
     return server
 
 
@@ -61,8 +71,19 @@ def _caller_binding(ctx: ServerRequestContext[Any, Any]) -> str | None:
     return f"{principal.key}|{principal.client_id}" if principal is not None else None
 
 
-async def _accept_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
-    return EmptyResult()
+def _dispatch_completions(completers: dict[str, Callable[..., Any]]) -> Callable[..., Awaitable[Completion | None]]:
+    """The SDK takes one completion handler; this routes each request to the target's own completer."""
+
+    async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
+        completer = completers.get(getattr(ref, "name", None) or str(getattr(ref, "uri", "")))
+        if completer is None:
+            return None
+        values = completer(argument.name, argument.value, dict((context and context.arguments) or {}))
+        values = await values if inspect.isawaitable(values) else values
+        found = [str(v) for v in values]
+        return Completion(values=found[:MAX_COMPLETIONS], total=len(found), has_more=len(found) > MAX_COMPLETIONS)
+
+    return complete
 
 
 class CallerContext:
@@ -76,6 +97,7 @@ class CallerContext:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
         principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
+        apply_log_level(ctx)
         with acting_as(principal), using(self.downstream):
             result = await call_next(ctx)
         listing = _LISTS.get(ctx.method)

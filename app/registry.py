@@ -19,7 +19,7 @@ from mcp.types import ToolAnnotations
 log = logging.getLogger("app.tools")
 
 F = TypeVar("F", bound=Callable[..., Any])
-Kind = Literal["tool", "resource", "prompt"]
+Kind = Literal["tool", "resource", "prompt", "completion"]
 SPEC_ATTR = "__mcp_spec__"
 
 
@@ -135,6 +135,15 @@ def prompt(
     return _decorator("prompt", name, scopes, roles, public, title=title, description=description)
 
 
+def completion(target: str) -> Callable[[F], F]:
+    """Suggest values for one prompt's (by name) or resource template's (by URI template) arguments.
+
+    The function takes `(argument, value, context)` (context: arguments already chosen) and returns a list of
+    strings. It needs no scopes of its own: a caller may complete what it may use.
+    """
+    return _decorator("completion", target, (), (), True)
+
+
 @dataclass
 class Catalog:
     """Everything discovered under a tools directory."""
@@ -159,7 +168,8 @@ def discover(directory: Path) -> Catalog:
             spec = getattr(value, SPEC_ATTR, None) if inspect.isfunction(value) else None
             if not isinstance(spec, Spec) or spec.fn.__module__ != module.__name__:
                 continue  # not ours, or imported from another module (counted where it is defined)
-            _check(spec)
+            if spec.kind != "completion":
+                _check(spec)
             key = (spec.kind, spec.uri or spec.name)
             if key in seen:
                 raise ToolDiscoveryError(
@@ -167,6 +177,10 @@ def discover(directory: Path) -> Catalog:
                 )
             seen[key] = spec
             catalog.specs.append(spec)
+    targets = {s.name for s in catalog.of("prompt")} | {s.uri for s in catalog.of("resource")}
+    for spec in catalog.of("completion"):
+        if spec.name not in targets:
+            raise ToolDiscoveryError(f"completion {spec.where} names {spec.name!r}, which is no prompt or resource")
     return catalog
 
 

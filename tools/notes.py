@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from app import current_principal, prompt, resource, tool
+from app import completion, current_principal, prompt, resource, tool
 
 # Per-caller in-memory store: a stand-in for your real backend. Keyed by principal, so callers never see each other's.
 _NOTES: dict[str, list["Note"]] = defaultdict(list)
@@ -51,3 +51,10 @@ def recent_notes() -> str:
 def summarize_notes(topic: str) -> str:
     """Ask the model to summarise the caller's notes about a topic."""
     return f"Use the search_notes tool to find my notes about {topic!r}, then summarise them in five bullet points."
+
+
+@completion("summarize_notes")
+def complete_topic(argument: str, value: str, context: dict[str, str]) -> list[str]:
+    """Suggest topics from words in the caller's note titles."""
+    words = {w.casefold() for note in _NOTES[current_principal().key] for w in note.title.split()}
+    return sorted(w for w in words if w.startswith(value.casefold()))

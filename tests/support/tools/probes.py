@@ -3,7 +3,9 @@
 import asyncio
 from typing import Any
 
-from app import current_principal, tool
+from mcp.server.mcpserver import Context
+
+from app import current_principal, resource, tool
 from tests.support import probe
 
 
@@ -40,3 +42,62 @@ async def probe_sleep(seconds: float = 1.0) -> str:
     await asyncio.sleep(seconds)
     probe.calls.append(f"slept:{seconds}")
     return f"slept {seconds}"
+
+
+@tool(scopes=["mcp.read"])
+async def probe_context(ctx: Context, steps: int = 3) -> str:
+    """Use the SDK Context: log at two levels and report progress."""
+    await ctx.info("probe info")
+    await ctx.warning("probe warning")
+    for step in range(steps):
+        await ctx.report_progress(step + 1, steps, f"step {step + 1}")
+    return "done"
+
+
+_counter = [0]
+
+
+@resource("probe://counter", scopes=["mcp.read"], mime_type="text/plain")
+def probe_counter() -> str:
+    """A value that changes when probe_bump runs."""
+    return str(_counter[0])
+
+
+@resource("probe://secret-plans", scopes=["files.write"], mime_type="text/plain")
+def probe_secret_plans() -> str:
+    """Readable only with files.write."""
+    return "plans"
+
+
+@tool(scopes=["mcp.read"])
+async def probe_bump(ctx: Context) -> int:
+    """Change probe://counter and tell subscribers."""
+    _counter[0] += 1
+    await ctx.notify_resource_updated("probe://counter")
+    return _counter[0]
+
+
+_PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201"
+    "e2a8f1f50000000049454e44ae426082"
+)
+
+
+@tool(scopes=["mcp.read"], structured_output=False)
+def probe_rich() -> list[object]:
+    """Text, an image, audio and an embedded resource in one result."""
+    from mcp.server.mcpserver import Audio, Image
+    from mcp_types import EmbeddedResource, TextResourceContents
+
+    embedded = EmbeddedResource(
+        type="resource", resource=TextResourceContents(uri="probe://counter", text="7", mime_type="text/plain")
+    )
+    return ["a caption", Image(data=_PNG_1PX, format="png"), Audio(data=b"RIFF....WAVE", format="wav"), embedded]
+
+
+@tool(scopes=["mcp.read"])
+def probe_fail(reason: str) -> str:
+    """Fail the way tools should: a ToolError becomes an isError result."""
+    from app import ToolError
+
+    raise ToolError(f"cannot do that: {reason}")

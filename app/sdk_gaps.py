@@ -1,0 +1,83 @@
+"""Methods clients use that `MCPServer` doesn't serve: `logging/setLevel` and `resources/(un)subscribe`.
+
+Both are handshake-era (2025-06-18 / 2025-11-25) features. Tools keep using the SDK's own calls:
+`ctx.info(...)` for logs, and `ctx.notify_resource_updated(uri)`, which reaches 2026-07-28
+`subscriptions/listen` streams through the SDK's bus and, via the bridge below, `resources/subscribe` sessions too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any, get_args
+
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp_types import EmptyResult, LoggingLevel, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams
+
+log = logging.getLogger("app.mcp")
+
+_LEVELS: tuple[LoggingLevel, ...] = get_args(LoggingLevel)
+# Per connection: the log levels it asked for, and the resource URIs it subscribed to. Weak, so they die with it.
+_log_levels: weakref.WeakKeyDictionary[Connection, frozenset[LoggingLevel]] = weakref.WeakKeyDictionary()
+_subscribed: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+_sending: set[asyncio.Task[None]] = set()
+
+
+def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
+    return ctx.session._connection  # the SDK exposes no public handle to the request's connection
+
+
+async def _set_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
+    _log_levels[_connection(ctx)] = frozenset(_LEVELS[_LEVELS.index(params.level) :])
+    return EmptyResult()
+
+
+def apply_log_level(ctx: ServerRequestContext[Any, Any]) -> None:
+    """Narrow this request's deliverable log levels to what its connection asked for."""
+    wanted = _log_levels.get(_connection(ctx))
+    if wanted is not None:
+        # The SDK fixes each request's deliverable levels here and leaves setLevel filtering to the application.
+        ctx.session._allowed_log_levels = ctx.session._allowed_log_levels & wanted
+
+
+async def _subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+    # Authorization already ran in HTTP: subscribing to a URI needs what reading it needs.
+    _subscribed.setdefault(_connection(ctx), set()).add(str(params.uri))
+    return EmptyResult()
+
+
+async def _unsubscribe(ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+    _subscribed.get(_connection(ctx), set()).discard(str(params.uri))
+    return EmptyResult()
+
+
+def _bridge(event: object) -> None:
+    """Forward the SDK bus's resource-updated events to handshake-era subscribers."""
+    if not isinstance(event, ResourceUpdated):
+        return
+    for connection, uris in list(_subscribed.items()):
+        if event.uri in uris:
+            task = asyncio.get_running_loop().create_task(_send_updated(connection, event.uri))
+            _sending.add(task)
+            task.add_done_callback(_sending.discard)
+
+
+async def _send_updated(connection: Connection, uri: str) -> None:
+    try:
+        await connection.send_resource_updated(uri)
+    except Exception as exc:  # a closed session must not break the tool that published
+        log.debug("resource update not delivered: %s", type(exc).__name__)
+
+
+def fill_sdk_gaps(server: MCPServer[Any], bus: InMemorySubscriptionBus) -> None:
+    """Register the missing handlers; `bus` is the one the server publishes `ctx.notify_*` events on."""
+    lowlevel = server._lowlevel_server  # handlers are registered on the low-level server
+    lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, _set_log_level)
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, _subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, _unsubscribe)
+    bus.subscribe(_bridge)
