@@ -1,10 +1,11 @@
-"""secure-mcp-server framework. Tool authors import from here: `from app import tool, current_principal`."""
+"""secure-mcp-server framework. Tool authors import from here: `from app import tool, current_principal, secret`."""
 
 from mcp.server.mcpserver.exceptions import ToolError
 
 from app.auth.principal import NotAuthenticatedError, Principal, current_principal
 from app.downstream import DownstreamAuthError, downstream_token
 from app.registry import completion, prompt, resource, tool
+from app.secrets import secret
 
 __all__ = [
     "DownstreamAuthError",
@@ -16,5 +17,6 @@ __all__ = [
     "downstream_token",
     "prompt",
     "resource",
+    "secret",
     "tool",
 ]

@@ -20,6 +20,7 @@ import anyio
 import msal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from pydantic import SecretStr
 
 from app.auth.principal import current_principal
 from app.settings import Settings, is_loopback_host
@@ -107,15 +108,21 @@ async def downstream_token(scopes: Sequence[str]) -> str:
     return await client.token(scopes)
 
 
-def settings_credential(settings: Settings) -> Callable[[], ClientCredential | None]:
-    """The client credential from settings: a certificate (preferred by Microsoft) or a client secret."""
+def settings_credential(
+    settings: Settings, client_secret: Callable[[], SecretStr | None] | None = None
+) -> Callable[[], ClientCredential | None]:
+    """The client credential from settings: a certificate (preferred by Microsoft) or a client secret.
+
+    `client_secret` returns the current secret (the secret store's, so a rotated one rebuilds the MSAL client)."""
     ad = settings.azuread
     certificate = certificate_credential(ad.client_certificate_path) if ad.client_certificate_path else None
+    current = client_secret or (lambda: ad.client_secret)
 
     def credential() -> ClientCredential | None:
         if certificate is not None:
             return certificate
-        return ad.client_secret.get_secret_value() if ad.client_secret else None
+        secret = current()
+        return secret.get_secret_value() if secret else None
 
     return credential
 

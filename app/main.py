@@ -6,12 +6,17 @@ Request path for the MCP endpoint, outermost first (the first three wrap every r
     -> Host / Origin allow-lists: HostOriginGuard (421 / 403; the SDK's own check sees the same lists)
     -> authentication: AuthenticateBearer (401 / 400)
     -> per-operation authorization: AuthorizeOperation (413, batch 400, 403 step-up, before dispatch)
-    -> MCP dispatch: the SDK's Streamable HTTP session manager, with CallerContext (caller bound, lists filtered)
+    -> MCP dispatch: the SDK's Streamable HTTP session manager, with SecretGuard (secrets bound for `secret()`,
+       secrets and tokens scrubbed from results and errors) and CallerContext (caller bound, lists filtered)
     -> the tool
+
+Secrets come from settings (Key Vault among the sources) into a `SecretStore`, re-read in the background when
+KEYVAULT__REFRESH_SECONDS is set; every log record is scrubbed of them (and of tokens) by the redaction filter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -35,10 +40,13 @@ from app.authz import AuthorizeOperation, Guard
 from app.dev_issuer import DevIssuer, EmbeddedServer
 from app.downstream import OnBehalfOf, settings_credential
 from app.edge import ForwardedHeaders, HostOriginGuard, SecurityHeaders
+from app.keyvault import KeyVaultError
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
 from app.readiness import Readiness, drain_on_sigterm
+from app.redaction import REDACTOR, install_redaction
 from app.registry import ToolDiscoveryError, discover
+from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
 from app.settings import Settings
 
 log = logging.getLogger("app")
@@ -52,12 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_access_log_filter()
     catalog = discover(settings.tools.dir)
+    secrets = SecretStore(settings, load_tool_secrets(catalog.secrets, settings))
+    install_redaction(secrets.plain_values)
+    set_process_store(secrets)
     challenges = Challenges(
         settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
     )
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    downstream = OnBehalfOf(settings, settings_credential(settings))
-    mcp = build_mcp_server(settings, catalog, guard, downstream)
+    downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
+    mcp = build_mcp_server(settings, catalog, guard, secrets, downstream)
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,
@@ -90,6 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 _announce_dev(settings)
             await validator.start()
             stack.push_async_callback(validator.stop)
+            if settings.keyvault.refresh_seconds:
+                refresher = SecretRefresher(secrets, catalog.secrets, settings.keyvault.refresh_seconds)
+                stack.push_async_callback(_cancel, asyncio.create_task(refresher.run(), name="secret-refresh"))
+            stack.callback(REDACTOR.remove, secrets.plain_values)  # this app's values stop mattering once it stops
             await stack.enter_async_context(mcp.session_manager.run())
             stack.enter_context(drain_on_sigterm(readiness, settings.server.drain_seconds))
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
@@ -97,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title=settings.mcp.server_name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
+    app.state.secrets = secrets
     app.state.readiness = readiness
     # Whole-app layers, outermost first (add_middleware puts each new one outside the previous, hence reversed).
     edge: list[tuple[type, dict[str, Any]]] = [
@@ -138,6 +154,11 @@ def _transport_security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _stop(server: EmbeddedServer) -> None:
     server.should_exit = True
     await server.task
@@ -147,8 +168,8 @@ def _announce_dev(settings: Settings) -> None:
     base = settings.resource
     log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", settings.instance)
     log.info(
-        "try it: npx -y @modelcontextprotocol/inspector@2.12.0 --cli %s --transport http --method tools/list "
-        '--header "Authorization: Bearer $(make -s token)"',
+        "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
+        '--transport http --method tools/list --header "Authorization: Bearer $(make -s token)"',
         base,
     )
 
@@ -170,5 +191,8 @@ def __getattr__(name: str) -> Any:
             raise SystemExit(2) from None
         except ToolDiscoveryError as exc:
             print(f"tools error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except (KeyVaultError, SecretsError) as exc:
+            print(f"secrets error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return _app

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import MCPServer, RequestStateSecurity
+from mcp.server.mcpserver import MCPServer
+from mcp.server.request_state import AESGCMRequestStateCodec, RequestStateSecurity
 from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.exceptions import MCPError
 from mcp_types import Completion
+from pydantic import BaseModel
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
 from app.downstream import OnBehalfOf, using
+from app.redaction import REDACTOR, Redactor
 from app.registry import Catalog
 from app.sdk_gaps import apply_log_level, fill_sdk_gaps
+from app.secrets import SecretStore, bound_store
 from app.settings import Settings
 
+log = logging.getLogger("app.mcp")
 MAX_COMPLETIONS = 100  # the spec's cap on values in one completion result
+REQUEST_STATE_KEYS = "mcp--request-state-keys"
+# Results that carry tool or author text back to the client: scrubbed of secrets and tokens.
+_SCRUBBED = {"tools/call", "resources/read", "prompts/get"}
 
 # list method -> (wire result field, catalog kind, wire key naming each item's target)
 _LISTS = {
@@ -31,7 +41,7 @@ _LISTS = {
 
 
 def build_mcp_server(
-    settings: Settings, catalog: Catalog, guard: Guard, downstream: OnBehalfOf | None = None
+    settings: Settings, catalog: Catalog, guard: Guard, store: SecretStore, downstream: OnBehalfOf | None = None
 ) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
     bus = InMemorySubscriptionBus()
@@ -39,8 +49,8 @@ def build_mcp_server(
         settings.mcp.server_name,
         subscriptions=bus,
         log_level=settings.log_level,
-        middleware=[CallerContext(guard, settings.tools.filter_list, downstream)],
-        request_state_security=_request_state_security(settings),
+        request_state_security=request_state_security(settings, store),
+        middleware=[SecretGuard(store, REDACTOR), CallerContext(guard, settings.tools.filter_list, downstream)],
     )
     for spec in catalog.of("tool"):
         server.add_tool(spec.fn, name=spec.name, **spec.options)
@@ -55,20 +65,60 @@ def build_mcp_server(
     return server
 
 
-def _request_state_security(settings: Settings) -> RequestStateSecurity:
-    """Seal `requestState` under the shared key ring (any replica can resume it), bound to the caller.
+def request_state_security(settings: Settings, store: SecretStore) -> RequestStateSecurity:
+    """Seal 2026-07-28 `requestState` with the shared key ring (first seals, all unseal); rotated in place.
 
-    Without keys, a per-process key (one process only). The SDK's default principal binding reads its own auth
-    context, which our authentication layer doesn't set, so we bind to our `Principal` instead.
+    Sealed state is bound to the caller: the SDK's default binding reads an auth context our authentication
+    layer doesn't set (it would bind nothing), so we bind to our `Principal`.
     """
     keys: list[str | bytes] = [key.get_secret_value() for key in settings.mcp.request_state_keys]
-    return RequestStateSecurity(keys=keys or [os.urandom(32)], bind_principal=_caller_binding)
+    if not keys:
+        # Settings refuse this in production when it matters (stateless or several workers).
+        log.info("requestState is sealed with a per-process key (set MCP__REQUEST_STATE_KEYS to share one)")
+        return RequestStateSecurity(keys=[os.urandom(32)], bind_principal=_caller_binding)
+    security = RequestStateSecurity(keys=keys, bind_principal=_caller_binding)
+
+    def rotate(current: SecretStore, changed: set[str]) -> None:
+        if REQUEST_STATE_KEYS in changed and current.settings.mcp.request_state_keys:
+            ring = [key.get_secret_value() for key in current.settings.mcp.request_state_keys]
+            security.codec = AESGCMRequestStateCodec(ring)  # the boundary reads .codec per message
+
+    store.on_change(rotate)
+    return security
 
 
 def _caller_binding(ctx: ServerRequestContext[Any, Any]) -> str | None:
     request = ctx.request
     principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
     return f"{principal.key}|{principal.client_id}" if principal is not None else None
+
+
+class SecretGuard:
+    """SDK middleware: makes the store available to `secret()`, and keeps secrets and tokens out of what a
+    tool, resource or prompt sends back (its results, its error text, its JSON-RPC errors)."""
+
+    def __init__(self, store: SecretStore, redactor: Redactor) -> None:
+        self.store, self.redactor = store, redactor
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        try:
+            with bound_store(self.store):
+                result = await call_next(ctx)
+        except MCPError as exc:
+            if ctx.method not in _SCRUBBED:
+                raise
+            message, data = self.redactor.text(exc.message), self.redactor.data(exc.data)
+            if (message, data) == (exc.message, exc.data):
+                raise
+            raise MCPError(code=exc.code, message=message, data=data) from None
+        if ctx.method not in _SCRUBBED or result is None:
+            return result
+        wire = (
+            result.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if isinstance(result, BaseModel)
+            else result
+        )
+        return self.redactor.data(wire)  # type: ignore[no-any-return]
 
 
 def _dispatch_completions(completers: dict[str, Callable[..., Any]]) -> Callable[..., Awaitable[Completion | None]]:

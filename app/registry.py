@@ -50,6 +50,7 @@ class Spec:
     requirement: Requirement
     options: dict[str, Any] = field(default_factory=dict)
     uri: str | None = None
+    secrets: frozenset[str] = frozenset()
 
     @property
     def where(self) -> str:
@@ -63,15 +64,25 @@ def _decorator(
     roles: Iterable[str],
     public: bool,
     uri: str | None = None,
+    secrets: Iterable[str] = (),
     **options: Any,
 ) -> Callable[[F], F]:
+    from app.secrets import check_tool_secret_name
+
     requirement = Requirement(frozenset(scopes), frozenset(roles), public)
-    if isinstance(scopes, str) or isinstance(roles, str):
-        raise TypeError("scopes and roles are lists of names, e.g. scopes=['files.read']")
+    if isinstance(scopes, str) or isinstance(roles, str) or isinstance(secrets, str):
+        raise TypeError("scopes, roles and secrets are lists of names, e.g. scopes=['files.read']")
+    declared = frozenset(check_tool_secret_name(s) for s in secrets)
 
     def register(fn: F) -> F:
         spec = Spec(
-            kind, fn, name or fn.__name__, requirement, {k: v for k, v in options.items() if v is not None}, uri
+            kind,
+            fn,
+            name or fn.__name__,
+            requirement,
+            {k: v for k, v in options.items() if v is not None},
+            uri,
+            declared,
         )
         setattr(fn, SPEC_ATTR, spec)
         return fn
@@ -84,6 +95,7 @@ def tool(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     public: bool = False,
+    secrets: Iterable[str] = (),
     name: str | None = None,
     title: str | None = None,
     description: str | None = None,
@@ -91,13 +103,14 @@ def tool(
     structured_output: bool | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP tool. Declare the delegated `scopes` and/or app `roles` it needs;
-    `public=True` is the explicit, logged opt-out."""
+    `public=True` is the explicit, logged opt-out. `secrets` names the tool's own secrets (read with `secret()`)."""
     return _decorator(
         "tool",
         name,
         scopes,
         roles,
         public,
+        secrets=secrets,
         title=title,
         description=description,
         annotations=annotations,
@@ -111,6 +124,7 @@ def resource(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     public: bool = False,
+    secrets: Iterable[str] = (),
     name: str | None = None,
     title: str | None = None,
     description: str | None = None,
@@ -118,7 +132,16 @@ def resource(
 ) -> Callable[[F], F]:
     """Expose a function as an MCP resource (or resource template, when `uri` has `{params}`)."""
     return _decorator(
-        "resource", name, scopes, roles, public, uri=uri, title=title, description=description, mime_type=mime_type
+        "resource",
+        name,
+        scopes,
+        roles,
+        public,
+        uri=uri,
+        secrets=secrets,
+        title=title,
+        description=description,
+        mime_type=mime_type,
     )
 
 
@@ -127,12 +150,13 @@ def prompt(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     public: bool = False,
+    secrets: Iterable[str] = (),
     name: str | None = None,
     title: str | None = None,
     description: str | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP prompt."""
-    return _decorator("prompt", name, scopes, roles, public, title=title, description=description)
+    return _decorator("prompt", name, scopes, roles, public, secrets=secrets, title=title, description=description)
 
 
 def completion(target: str) -> Callable[[F], F]:
@@ -152,6 +176,11 @@ class Catalog:
 
     def of(self, kind: Kind) -> list[Spec]:
         return [spec for spec in self.specs if spec.kind == kind]
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every tool secret any tool, resource or prompt declared: all are loaded (and required) at startup."""
+        return frozenset(name for spec in self.specs for name in spec.secrets)
 
 
 def discover(directory: Path) -> Catalog:

@@ -1,16 +1,27 @@
-"""One `Settings` for the whole server: environment, `.env`, defaults; insecure production config is refused."""
+"""One `Settings` for the whole server: init args, environment, Key Vault, `.env`, a secrets directory, defaults.
+
+Insecure production config is refused. Secret settings are `SecretStr`: masked in every repr and dump.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import typing
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 # Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
 DEV_TENANT_ID = "00000000-0000-4000-8000-000000000de0"
@@ -30,6 +41,8 @@ def _csv(value: object) -> object:
 
 
 CsvList = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -62,6 +75,11 @@ class AzureAdSettings(BaseModel):
 
     _split_lists = field_validator("audiences", "allowed_tenants", mode="before")(_csv)
 
+    @field_validator("client_secret", "client_certificate_path", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("instance")
     @classmethod
     def _instance_is_https_or_loopback(cls, value: str) -> str:
@@ -85,16 +103,19 @@ class McpSettings(BaseModel):
     required_scopes: CsvList = Field(default_factory=list)
     required_roles: CsvList = Field(default_factory=list)
     server_name: str = "secure-mcp-server"
-    # 2026-07-28 `requestState` key ring: [0] seals, all unseal. Empty: a per-process key (one process only).
-    request_state_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    request_state_keys: SecretList = Field(default_factory=list)
 
     _split_scopes = field_validator("required_scopes", "required_roles", "request_state_keys", mode="before")(_csv)
 
     @field_validator("request_state_keys")
     @classmethod
-    def _keys_are_strong(cls, value: list[SecretStr]) -> list[SecretStr]:
-        if any(len(key.get_secret_value()) < 32 for key in value):
-            raise ValueError("MCP__REQUEST_STATE_KEYS entries must be at least 32 characters of random secret")
+    def _keys_are_long(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for index, key in enumerate(value):
+            if len(key.get_secret_value().encode()) < 32:
+                raise ValueError(
+                    f"MCP__REQUEST_STATE_KEYS[{index}] is shorter than 32 bytes; generate one with "
+                    '`python -c "import secrets; print(secrets.token_hex(32))"`'
+                )
         return value
 
     @field_validator("path")
@@ -192,6 +213,84 @@ class DevIssuerSettings(BaseModel):
     key_dir: Path = Path(".dev")
 
 
+class KeyVaultSettings(BaseModel):
+    """Azure Key Vault as a settings source (read before the vault, from init args, environment and `.env`)."""
+
+    url: str | None = None
+    credential: str = "default"
+    managed_identity_client_id: str | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    refresh_seconds: float | None = Field(default=None, gt=0)
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_https(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("KEYVAULT__URL must be https://<name>.vault.azure.net/ (the SDK refuses plain http)")
+        return value.strip()
+
+    @field_validator("credential")
+    @classmethod
+    def _known_credential(cls, value: str) -> str:
+        from app.keyvault import CREDENTIALS
+
+        value = value.strip().lower()
+        if value not in CREDENTIALS:
+            raise ValueError(f"KEYVAULT__CREDENTIAL must be one of {', '.join(sorted(CREDENTIALS))}")
+        return value
+
+
+def _has_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_has_secret(arg) for arg in typing.get_args(annotation))
+
+
+def secret_env_names(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Env-style names (`azuread__client_secret`) of every secret field, nested sections included."""
+    names = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if _has_secret(annotation):
+            names.append(prefix + name)
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += secret_env_names(annotation, f"{prefix}{name}__")
+    return names
+
+
+def _bootstrap_keyvault(*sources: PydanticBaseSettingsSource) -> KeyVaultSettings:
+    """KEYVAULT__* must be known before the vault source runs: read them from the sources above the vault."""
+    merged: dict[str, Any] = {}
+    for source in sources:  # lowest precedence first
+        value = source().get("keyvault")
+        if isinstance(value, KeyVaultSettings):
+            value = value.model_dump(exclude_unset=True)
+        if isinstance(value, dict):
+            merged.update(value)
+    return KeyVaultSettings.model_validate(merged)
+
+
+def layered_sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+    dotenv_settings: PydanticBaseSettingsSource,
+    file_secret_settings: PydanticBaseSettingsSource,
+    keyvault: KeyVaultSettings,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """The documented order, highest first: init args, environment, Key Vault, `.env`, secrets dir (defaults last)."""
+    from app.keyvault import BoundedKeyVaultSource
+
+    if getattr(file_secret_settings, "secrets_dir", None) is None and DEFAULT_SECRETS_DIR.is_dir():
+        file_secret_settings = NestedSecretsSettingsSource(file_secret_settings, secrets_dir=DEFAULT_SECRETS_DIR)
+    else:  # one file per setting, named like the env var: /run/secrets/azuread__client_secret
+        file_secret_settings = NestedSecretsSettingsSource(file_secret_settings)
+    vault = (BoundedKeyVaultSource(settings_cls, keyvault),) if keyvault.url else ()
+    return (init_settings, env_settings, *vault, dotenv_settings, file_secret_settings)
+
+
 class Settings(BaseSettings):
     """All configuration. Env names are `SECTION__FIELD`, e.g. `AZUREAD__TENANT_ID`."""
 
@@ -201,6 +300,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        secrets_nested_delimiter="__",
+        secrets_dir_missing="ok",
     )
 
     app_env: Literal["development", "production"] = "production"
@@ -211,6 +312,35 @@ class Settings(BaseSettings):
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    keyvault: KeyVaultSettings = Field(default_factory=KeyVaultSettings)
+
+    _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self._init_values = values  # kept so `reload()` re-reads every source with the same arguments
+
+    @property
+    def init_values(self) -> dict[str, Any]:
+        return dict(self._init_values)
+
+    def reload(self) -> Settings:
+        """A fresh read of every source (used by the secret refresher); raises like the first read."""
+        return type(self)(**self._init_values)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        keyvault = _bootstrap_keyvault(dotenv_settings, env_settings, init_settings)
+        return layered_sources(
+            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings, keyvault
+        )
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
@@ -232,7 +362,22 @@ class Settings(BaseSettings):
             )
         if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
             raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
+        if not self.mcp.request_state_keys and (self.mcp.stateless or self.workers > 1):
+            raise ValueError(
+                "production with MCP__STATELESS=true or more than one worker needs MCP__REQUEST_STATE_KEYS "
+                "(Key Vault secret mcp--request-state-keys): a shared key ring, so every replica can unseal "
+                'requestState; generate a key with `python -c "import secrets; print(secrets.token_hex(32))"`'
+            )
         return self
+
+    @property
+    def workers(self) -> int:
+        """Worker processes: SERVER__WORKERS (`python -m app`) or WEB_CONCURRENCY (uvicorn, gunicorn)."""
+        try:
+            concurrency = int(os.environ.get("WEB_CONCURRENCY", "1"))
+        except ValueError:
+            concurrency = 1
+        return max(1, self.server.workers, concurrency)
 
     @cached_property
     def dev_issuer_active(self) -> bool:

@@ -14,9 +14,11 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from app.keyvault import CREDENTIALS
 from app.main import create_app
 from app.settings import Settings
 from tests.support.entra import MINTED, EntraStandIn
+from tests.support.keyvault import KeyVaultStandIn, LocalIssuerCredential, TlsFiles, make_tls
 from tests.support.servers import ServerThread, free_port
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
@@ -24,6 +26,8 @@ OTHER_TENANT = "0e3e2e88-0000-4000-8000-000000000002"
 CLIENT_ID = "5c6a6c1c-0000-4000-8000-00000000c11e"
 REPO = Path(__file__).resolve().parent.parent
 TEST_TOOLS = Path(__file__).resolve().parent / "support" / "tools"
+# Production with stateless HTTP needs a shared requestState key ring (issue 4); a fixed test ring.
+REQUEST_STATE_KEY = "test-request-state-key-0123456789abcdef"
 
 
 JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
@@ -77,12 +81,44 @@ def _entra_up(entra: EntraStandIn) -> None:
     entra.down = False
 
 
+VAULT_IDENTITY = "dddddddd-0000-4000-8000-00000000000d"  # the server's managed identity, as the vault sees it
+
+
+@pytest.fixture(scope="session")
+def vault_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls(tmp_path_factory.mktemp("vault-tls"))
+
+
+@pytest.fixture(scope="session")
+def _vault_server(entra: EntraStandIn, vault_tls: TlsFiles) -> Iterator[KeyVaultStandIn]:
+    stand_in = KeyVaultStandIn(entra, TENANT)
+    server = ServerThread(stand_in.app(), ssl_certfile=str(vault_tls.cert), ssl_keyfile=str(vault_tls.key))
+    stand_in.base = f"https://127.0.0.1:{server.port}"
+    with server:
+        yield stand_in
+
+
+@pytest.fixture
+def keyvault(_vault_server: KeyVaultStandIn, entra: EntraStandIn, monkeypatch: pytest.MonkeyPatch) -> KeyVaultStandIn:
+    """The Key Vault stand-in, emptied; KEYVAULT__CREDENTIAL=local-issuer fetches tokens from the Entra stand-in."""
+    _vault_server.clear()
+    _vault_server.down = False
+    credential = LocalIssuerCredential(entra, TENANT, VAULT_IDENTITY)
+    monkeypatch.setitem(CREDENTIALS, "local-issuer", lambda _kv: credential)
+    return _vault_server
+
+
+def vault_section(vault: KeyVaultStandIn, tls: TlsFiles, **extra: Any) -> dict[str, Any]:
+    """The `keyvault` settings section pointing at the stand-in (trusting its test CA)."""
+    return {"url": vault.base, "credential": "local-issuer", "ca_file": tls.ca, "timeout_seconds": 5, **extra}
+
+
 def settings_for(entra: EntraStandIn, port: int, **overrides: Any) -> Settings:
     """Production settings against the stand-in; `overrides` are nested dicts per section."""
     values: dict[str, Any] = {
         "app_env": "production",
         "azuread": {"instance": entra.base, "tenant_id": TENANT, "client_id": CLIENT_ID},
-        "mcp": {"resource_host": f"http://127.0.0.1:{port}"},
+        "mcp": {"resource_host": f"http://127.0.0.1:{port}", "request_state_keys": [REQUEST_STATE_KEY]},
         "tools": {"dir": TEST_TOOLS},
     }
     for section, value in overrides.items():

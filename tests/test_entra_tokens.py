@@ -162,3 +162,27 @@ async def test_no_keys_at_all_gives_401_and_not_ready_then_recovers(
             assert time.monotonic() < deadline, "keys were not fetched again after the outage"
             await asyncio.sleep(0.2)
     assert await _status(server, entra.token(tenant=TENANT, audience=CLIENT_ID)) == 200
+
+
+async def test_a_cached_validation_never_outlives_the_token(
+    serve: Callable[..., ServerThread], entra: EntraStandIn
+) -> None:
+    server = serve(azuread={"clock_skew_seconds": 0})
+    short = entra.token(tenant=TENANT, audience=CLIENT_ID, lifetime=2)
+    assert await _status(server, short) == 200
+    assert await _status(server, short) == 200  # served from the validated-token cache
+    await asyncio.sleep(3.2)
+    assert await _status(server, short) == 401
+
+
+async def test_a_withdrawn_key_ends_cached_validations(serve: Callable[..., ServerThread], entra: EntraStandIn) -> None:
+    server = serve(azuread={"jwks_refresh_seconds": 0.5})
+    temporary = entra.rotate()
+    await asyncio.sleep(0.6)
+    token = entra.token(tenant=TENANT, audience=CLIENT_ID, key=temporary)
+    assert await _status(server, token) == 200  # kid miss -> refresh -> trusted, and now cached
+    entra.keys.remove(temporary)
+    await asyncio.sleep(0.6)
+    # Any kid miss refreshes the JWKS; after that the withdrawn key is gone and its cached token with it.
+    assert await _status(server, entra.token(tenant=TENANT, audience=CLIENT_ID, key=new_key())) == 401
+    assert await _status(server, token) == 401

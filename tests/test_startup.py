@@ -119,7 +119,11 @@ def test_duplicate_tool_names_fail_startup(tmp_path: Path) -> None:
 
 
 def _uvicorn(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREAD__", "MCP__", "APP_ENV", "TOOLS__"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AZUREAD__", "MCP__", "APP_ENV", "TOOLS__", "KEYVAULT__"))
+    }
     return subprocess.run(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
         env={**clean, "PYTHONPATH": str(REPO), **env},
@@ -170,7 +174,7 @@ def test_dev_issuer_is_never_active_in_production() -> None:
         _env_file=None,
         app_env="production",  # type: ignore[call-arg]
         azuread={"tenant_id": "t", "client_id": "c"},
-        mcp={"resource_host": "https://x.example"},
+        mcp={"resource_host": "https://x.example", "stateless": False},
     )
     assert not settings.dev_issuer_active
     from app.dev_issuer import DevIssuer

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ log = logging.getLogger("app.auth")
 
 ALLOWED_ALGORITHMS = ("RS256",)
 MAX_TOKEN_BYTES = 16 * 1024
+VALIDATED_CACHE_SIZE = 10_000
 TENANT_PLACEHOLDER = "{tenantid}"
 
 
@@ -64,6 +67,9 @@ class EntraTokenValidator:
         self._multi_tenant = ad.multi_tenant
         self._allowed_tenants = {t.lower() for t in ad.allowed_tenants}
         self._leeway = ad.clock_skew_seconds
+        # Validated tokens by SHA-256, kept only until their own exp: the signature and claims can't change,
+        # so re-verifying an identical token buys nothing (the RSA check dominates the request's auth cost).
+        self._validated: OrderedDict[bytes, tuple[Principal, IssuerKeys, str]] = OrderedDict()
 
     @property
     def issuer_keys(self) -> list[IssuerKeys]:
@@ -93,6 +99,22 @@ class EntraTokenValidator:
         """Return the caller a token proves, or raise `InvalidTokenError` with a reason code."""
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidTokenError("token_too_large")
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._validated.get(digest)
+        if cached is not None:
+            principal, keys, kid = cached
+            # Still within its own lifetime, and its signing key still published (a withdrawn key ends it).
+            if time.time() <= (principal.expires_at or 0) + self._leeway and keys.key(kid) is not None:
+                self._validated.move_to_end(digest)
+                return principal
+            del self._validated[digest]  # validate afresh, exactly as an uncached token would be
+        principal, keys, kid = await self._validate_uncached(token)
+        self._validated[digest] = (principal, keys, kid)
+        if len(self._validated) > VALIDATED_CACHE_SIZE:
+            self._validated.popitem(last=False)
+        return principal
+
+    async def _validate_uncached(self, token: str) -> tuple[Principal, IssuerKeys, str]:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -133,7 +155,7 @@ class EntraTokenValidator:
             raise InvalidTokenError("bad_signature") from None
         except jwt.PyJWTError:
             raise InvalidTokenError("invalid_claims") from None
-        return _principal(claims, family.version, token)
+        return _principal(claims, family.version, token), family.keys, kid
 
     def _match_issuer(self, iss: object, tid: str) -> tuple[_Family, str]:
         """The issuer family whose (tenant-substituted) issuer the token names, after tenant binding."""

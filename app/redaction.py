@@ -1,0 +1,146 @@
+"""Redaction of known secret values, bearer tokens and JWT-shaped strings: in logs, errors and tool results."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+MASK = "[REDACTED]"
+# A bearer credential after the scheme name, and any three-part base64url JWT (header and payload start `eyJ`).
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{20,}=*")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is redacted too.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+class Redactor:
+    """Masks every value the registered providers report as secret, plus bearer tokens and JWTs."""
+
+    def __init__(self) -> None:
+        self._providers: list[Callable[[], frozenset[str]]] = []
+        self._cache: tuple[tuple[frozenset[str], ...], re.Pattern[str] | None] = ((), None)
+
+    def add(self, provider: Callable[[], frozenset[str]]) -> None:
+        self._providers.append(provider)
+
+    def remove(self, provider: Callable[[], frozenset[str]]) -> None:
+        if provider in self._providers:
+            self._providers.remove(provider)
+
+    def _pattern(self) -> re.Pattern[str] | None:
+        key = tuple(provider() for provider in self._providers)
+        if key != self._cache[0]:
+            values = sorted({v for group in key for v in group if v}, key=len, reverse=True)  # longest first
+            self._cache = (key, re.compile("|".join(map(re.escape, values))) if values else None)
+        return self._cache[1]
+
+    def text(self, value: str) -> str:
+        pattern = self._pattern()
+        if pattern is not None:
+            value = pattern.sub(MASK, value)
+        value = _JWT.sub(MASK, value)
+        return _BEARER.sub(lambda m: m.group(1) + MASK, value)
+
+    def data(self, value: Any) -> Any:
+        """Redact every string inside JSON-shaped data (a tool result's wire form)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self.data(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.data(item) for item in value]
+        return value
+
+
+REDACTOR = Redactor()  # one per process: log records do not know which app they belong to
+
+
+class SecretRedactor(logging.Filter):
+    """Rewrites a record in place so no formatter can see a secret: message, args, extras, traceback, stack."""
+
+    _formatter = logging.Formatter()
+
+    def __init__(self, redactor: Redactor = REDACTOR) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scrub(record, self.redactor)
+        return True
+
+
+_PLAIN_ARGS = (str, int, float, bool, type(None))
+
+
+def scrub(record: logging.LogRecord, redactor: Redactor = REDACTOR, keep_args: bool = False) -> logging.LogRecord:
+    """Redact one record; idempotent. On any failure the message is dropped rather than leaked.
+
+    `keep_args` (at record creation) redacts plain arguments one by one and keeps them as arguments, so logger
+    filters that rewrite arguments (e.g. the access log's query-string filter) still see them."""
+    try:
+        args = record.args
+        if (
+            keep_args
+            and isinstance(record.msg, str)
+            and isinstance(args, tuple)
+            and all(isinstance(arg, _PLAIN_ARGS) for arg in args)
+        ):
+            record.msg = redactor.text(record.msg)
+            record.args = tuple(redactor.text(arg) if isinstance(arg, str) else arg for arg in args)
+        else:
+            record.msg, record.args = redactor.text(record.getMessage()), None
+        if record.exc_info:
+            # Formatters would re-render exc_info; keep only the redacted text (formatters print exc_text).
+            text = record.exc_text or SecretRedactor._formatter.formatException(record.exc_info)
+            record.exc_info = None
+            record.exc_text = redactor.text(text)
+        elif record.exc_text:
+            record.exc_text = redactor.text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redactor.text(record.stack_info)
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, redactor.text(value))
+    except Exception:
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "[log record dropped: redaction failed]",
+            None,
+            None,
+            None,
+        )
+    return record
+
+
+_FILTER = SecretRedactor()
+_factory_installed = False
+
+
+def install_redaction(provider: Callable[[], frozenset[str]] | None = None) -> SecretRedactor:
+    """Register a provider of secret values, and put the filter on every handler (and on records as created).
+
+    The record-factory hook covers handlers added later (e.g. a JSON handler installed after startup).
+    """
+    global _factory_installed
+    if provider is not None:
+        REDACTOR.add(provider)
+    for handler in _all_handlers():
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
+    if not _factory_installed:
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            return scrub(previous(*args, **kwargs), keep_args=True)
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True
+    return _FILTER
+
+
+def _all_handlers() -> Iterable[logging.Handler]:
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    for logger in loggers:
+        yield from list(logger.handlers)
