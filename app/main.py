@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -104,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.keyvault.refresh_seconds:
                 refresher = SecretRefresher(secrets, catalog.secrets, settings.keyvault.refresh_seconds)
                 stack.push_async_callback(_cancel, asyncio.create_task(refresher.run(), name="secret-refresh"))
+                if settings.keyvault.url:  # reachable = the last background re-read got through (no extra calls)
+                    readiness.add("key_vault", _last_refresh_ok(refresher))
             stack.callback(REDACTOR.remove, secrets.plain_values)  # this app's values stop mattering once it stops
             await stack.enter_async_context(mcp.session_manager.run())
             stack.enter_context(drain_on_sigterm(readiness, settings.server.drain_seconds))
@@ -152,6 +154,13 @@ def _transport_security(settings: Settings) -> TransportSecuritySettings:
         allowed_hosts=settings.allowed_hosts,
         allowed_origins=settings.allowed_origins,
     )
+
+
+def _last_refresh_ok(refresher: SecretRefresher) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return not refresher.failing
+
+    return check
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

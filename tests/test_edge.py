@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,9 @@ from pydantic import ValidationError
 from app.edge import ForwardedHeaders, HostOriginGuard, SecurityHeaders
 from app.readiness import Readiness, drain_on_sigterm
 from app.settings import Settings
-from tests.conftest import modern_call, settings_for
+from tests.conftest import modern_call, settings_for, vault_section
 from tests.support.entra import EntraStandIn
+from tests.support.keyvault import KeyVaultStandIn, TlsFiles
 from tests.support.servers import ServerThread
 
 PRM = "/.well-known/oauth-protected-resource/mcp"
@@ -216,6 +218,29 @@ async def test_readyz_reports_registered_checks_without_naming_them(
         not_ready = await http.get("/readyz")
     assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
     assert (not_ready.status_code, not_ready.json()) == (503, {"status": "not ready"})
+
+
+async def test_readyz_follows_key_vault_reachability(
+    serve: Callable[..., ServerThread], keyvault: KeyVaultStandIn, vault_tls: TlsFiles
+) -> None:
+    """Key Vault's check costs no vault traffic: it reports whether the last background re-read got through."""
+    server = serve(keyvault=vault_section(keyvault, vault_tls, refresh_seconds=0.3))
+    server.server.config.app.state.readiness.cache_seconds = 0
+    async with httpx2.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/readyz")).status_code == 200
+        keyvault.down = True
+        assert await _readyz_becomes(http, 503)
+        keyvault.down = False
+        assert await _readyz_becomes(http, 200)
+
+
+async def _readyz_becomes(http: httpx2.AsyncClient, status: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while (await http.get("/readyz")).status_code != status:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
 
 
 # ---- readiness, in process ------------------------------------------------------------------------------------
