@@ -1,9 +1,10 @@
 """Composition root: how a request flows, top to bottom, and `app` for `uvicorn app.main:app`.
 
-Request path for the MCP endpoint, outermost first:
-    proxy headers (uvicorn --proxy-headers)
-    -> HTTP server span (FastAPI's native OpenTelemetry; only when an exporter is configured)
-    -> Host / Origin checks (the SDK's transport security, configured from settings)
+Request path for the MCP endpoint, outermost first (the first four wrap every route):
+    HTTP server span (FastAPI's native OpenTelemetry around the whole app; only when an exporter is configured)
+    -> response headers: SecurityHeaders (nosniff, no-store, X-Accel-Buffering on SSE)
+    -> forwarded headers: ForwardedHeaders (X-Forwarded-For/-Proto/-Host only from SECURITY__TRUSTED_PROXIES)
+    -> Host / Origin allow-lists: HostOriginGuard (421 / 403; the SDK's own check sees the same lists)
     -> authentication: AuthenticateBearer (401 / 400)
     -> per-operation authorization: AuthorizeOperation (413, batch 400, 403 step-up, before dispatch)
     -> MCP dispatch: the SDK's Streamable HTTP session manager, with its MCP span, then ObserveOperation
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -43,11 +44,13 @@ from app.authz import AuthorizeOperation, Guard
 from app.content import content_safety_from
 from app.dev_issuer import DevIssuer, EmbeddedServer
 from app.downstream import OnBehalfOf, settings_credential
+from app.edge import ForwardedHeaders, HostOriginGuard, SecurityHeaders
 from app.keyvault import KeyVaultError
 from app.logging import configure_logging
 from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
 from app.observe import Observer
+from app.readiness import Readiness, drain_on_sigterm
 from app.redaction import REDACTOR, install_redaction
 from app.registry import ToolDiscoveryError, discover
 from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
@@ -96,6 +99,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, MAX_BODY_BYTES, observer)
     mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges, observer)
 
+    readiness = Readiness()  # other components register theirs: readiness.add("redis", ping)
+
+    async def jwks_loaded() -> bool:
+        return validator.ready
+
+    readiness.add("jwks", jwks_loaded)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -113,8 +123,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.keyvault.refresh_seconds:
                 refresher = SecretRefresher(secrets, catalog.secrets, settings.keyvault.refresh_seconds)
                 stack.push_async_callback(_cancel, asyncio.create_task(refresher.run(), name="secret-refresh"))
+                if settings.keyvault.url:  # reachable = the last background re-read got through (no extra calls)
+                    readiness.add("key_vault", _last_refresh_ok(refresher))
             stack.callback(REDACTOR.remove, secrets.plain_values)  # this app's values stop mattering once it stops
             await stack.enter_async_context(mcp.session_manager.run())
+            stack.enter_context(drain_on_sigterm(readiness, settings.server.drain_seconds))
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
             yield
 
@@ -128,6 +141,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
     app.state.secrets = secrets
+    app.state.readiness = readiness
+    # Whole-app layers, outermost first (add_middleware puts each new one outside the previous, hence reversed).
+    edge: list[tuple[type, dict[str, Any]]] = [
+        (SecurityHeaders, {}),
+        (ForwardedHeaders, {"trusted": settings.security.trusted_proxies}),
+        (HostOriginGuard, {"hosts": settings.allowed_hosts, "origins": settings.allowed_origins}),
+    ]
+    for layer, options in reversed(edge):
+        if layer is not ForwardedHeaders or settings.security.trusted_proxies:  # default: trust no proxy at all
+            app.add_middleware(layer, **options)
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     metadata = protected_resource_metadata(settings, catalog)
 
@@ -141,20 +164,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ready = validator.ready
-        return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
+        failing = await readiness.failing()  # names are logged, never returned: no internal detail on the wire
+        return JSONResponse({"status": "not ready" if failing else "ready"}, status_code=503 if failing else 200)
 
     return app
 
 
 def _transport_security(settings: Settings) -> TransportSecuritySettings:
-    """The SDK's DNS-rebinding protection: the public host, plus loopback in development."""
-    public = settings.resource_host.split("://", 1)[1]
-    hosts, origins = [public], [settings.resource_host]
-    if settings.app_env == "development":
-        hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-        origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+    """The SDK's DNS-rebinding protection, from the same allow-lists as HostOriginGuard.
+
+    It sees the Host after ForwardedHeaders, i.e. the public host a trusted proxy reported, so it holds behind proxies.
+    """
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+    )
+
+
+def _last_refresh_ok(refresher: SecretRefresher) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return not refresher.failing
+
+    return check
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
