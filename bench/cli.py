@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from bench.mcp_http import LEGACY, PROTOCOLS
 from bench.scenarios import (
     DRIVER_CORES,
     SERVER_CORES,
+    WORKERS_CONNECTION_FACTOR,
     BenchFailure,
     Durations,
     cold_start,
@@ -34,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: ~1 s warm + 2 s measure per point")
     p.add_argument("--warm", type=float, default=10.0, help="warm-up seconds per point (default 10)")
     p.add_argument("--measure", type=float, default=15.0, help="measured seconds per point (default 15)")
+    p.add_argument("--rounds", type=int, default=1, help="repeat the target x protocol grid, report medians")
     p.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections (default 16)")
     p.add_argument("--targets", default="a,b,c,d", help="comma list of target keys (default a,b,c,d)")
     p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma list of protocol versions")
@@ -83,6 +86,17 @@ def _attempt(results: dict[str, Any], what: str, fn: Any, *args: Any) -> Any:
         return None
 
 
+def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-field median over rounds; any failed round fails the point."""
+    if any("error" in r for r in rows):
+        return {"error": "failed (see failures)"}
+    merged = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    merged["rounds_rps"] = [r["rps"] for r in rows]
+    merged["non_2xx"] = sum(r["non_2xx"] for r in rows)
+    merged["requests"] = sum(r["requests"] for r in rows)
+    return merged
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     require_wrk()
     keys = [k.strip() for k in args.targets.split(",") if k.strip()]
@@ -94,11 +108,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ctx = Context(out_dir=args.out, keys=BenchKeys(args.out / "keys"), refresh_fastmcp=args.refresh_fastmcp)
     results: dict[str, Any] = {
         "machine": sysinfo.machine(),
-        "durations": {"warm_s": args.warm, "measure_s": args.measure, "connections": args.connections},
+        "durations": {
+            "warm_s": args.warm,
+            "measure_s": args.measure,
+            "connections": args.connections,
+            "rounds": args.rounds,
+        },
         "server_cores": SERVER_CORES,
         "driver_cores": DRIVER_CORES,
         "protocols": protocols,
         "workers_protocol": args.workers_protocol,
+        "workers_connections": args.connections * WORKERS_CONNECTION_FACTOR,
         "targets": {},
         "skipped": {},
         "failures": [],
@@ -108,11 +128,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "workers": {},
     }
     ready = _prepare(keys, ctx, results)
-    for protocol in protocols:
-        for key, (target, token) in ready.items():
-            what = f"({key}) {target.label} @ {protocol}"
-            row = _attempt(results, what, throughput, target, ctx, protocol, token, durations)
-            results["throughput"].append({"target": key, "protocol": protocol, **(row or {"error": "failed"})})
+    samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rnd in range(1, args.rounds + 1):
+        for protocol in protocols:
+            for key, (target, token) in ready.items():
+                what = f"round {rnd}/{args.rounds}: ({key}) {target.label} @ {protocol}"
+                row = _attempt(results, what, throughput, target, ctx, protocol, token, durations)
+                samples.setdefault((key, protocol), []).append(row or {"error": "failed"})
+    results["throughput"] = [
+        {"target": key, "protocol": protocol, **_median_row(samples[key, protocol])}
+        for protocol in protocols
+        for key in ready
+    ]
     for key, (target, token) in ready.items():
         if "cold" not in skip:
             v = _attempt(results, f"({key}) cold start", cold_start, target, ctx, token, args.cold_reps)

@@ -45,7 +45,7 @@ def markdown(results: Results) -> str:
         f"{m['wrk']}; load average at start {m['loadavg_at_start']:.2f}.",
         f"Each point: {d['warm_s']:g} s warm-up + {d['measure_s']:g} s measured, wrk 1 thread x "
         f"{d['connections']} keep-alive connections; server pinned to core {results['server_cores']}, "
-        f"wrk to core {results['driver_cores']}.",
+        f"wrk to core {results['driver_cores']}; {d['rounds']} round(s), medians shown.",
         "",
         "### Throughput (tools/call `echo`)",
         "",
@@ -54,18 +54,36 @@ def markdown(results: Results) -> str:
     for r in results["throughput"]:
         name = _label(results, r["target"])
         if "rps" not in r:
-            rows.append([name, r["protocol"], "FAILED", "", "", "", "", "", r.get("error", "")[:80]])
+            rows.append([name, r["protocol"], "FAILED", *[""] * 7, r.get("error", "")[:80]])
             continue
         rows.append([
             name, r["protocol"], f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
-            f"{r['cpu_us_per_req']:.0f}", f"{r['rss_mib']:.1f}", f"{r['server_cpu_util']:.2f}",
-            f"{r['other_cpu_util']:.2f}",
+            f"{r['cpu_us_per_req']:.0f}", f"{1e6 / r['cpu_us_per_req']:.0f}", f"{r['rss_mib']:.1f}",
+            f"{r['server_cpu_util']:.2f}", f"{r['other_cpu_util']:.2f}",
+            " / ".join(f"{x:.0f}" for x in r["rounds_rps"]),
         ])  # fmt: skip
     lines += _table(
-        ["target", "protocol", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "RSS MiB", "server CPU", "other load"],
+        [
+            "target",
+            "protocol",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "CPU µs/req",
+            "req/s per core",
+            "RSS MiB",
+            "server CPU",
+            "other load",
+            "req/s per round",
+        ],
         rows,
     )
-    lines += ["", "`server CPU`: cores used by the server; `other load`: cores used by everything else on the box."]
+    lines += [
+        "",
+        "`req/s per core` = 10⁶ / CPU µs/req (throughput if the server had a whole core to itself); "
+        "`server CPU`: cores the server used; `other load`: cores used by everything else on the machine "
+        "(not the server, not wrk) during the measurement.",
+    ]
     if results["ratios"]:
         lines += ["", "### Ratios", ""]
         lines += _table(
@@ -88,7 +106,12 @@ def markdown(results: Results) -> str:
               f"{v['kib_per_session']:.1f}"] for k, v in results["sessions"].items()],
         )  # fmt: skip
     if results["workers"]:
-        lines += ["", f"### 1 vs 2 uvicorn workers ({results['workers_protocol']}; server and wrk share cores 0-1)", ""]
+        lines += [
+            "",
+            f"### 1 vs 2 uvicorn workers ({results['workers_protocol']}, {results['workers_connections']} connections; "
+            "server and wrk share cores 0-1)",
+            "",
+        ]
         rows = []
         for k, v in results["workers"].items():
             one, two = v["1"], v["2"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from bench import procs, sysinfo
 from bench.driver import LoadResult, run_wrk, write_script
@@ -69,7 +70,9 @@ def verify(server: procs.Server, target: Target, protocol: str, token: str | Non
         conn.close()
 
 
-def _load(server: procs.Server, target: Target, ex: Exchange, ctx: Context, d: Durations, driver_cores: str) -> dict:
+def _load(
+    server: procs.Server, target: Target, ex: Exchange, ctx: Context, d: Durations, driver_cores: str
+) -> dict[str, Any]:
     script = write_script(tools_call_request(ex), ctx.out_dir / "wrk" / f"{target.key}-{ex.protocol}.lua")
     url = f"http://127.0.0.1:{server.port}{target.mcp_path}"
     if d.warm_s > 0:
@@ -106,7 +109,7 @@ def _checked(res: LoadResult, target: Target, protocol: str, phase: str) -> Load
     return res
 
 
-def throughput(target: Target, ctx: Context, protocol: str, token: str | None, d: Durations) -> dict:
+def throughput(target: Target, ctx: Context, protocol: str, token: str | None, d: Durations) -> dict[str, Any]:
     server = start(target, ctx, tag=f"-{protocol}")
     try:
         wait_first_call(server, target, token)
@@ -118,9 +121,14 @@ def throughput(target: Target, ctx: Context, protocol: str, token: str | None, d
         server.stop()
 
 
-def workers_scaling(target: Target, ctx: Context, protocol: str, token: str | None, d: Durations) -> dict:
+WORKERS_CONNECTION_FACTOR = 4
+"""Keep-alive connections are spread over workers at accept() time, so both runs get 4x the connections."""
+
+
+def workers_scaling(target: Target, ctx: Context, protocol: str, token: str | None, d: Durations) -> dict[str, Any]:
     """Same load against 1 and 2 uvicorn workers. Both cores are shared by server and driver here."""
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
+    d = replace(d, connections=d.connections * WORKERS_CONNECTION_FACTOR)
     for workers in (1, 2):
         server = start(target, ctx, cores="0,1", workers=workers, tag=f"-{protocol}-scaling")
         try:
@@ -132,7 +140,7 @@ def workers_scaling(target: Target, ctx: Context, protocol: str, token: str | No
     return out
 
 
-def cold_start(target: Target, ctx: Context, token: str | None, reps: int) -> dict:
+def cold_start(target: Target, ctx: Context, token: str | None, reps: int) -> dict[str, Any]:
     """Process spawn -> first successful tools/call (2025-11-25: initialize + tools/call)."""
     samples = []
     for i in range(reps):
@@ -145,7 +153,7 @@ def cold_start(target: Target, ctx: Context, token: str | None, reps: int) -> di
     return {"median_s": round(statistics.median(samples), 3), "samples_s": [round(s, 3) for s in samples]}
 
 
-def session_memory(target: Target, ctx: Context, token: str | None, n: int) -> dict:
+def session_memory(target: Target, ctx: Context, token: str | None, n: int) -> dict[str, Any]:
     """RSS growth per idle stateful 2025-11-25 session (initialize + initialized, then left open)."""
     server = start(target, ctx, stateful=True, tag="-stateful")
     try:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from pydantic import AnyHttpUrl
 
 from bench.servers.common import AUDIENCE, ISSUER, SCOPE, STATEFUL, public_key_pem, resource_url
 
@@ -16,7 +18,10 @@ class RS256Verifier:
 
     def __init__(self, public_key_pem: str) -> None:
         # Parse the PEM once; PyJWT would re-parse a PEM string on every decode.
-        self._key = load_pem_public_key(public_key_pem.encode())
+        key = load_pem_public_key(public_key_pem.encode())
+        if not isinstance(key, RSAPublicKey):
+            raise TypeError("expected an RSA public key")
+        self._key = key
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
@@ -39,8 +44,8 @@ server = MCPServer(
     log_level="WARNING",
     token_verifier=RS256Verifier(public_key_pem()),
     auth=AuthSettings(
-        issuer_url=ISSUER,
-        resource_server_url=resource_url(),
+        issuer_url=AnyHttpUrl(ISSUER),
+        resource_server_url=AnyHttpUrl(resource_url()),
         required_scopes=[SCOPE],
         validate_token_resource=False,  # the verifier checks `aud` itself
     ),
