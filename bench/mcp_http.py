@@ -119,9 +119,15 @@ def open_exchange(conn: Conn, protocol: str, token: str | None) -> Exchange:
 
 
 def _json_result(headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The JSON-RPC result of a JSON response, or of the last `data:` frame of an SSE response."""
     ctype = headers.get("content-type", "")
-    if not ctype.startswith("application/json"):
-        raise ProtocolError(f"expected a JSON response, got {ctype!r}: {body[:300]!r}")
+    if ctype.startswith("text/event-stream"):
+        frames = [ln[5:].strip() for ln in body.decode().splitlines() if ln.startswith("data:")]
+        if not frames:
+            raise ProtocolError(f"SSE response without data: {body[:300]!r}")
+        body = frames[-1].encode()
+    elif not ctype.startswith("application/json"):
+        raise ProtocolError(f"expected a JSON or SSE response, got {ctype!r}: {body[:300]!r}")
     msg = json.loads(body)
     if "result" not in msg:
         raise ProtocolError(f"JSON-RPC error: {body[:300]!r}")

@@ -187,6 +187,15 @@ TARGETS: dict[str, Target] = {
         stateful_env=_STATEFUL,
         packages=("fastmcp", *_STACK, "joserfc"),
     ),
+    # Not in the default run: (a) with gc.freeze() after start-up (`--targets a,af`).
+    "af": Target(
+        key="af",
+        label="sdk-bare-gcfreeze",
+        app="bench.servers.sdk_bare_gcfreeze:app",
+        python=_PY,
+        prepare=_always_ready,
+        mint_token=_no_token,
+    ),
     # (d) -- see the PROJECT_* constants at the top of this file.
     "d": Target(
         key="d",
