@@ -37,6 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warm", type=float, default=10.0, help="warm-up seconds per point (default 10)")
     p.add_argument("--measure", type=float, default=15.0, help="measured seconds per point (default 15)")
     p.add_argument("--rounds", type=int, default=1, help="repeat the target x protocol grid, report medians")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="wait up to N s before each measurement for other load to drop (shared machines; default 0)",
+    )
     p.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections (default 16)")
     p.add_argument("--targets", default="a,b,c,d", help="comma list of target keys (default a,b,c,d)")
     p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma list of protocol versions")
@@ -104,7 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if unknown := [k for k in keys if k not in TARGETS] + [p for p in protocols if p not in PROTOCOLS]:
         raise SystemExit(f"unknown target/protocol: {unknown}")
-    durations = Durations(args.warm, args.measure, args.connections, args.cold_reps, args.sessions)
+    durations = Durations(args.warm, args.measure, args.connections, args.cold_reps, args.sessions, args.settle)
     ctx = Context(out_dir=args.out, keys=BenchKeys(args.out / "keys"), refresh_fastmcp=args.refresh_fastmcp)
     results: dict[str, Any] = {
         "machine": sysinfo.machine(),
@@ -113,6 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "measure_s": args.measure,
             "connections": args.connections,
             "rounds": args.rounds,
+            "settle_s": args.settle,
         },
         "server_cores": SERVER_CORES,
         "driver_cores": DRIVER_CORES,

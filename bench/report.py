@@ -45,7 +45,8 @@ def markdown(results: Results) -> str:
         f"{m['wrk']}; load average at start {m['loadavg_at_start']:.2f}.",
         f"Each point: {d['warm_s']:g} s warm-up + {d['measure_s']:g} s measured, wrk 1 thread x "
         f"{d['connections']} keep-alive connections; server pinned to core {results['server_cores']}, "
-        f"wrk to core {results['driver_cores']}; {d['rounds']} round(s), medians shown.",
+        f"wrk to core {results['driver_cores']}; {d['rounds']} round(s), medians shown"
+        + (f"; waited up to {d['settle_s']:g} s per point for a quiet machine." if d.get("settle_s") else "."),
         "",
         "### Throughput (tools/call `echo`)",
         "",

@@ -23,6 +23,27 @@ class Durations:
     connections: int
     cold_start_reps: int
     sessions: int
+    settle_s: float = 0.0
+    """Wait up to this long before each measurement for background load to drop below SETTLE_LOAD."""
+
+
+SETTLE_LOAD = 0.25
+"""Cores used by other processes below which the machine counts as quiet."""
+
+
+def background_load(server_pid: int, window_s: float = 0.5) -> float:
+    """Cores used by everything except the (idle) server over `window_s`."""
+    busy0, srv0 = sysinfo.machine_busy_seconds(), procs.cpu_seconds(server_pid)
+    time.sleep(window_s)
+    return (sysinfo.machine_busy_seconds() - busy0 - (procs.cpu_seconds(server_pid) - srv0)) / window_s
+
+
+def settle(server_pid: int, max_wait_s: float) -> float:
+    """Wait (bounded) for a quiet moment; returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < max_wait_s and background_load(server_pid) > SETTLE_LOAD:
+        pass
+    return time.monotonic() - t0
 
 
 class BenchFailure(RuntimeError):
@@ -77,6 +98,7 @@ def _load(
     url = f"http://127.0.0.1:{server.port}{target.mcp_path}"
     if d.warm_s > 0:
         _checked(run_wrk(url, script, d.warm_s, d.connections, driver_cores), target, ex.protocol, "warm-up")
+    waited = settle(server.pid, d.settle_s) if d.settle_s > 0 else 0.0
     cpu0, busy0, drv0 = procs.cpu_seconds(server.pid), sysinfo.machine_busy_seconds(), sysinfo.children_cpu_seconds()
     res = _checked(run_wrk(url, script, d.measure_s, d.connections, driver_cores), target, ex.protocol, "measure")
     cpu = procs.cpu_seconds(server.pid) - cpu0
@@ -93,6 +115,7 @@ def _load(
         "rss_mib": round(procs.rss_mib(server.pid), 1),
         "driver_cpu_util": round(driver_cpu / res.seconds, 3),
         "other_cpu_util": round(max(0.0, other_cpu) / res.seconds, 3),
+        "settle_wait_s": round(waited, 1),
         "requests": res.requests,
         "seconds": round(res.seconds, 2),
         "non_2xx": res.non_2xx,
