@@ -122,7 +122,7 @@ def _prepare_fastmcp(ctx: Context) -> str | None:
     if ready.exists() and not ctx.refresh_fastmcp:
         return None
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
-    print(f"[bench] creating {FASTMCP_VENV.relative_to(REPO_ROOT)} with the latest fastmcp ...", flush=True)
+    print(f"[bench] creating {FASTMCP_VENV.relative_to(REPO_ROOT)} with the latest fastmcp ...", file=sys.stderr)
     try:
         uv = shutil.which("uv") or "uv"
         subprocess.run([uv, "venv", "-q", "--clear", "--python", py, str(FASTMCP_VENV)], check=True)  # noqa: S603
