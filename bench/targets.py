@@ -42,10 +42,13 @@ PROJECT_STATEFUL_ENV: dict[str, str] | None = None
 """Env that makes the app serve stateful 2025-11-25 sessions, or None to skip the session-memory test."""
 PROJECT_REQUIRED_FILE = REPO_ROOT / "app" / "main.py"
 """(d) is skipped, not failed, while this file does not exist."""
+PROJECT_UVICORN_FLAGS: tuple[str, ...] | None = None
+"""uvicorn flags after `--port P`; None = the same flags as the baselines (UVICORN_FLAGS)."""
 # ---------------------------------------------------------------------------------------------
 
-UVICORN_FLAGS = ("--host", "127.0.0.1", "--loop", "uvloop", "--http", "httptools", "--no-access-log")
-BENCH_LOG_LEVEL = "warning"
+UVICORN_FLAGS = (
+    "--host", "127.0.0.1", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,10 @@ class Target:
     stateful_env: Mapping[str, str] | None = None
     mcp_path: str = "/mcp"
     packages: tuple[str, ...] = ("mcp", "uvicorn", "starlette", "pydantic")
+    uvicorn_flags: tuple[str, ...] = UVICORN_FLAGS
 
     def argv(self, port: int, workers: int = 1) -> list[str]:
-        argv = [str(self.python), "-m", "uvicorn", self.app, "--port", str(port), *UVICORN_FLAGS]
-        argv += ["--log-level", BENCH_LOG_LEVEL]
+        argv = [str(self.python), "-m", "uvicorn", self.app, "--port", str(port), *self.uvicorn_flags]
         if workers > 1:
             argv += ["--workers", str(workers)]
         return argv
@@ -207,6 +210,7 @@ TARGETS: dict[str, Target] = {
         env=PROJECT_ENV,
         stateful_env=PROJECT_STATEFUL_ENV,
         mcp_path=PROJECT_MCP_PATH,
+        uvicorn_flags=PROJECT_UVICORN_FLAGS or UVICORN_FLAGS,
         packages=(*_STACK, "fastapi", "pyjwt", "slowapi", "opentelemetry-sdk"),
     ),
 }
