@@ -86,9 +86,10 @@ def _attempt(results: dict[str, Any], what: str, fn: Any, *args: Any) -> Any:
     _log(what)
     try:
         return fn(*args)
-    except BenchFailure as exc:
-        _log(f"FAILED {what}: {exc}")
-        results["failures"].append(f"{what}: {exc}")
+    except Exception as exc:  # one broken point must not lose the rest of the run
+        detail = str(exc) if isinstance(exc, BenchFailure) else f"{type(exc).__name__}: {exc}"
+        _log(f"FAILED {what}: {detail}")
+        results["failures"].append(f"{what}: {detail}")
         return None
 
 

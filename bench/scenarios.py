@@ -73,6 +73,8 @@ def wait_first_call(
             return time.perf_counter() - t0
         except (ConnectionError, OSError):
             time.sleep(0.002)
+        except ProtocolError as exc:
+            raise BenchFailure(f"{target.label} answered, but not with a valid result: {exc}") from exc
         finally:
             conn.close()
     raise BenchFailure(f"{target.label} did not answer tools/call within {timeout:.0f}s:\n{server.log_tail()}")
