@@ -30,15 +30,21 @@ FASTMCP_VENV = REPO_ROOT / "bench" / ".venvs" / "fastmcp"
 PROJECT_APP = "app.main:app"
 """ASGI import string; started as `uvicorn app.main:app --port P` from the repo root."""
 PROJECT_ENV: dict[str, str] = {
+    # Everything on: auth (dev issuer tokens, same validation as Entra's), per-tool authorization, rate limits
+    # (set high enough never to throttle the run), telemetry (SDK spans and metrics, no exporter), audit to a file.
     "APP_ENV": "development",
-    # Settings still to be finalised (rate limits high enough not to throttle the benchmark,
-    # telemetry exporter, audit sink...) go here, e.g. "RATE_LIMIT_PER_MINUTE": "100000000".
+    "TOOLS__DIR": str(REPO_ROOT / "bench" / "tools"),
+    "MCP__JSON_RESPONSE": "true",  # as the baselines
+    "AUDIT__SINK": "file:/tmp/secure-mcp-bench-audit-{pid}.jsonl",
+    "LOG_LEVEL": "WARNING",  # as the baselines
+    "RATE_LIMIT__DEFAULT": "100000000/minute",
+    "RATE_LIMIT__UNAUTHENTICATED": "100000000/minute",
 }
 """Extra environment for the app server *and* for the token command."""
 PROJECT_TOKEN_ARGV: list[str] = ["-m", "app.dev_issuer", "token", "--scopes", "mcp.read"]
 """Run with the project's Python; must print one JWT on stdout (surrounding whitespace ignored)."""
 PROJECT_MCP_PATH = "/mcp"
-PROJECT_STATEFUL_ENV: dict[str, str] | None = None
+PROJECT_STATEFUL_ENV: dict[str, str] | None = {"MCP__STATELESS": "false"}
 """Env that makes the app serve stateful 2025-11-25 sessions, or None to skip the session-memory test."""
 PROJECT_REQUIRED_FILE = REPO_ROOT / "app" / "main.py"
 """(d) is skipped, not failed, while this file does not exist."""
