@@ -51,9 +51,10 @@ ENV APP_ENV=production \
     PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     TMPDIR=/tmp \
+    SERVER__HOST=0.0.0.0 \
+    SERVER__PORT=8000 \
     SERVER__WORKERS=1 \
-    SERVER__SHUTDOWN_GRACE_SECONDS=20 \
-    FORWARDED_ALLOW_IPS=127.0.0.1
+    SERVER__SHUTDOWN_GRACE_SECONDS=20
 
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /srv
@@ -68,9 +69,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
-# sh -c only expands the env vars, then `exec` replaces the shell so uvicorn is
-# PID 1 and receives SIGTERM directly (graceful drain of in-flight requests).
-# --proxy-headers trusts X-Forwarded-* only from FORWARDED_ALLOW_IPS (IPs/CIDRs
-# of your reverse proxy); never set it to * unless the port is unreachable
-# except through that proxy.
-CMD ["/bin/sh", "-c", "exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --proxy-headers --forwarded-allow-ips \"$FORWARDED_ALLOW_IPS\" --workers \"${SERVER__WORKERS:-1}\" --timeout-graceful-shutdown \"${SERVER__SHUTDOWN_GRACE_SECONDS:-20}\" --no-server-header"]
+# `python -m app` runs uvicorn from SERVER__* settings as PID 1: SIGTERM turns readiness false, drains in-flight
+# calls for up to SERVER__SHUTDOWN_GRACE_SECONDS and exits 0. Forwarded headers are trusted only from
+# SECURITY__TRUSTED_PROXIES (the app handles them; uvicorn's own --proxy-headers stays off).
+CMD ["python", "-m", "app"]

@@ -8,7 +8,7 @@ ROLES ?=
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help run test lint fmt token install audit-verify new-tool tools-lock audit sbom
+.PHONY: help run test lint fmt token install audit-verify new-tool tools-lock audit sbom bench
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ lint: install ## ruff + mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy app tools
+
+bench: install ## compare this server with the bare SDK, SDK+JWT and fastmcp (needs wrk; see bench/README.md)
+	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk" >&2; exit 2; }
+	$(RUN) python bench/run.py $(BENCH_ARGS)
 
 fmt: install ## format and auto-fix
 	$(RUN) ruff format .

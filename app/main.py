@@ -1,8 +1,10 @@
 """Composition root: how a request flows, top to bottom, and `app` for `uvicorn app.main:app`.
 
-Request path for the MCP endpoint, outermost first:
-    proxy headers (uvicorn --proxy-headers)
-    -> HTTP server span (FastAPI's native OpenTelemetry; only when an exporter is configured)
+Request path for the MCP endpoint, outermost first (the first four wrap every route):
+    HTTP server span (FastAPI's native OpenTelemetry around the whole app; only when an exporter is configured)
+    -> response headers: SecurityHeaders (nosniff, no-store, X-Accel-Buffering on SSE)
+    -> forwarded headers: ForwardedHeaders (X-Forwarded-For/-Proto/-Host only from SECURITY__TRUSTED_PROXIES)
+    -> Host / Origin allow-lists: HostOriginGuard (421 / 403; the SDK's own check sees the same lists)
     -> body size: LimitBody (413 from Content-Length, or while a chunked body is read)
     -> unauthenticated traffic per client IP: ThrottleUnauthenticated (429)
     -> authentication: AuthenticateBearer (401 / 400)
@@ -25,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -49,6 +51,7 @@ from app.bounds import CapConcurrency, LimitBody
 from app.content import content_safety_from
 from app.dev_issuer import DevIssuer, EmbeddedServer
 from app.downstream import OnBehalfOf, settings_credential
+from app.edge import ForwardedHeaders, HostOriginGuard, SecurityHeaders
 from app.http import EnsureResponse
 from app.keyvault import KeyVaultError
 from app.logging import configure_logging
@@ -56,6 +59,7 @@ from app.mcp_server import build_mcp_server
 from app.metadata import protected_resource_metadata
 from app.observe import Observer
 from app.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
+from app.readiness import Readiness, drain_on_sigterm
 from app.redaction import REDACTOR, install_redaction
 from app.registry import ToolDiscoveryError, discover
 from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
@@ -110,6 +114,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mcp_endpoint = ThrottleUnauthenticated(mcp_endpoint, limiter, rates.unauthenticated)
     mcp_endpoint = LimitBody(mcp_endpoint, security.max_body_bytes)
 
+    readiness = Readiness()  # other components register theirs: readiness.add("redis", ping)
+    # Rate-limit storage is deliberately not a readiness check: a Redis outage must not take every replica out of
+    # rotation; RATE_LIMIT__ON_STORAGE_ERROR decides what callers get instead.
+
+    async def jwks_loaded() -> bool:
+        return validator.ready
+
+    readiness.add("jwks", jwks_loaded)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -129,8 +142,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.keyvault.refresh_seconds:
                 refresher = SecretRefresher(secrets, catalog.secrets, settings.keyvault.refresh_seconds)
                 stack.push_async_callback(_cancel, asyncio.create_task(refresher.run(), name="secret-refresh"))
+                if settings.keyvault.url:  # reachable = the last background re-read got through (no extra calls)
+                    readiness.add("key_vault", _last_refresh_ok(refresher))
             stack.callback(REDACTOR.remove, secrets.plain_values)  # this app's values stop mattering once it stops
             await stack.enter_async_context(mcp.session_manager.run())
+            stack.enter_context(drain_on_sigterm(readiness, settings.server.drain_seconds))
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
             yield
 
@@ -144,6 +160,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
     app.state.secrets = secrets
+    app.state.readiness = readiness
+    # Whole-app layers, outermost first (add_middleware puts each new one outside the previous, hence reversed).
+    edge: list[tuple[type, dict[str, Any]]] = [
+        (SecurityHeaders, {}),
+        (ForwardedHeaders, {"trusted": settings.security.trusted_proxies}),
+        (HostOriginGuard, {"hosts": settings.allowed_hosts, "origins": settings.allowed_origins}),
+    ]
+    for layer, options in reversed(edge):
+        if layer is not ForwardedHeaders or settings.security.trusted_proxies:  # default: trust no proxy at all
+            app.add_middleware(layer, **options)
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     # Metadata is public and static: one prepared response, behind the per-IP limit for unauthenticated traffic.
     prm = ThrottleUnauthenticated(
@@ -157,20 +183,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ready = validator.ready
-        return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
+        failing = await readiness.failing()  # names are logged, never returned: no internal detail on the wire
+        return JSONResponse({"status": "not ready" if failing else "ready"}, status_code=503 if failing else 200)
 
     return app
 
 
 def _transport_security(settings: Settings) -> TransportSecuritySettings:
-    """The SDK's DNS-rebinding protection: the public host, plus loopback in development."""
-    public = settings.resource_host.split("://", 1)[1]
-    hosts, origins = [public], [settings.resource_host]
-    if settings.app_env == "development":
-        hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-        origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+    """The SDK's DNS-rebinding protection, from the same allow-lists as HostOriginGuard.
+
+    It sees the Host after ForwardedHeaders, i.e. the public host a trusted proxy reported, so it holds behind proxies.
+    """
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+    )
+
+
+def _last_refresh_ok(refresher: SecretRefresher) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return not refresher.failing
+
+    return check
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -84,13 +85,17 @@ def build_mcp_server(
 
 
 def request_state_security(settings: Settings, store: SecretStore) -> RequestStateSecurity:
-    """Seal 2026-07-28 `requestState` with the shared key ring (first seals, all unseal); rotated in place."""
-    keys = [key.get_secret_value() for key in settings.mcp.request_state_keys]
+    """Seal 2026-07-28 `requestState` with the shared key ring (first seals, all unseal); rotated in place.
+
+    Sealed state is bound to the caller: the SDK's default binding reads an auth context our authentication
+    layer doesn't set (it would bind nothing), so we bind to our `Principal`.
+    """
+    keys: list[str | bytes] = [key.get_secret_value() for key in settings.mcp.request_state_keys]
     if not keys:
         # Settings refuse this in production when it matters (stateless or several workers).
         log.info("requestState is sealed with a per-process key (set MCP__REQUEST_STATE_KEYS to share one)")
-        return RequestStateSecurity.ephemeral()
-    security = RequestStateSecurity(keys=keys)
+        return RequestStateSecurity(keys=[os.urandom(32)], bind_principal=_caller_binding)
+    security = RequestStateSecurity(keys=keys, bind_principal=_caller_binding)
 
     def rotate(current: SecretStore, changed: set[str]) -> None:
         if REQUEST_STATE_KEYS in changed and current.settings.mcp.request_state_keys:
@@ -99,6 +104,12 @@ def request_state_security(settings: Settings, store: SecretStore) -> RequestSta
 
     store.on_change(rotate)
     return security
+
+
+def _caller_binding(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    request = ctx.request
+    principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
+    return f"{principal.key}|{principal.client_id}" if principal is not None else None
 
 
 class SecretGuard:

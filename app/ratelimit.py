@@ -168,7 +168,7 @@ def _storage(uri: str) -> Storage:
 
 
 def client_ip(scope: Scope) -> str:
-    """The peer address as uvicorn resolved it (through trusted proxies when --proxy-headers is on)."""
+    """The client address, as ForwardedHeaders resolved it from SECURITY__TRUSTED_PROXIES (else the TCP peer)."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 

@@ -140,6 +140,71 @@ class McpSettings(BaseModel):
         return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
+_HOST = r"(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:([0-9]{1,5}|\*))?"
+_HOST_RE = re.compile(_HOST)
+_ORIGIN_RE = re.compile(rf"https?://{_HOST}")
+
+
+class SecuritySettings(BaseModel):
+    """The network edge (which peers may set forwarded headers, which Host and Origin values are served), and
+    resource limits on every request: body size, tool run time, concurrent tool calls, tool result size."""
+
+    trusted_proxies: CsvList = Field(default_factory=list)
+    allowed_hosts: CsvList | None = None
+    allowed_origins: CsvList | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    tool_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_concurrent_calls: int = Field(default=128, ge=1)
+    max_concurrent_calls_per_principal: int = Field(default=16, ge=1)
+    max_result_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    _split = field_validator("trusted_proxies", "allowed_hosts", "allowed_origins", mode="before")(_csv)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(item)) for item in value]
+        except ValueError:
+            raise ValueError(
+                "SECURITY__TRUSTED_PROXIES takes IP addresses or CIDRs like 10.0.0.0/8 (host bits zero)"
+            ) from None
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str] | None) -> list[str] | None:
+        if not value:  # an empty value means "the default", never "refuse everything"
+            return None
+        return [_pattern(item, _HOST_RE, "SECURITY__ALLOWED_HOSTS", "host[:port]") for item in value]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        if not value:
+            return None
+        return [_pattern(item, _ORIGIN_RE, "SECURITY__ALLOWED_ORIGINS", "https://host[:port]") for item in value]
+
+
+def _pattern(item: str, pattern: re.Pattern[str], env: str, shape: str) -> str:
+    """One allow-list entry, lower-cased; `:*` accepts any port, as in the SDK's transport security."""
+    value = item.strip().lower()
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{env} entries look like {shape} or {shape.split('[')[0]}:*, got {item[:60]!r}")
+    return value
+
+
+class ServerSettings(BaseModel):
+    """How `python -m app` runs uvicorn: bind address, worker processes, graceful shutdown."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    # After SIGTERM: answer /readyz 503 (still serving) this long, so the edge stops routing here first.
+    drain_seconds: float = Field(default=0.0, ge=0, le=300)
+    # Then stop accepting and let in-flight requests finish for at most this long.
+    shutdown_grace_seconds: int = Field(default=20, ge=0, le=3600)
+
+
 class ToolsSettings(BaseModel):
     """Where tools are discovered and how `tools/list` treats callers."""
 
@@ -220,16 +285,6 @@ class RateLimitSettings(BaseModel):
         if "://" not in uri or scheme not in _STORAGE_SCHEMES:
             raise ValueError("RATE_LIMIT__STORAGE_URI must be memory:// or redis://host:port[/db] (rediss:// for TLS)")
         return value
-
-
-class SecuritySettings(BaseModel):
-    """Resource limits on every request: body size, tool run time, concurrent tool calls, tool result size."""
-
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    tool_timeout_seconds: float = Field(default=30.0, gt=0)
-    max_concurrent_calls: int = Field(default=128, ge=1)
-    max_concurrent_calls_per_principal: int = Field(default=16, ge=1)
-    max_result_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
 class DevIssuerSettings(BaseModel):
@@ -362,9 +417,10 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     content_safety: ContentSafetySettings = Field(default_factory=ContentSafetySettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     keyvault: KeyVaultSettings = Field(default_factory=KeyVaultSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
-    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -430,14 +486,12 @@ class Settings(BaseSettings):
 
     @property
     def workers(self) -> int:
-        """Worker processes: SERVER__WORKERS (our image's `--workers`) or WEB_CONCURRENCY (uvicorn, gunicorn)."""
-        counts = []
-        for name in ("SERVER__WORKERS", "WEB_CONCURRENCY"):
-            try:
-                counts.append(int(os.environ.get(name, "1")))
-            except ValueError:
-                counts.append(1)
-        return max(1, *counts)
+        """Worker processes: SERVER__WORKERS (`python -m app`) or WEB_CONCURRENCY (uvicorn, gunicorn)."""
+        try:
+            concurrency = int(os.environ.get("WEB_CONCURRENCY", "1"))
+        except ValueError:
+            concurrency = 1
+        return max(1, self.server.workers, concurrency)
 
     @property
     def tools_lock_mode(self) -> Literal["enforce", "warn", "off"]:
@@ -475,6 +529,29 @@ class Settings(BaseSettings):
     @property
     def resource_metadata_url(self) -> str:
         return f"{self.resource_host}/.well-known/oauth-protected-resource{self.mcp.path}"
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """Host header values served: SECURITY__ALLOWED_HOSTS, else the resource host's (+ loopback in development)."""
+        if self.security.allowed_hosts is not None:
+            return list(self.security.allowed_hosts)
+        parts = urlsplit(self.resource_host)
+        hosts = [parts.netloc]
+        if parts.port is None:  # some clients send the default port explicitly
+            hosts.append(f"{parts.netloc}:{443 if parts.scheme == 'https' else 80}")
+        if self.app_env == "development":
+            hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        return hosts
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """Origin values served (an absent Origin is fine): SECURITY__ALLOWED_ORIGINS, else the resource host."""
+        if self.security.allowed_origins is not None:
+            return list(self.security.allowed_origins)
+        origins = [self.resource_host]
+        if self.app_env == "development":
+            origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+        return origins
 
     @property
     def audiences(self) -> list[str]:

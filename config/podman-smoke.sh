@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the production image with podman (no Docker daemon needed) and check
 # that it runs the way Kubernetes will run it: non-root, read-only root FS,
-# only /tmp writable, uvicorn as PID 1, graceful exit on SIGTERM.
+# only /tmp writable, the server (python -m app) as PID 1, graceful exit on SIGTERM.
 #
 # Optional helper, NOT part of CI (CI must not depend on podman working).
 # Needs root and: apt-get install podman buildah runc debootstrap
@@ -63,7 +63,7 @@ fi
 
 # 2. Build context: only what .dockerignore would let through anyway.
 rm -rf "$work/ctx" && mkdir -p "$work/ctx"
-for f in Dockerfile .dockerignore pyproject.toml uv.lock app tools; do
+for f in Dockerfile .dockerignore pyproject.toml uv.lock app tools tools.lock; do
   [ -e "$repo/$f" ] && cp -a "$repo/$f" "$work/ctx/"
 done
 placeholder=0
@@ -135,7 +135,7 @@ pod exec "$name" sh -c 'touch /srv/x' 2>/dev/null && fail "root filesystem is wr
 pod exec "$name" sh -c 'touch /tmp/x' || fail "/tmp is not writable"
 say "root FS read-only, /tmp writable"
 pid1=$(pod exec "$name" cat /proc/1/cmdline | tr '\0' ' ')
-case $pid1 in *uvicorn*) say "PID 1: $pid1" ;; *) fail "PID 1 is not uvicorn: $pid1" ;; esac
+case $pid1 in *uvicorn*|*"-m app"*) say "PID 1: $pid1" ;; *) fail "PID 1 is not the server: $pid1" ;; esac
 
 start=$(date +%s)
 pod stop -t 30 "$name" >/dev/null 2>&1

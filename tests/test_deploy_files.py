@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from app.edge import PROBE_PATHS
+from app.settings import Settings
 from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent  # the locked dev tools live beside the interpreter
@@ -48,3 +51,26 @@ def test_kubernetes_validation_catches_a_typo(tmp_path: Path) -> None:
 def test_nginx_accepts_both_configs() -> None:
     result = _run("config/nginx-check.sh")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_configmap_is_a_valid_production_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifests' settings are ones the app accepts, and the public host passes its own Host check."""
+    data = yaml.safe_load((REPO / "config/k8s/configmap.yaml").read_text())["data"]
+    for name, value in data.items():
+        if not name.startswith("KEYVAULT__"):  # no vault here: the secret it would supply is set below
+            monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("MCP__REQUEST_STATE_KEYS", "k" * 32)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.app_env == "production"
+    assert settings.security.trusted_proxies  # the pods sit behind a proxy
+    assert settings.mcp.resource_host is not None
+    assert settings.mcp.resource_host.split("://", 1)[1] in settings.allowed_hosts
+
+
+def test_probes_use_the_endpoints_that_skip_the_host_check() -> None:
+    """kubelet probes send the pod IP as Host: they must hit the probe paths, which the allow-list exempts."""
+    deployment = yaml.safe_load((REPO / "config/k8s/deployment.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    probes = [container[k] for k in ("startupProbe", "livenessProbe", "readinessProbe") if k in container]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert {probe["httpGet"]["path"] for probe in probes} <= PROBE_PATHS

@@ -39,11 +39,15 @@ async def test_unauthenticated_traffic_is_limited_per_client_ip(
     assert health == 200
 
 
-async def test_client_bucket_follows_the_ip_resolved_through_trusted_proxies(entra: EntraStandIn) -> None:
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_client_bucket_follows_the_ip_resolved_through_trusted_proxies(
+    entra: EntraStandIn, trusted: bool
+) -> None:
     port = free_port()
-    settings = settings_for(entra, port, rate_limit={"unauthenticated": "2/minute"})
-    app = create_app(settings)
-    with ServerThread(app, port=port, proxy_headers=True, forwarded_allow_ips="127.0.0.1") as server:
+    security = {"trusted_proxies": ["127.0.0.1/32"] if trusted else []}
+    settings = settings_for(entra, port, rate_limit={"unauthenticated": "2/minute"}, security=security)
+    # uvicorn's own proxy handling off, as in the image: only the app's ForwardedHeaders layer resolves the client.
+    with ServerThread(create_app(settings), port=port, proxy_headers=False) as server:
         async with httpx2.AsyncClient(base_url=server.url) as http:
 
             async def anonymous(client_ip: str) -> int:
@@ -53,7 +57,10 @@ async def test_client_bucket_follows_the_ip_resolved_through_trusted_proxies(ent
             first = [await anonymous("203.0.113.7") for _ in range(3)]
             second = [await anonymous("198.51.100.9") for _ in range(2)]
     assert first == [401, 401, 429]
-    assert second == [401, 401]  # another client behind the same proxy has its own bucket
+    if trusted:
+        assert second == [401, 401]  # another client behind the same proxy has its own bucket
+    else:
+        assert second == [429, 429]  # an untrusted X-Forwarded-For is ignored: one peer, one bucket
 
 
 def test_a_redis_uri_with_a_password_comes_from_key_vault_as_a_secret(

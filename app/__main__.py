@@ -1,0 +1,57 @@
+"""Production entry point: `python -m app` runs uvicorn from SERVER__* and SECURITY__* settings."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+import uvicorn
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+
+def main() -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        messages = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+        print(f"configuration error: {messages}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if settings.server.workers > 1 and settings.dev_issuer_active:
+        print("configuration error: the embedded dev issuer needs SERVER__WORKERS=1", file=sys.stderr)
+        raise SystemExit(2)
+    if settings.server.workers > 1 and not settings.mcp.request_state_keys:
+        print(
+            "warning: SERVER__WORKERS > 1 without MCP__REQUEST_STATE_KEYS: a requestState sealed by one worker "
+            "is refused by the others",
+            file=sys.stderr,
+        )
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done; this handler makes that a clean exit 0.
+    signal.signal(signal.SIGTERM, _shutdown_done)
+    try:
+        _run(settings)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down already; no traceback
+        raise SystemExit(130) from None
+
+
+def _run(settings: Settings) -> None:
+    uvicorn.run(
+        "app.main:app",
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=settings.server.workers,
+        proxy_headers=False,  # forwarded headers are handled in the app, from SECURITY__TRUSTED_PROXIES only
+        server_header=False,
+        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def _shutdown_done(sig: int, frame: FrameType | None) -> None:
+    """SIGTERM after uvicorn has shut down gracefully: nothing left to do."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Load driver: wrk (C, event loop, one thread) with a generated Lua script.
+
+wrk is far cheaper per request than any Python server here, so pinned to its own core
+it is not the bottleneck. Each run repeats one fixed request over `connections`
+keep-alive connections; the Lua `done()` hook prints exact counts and percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.mcp_http import Request
+
+_LUA = """\
+wrk.method = "POST"
+wrk.body = [==[{body}]==]
+{headers}
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {{"requests":%d,"duration_us":%d,"status_errors":%d,"connect":%d,"read":%d,' ..
+    '"write":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f,"max_us":%d}}\\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean, latency.max))
+end
+"""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    seconds: float
+    non_2xx: int
+    socket_errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def require_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise SystemExit("wrk not found: install it with `apt-get install -y wrk` (Debian package `wrk`).")
+    return path
+
+
+def write_script(req: Request, path: Path) -> Path:
+    if "]==]" in req.body or any('"' in v or "\\" in v for v in req.headers.values()):
+        raise ValueError("request cannot be embedded in the wrk Lua script")
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in req.headers.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_LUA.format(body=req.body, headers=headers))
+    return path
+
+
+def run_wrk(url: str, script: Path, seconds: float, connections: int, cores: str) -> LoadResult:
+    """One closed-loop run; returns wrk's own counts (never extrapolated)."""
+    argv = [
+        shutil.which("taskset") or "/usr/bin/taskset", "-c", cores, require_wrk(),
+        "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+        "-s", str(script), url,
+    ]  # fmt: skip
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{out}")
+    d = json.loads(line.removeprefix("BENCH_JSON "))
+    return LoadResult(
+        requests=d["requests"],
+        seconds=d["duration_us"] / 1e6,
+        non_2xx=d["status_errors"],
+        socket_errors=d["connect"] + d["read"] + d["write"] + d["timeout"],
+        p50_ms=d["p50_us"] / 1000,
+        p90_ms=d["p90_us"] / 1000,
+        p99_ms=d["p99_us"] / 1000,
+        mean_ms=d["mean_us"] / 1000,
+    )

@@ -1,0 +1,18 @@
+"""Target (a): the bare MCP SDK, no auth."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import MCPServer
+
+from bench.servers.common import STATEFUL
+
+server = MCPServer("bench-sdk-bare", log_level="WARNING")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Return the text unchanged."""
+    return text
+
+
+app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=not STATEFUL, json_response=True)

@@ -1,0 +1,222 @@
+"""The benchmark targets. Every target is defined here, and only here.
+
+(a) bare MCP SDK, (b) SDK + minimal RS256 TokenVerifier, (c) fastmcp + JWTVerifier
+(own venv), (d) this project's app. Each target is served by uvicorn with the same
+flags (uvloop + httptools, no access log, warning-level logs) so the server stack is
+equal and only the framework/auth layers differ.
+
+>>> Integration points for (d), the project app: see the PROJECT_* constants below. <<<
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.keys import BenchKeys
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FASTMCP_VENV = REPO_ROOT / "bench" / ".venvs" / "fastmcp"
+
+# ---------------------------------------------------------------------------------------------
+# (d) THE PROJECT APP: adjust these few lines when app/ lands.
+# ---------------------------------------------------------------------------------------------
+PROJECT_APP = "app.main:app"
+"""ASGI import string; started as `uvicorn app.main:app --port P` from the repo root."""
+PROJECT_ENV: dict[str, str] = {
+    # Everything on: auth (dev issuer tokens, same validation as Entra's), per-tool authorization, rate limits
+    # (set high enough never to throttle the run), telemetry (SDK spans and metrics, no exporter), audit to a file.
+    "APP_ENV": "development",
+    "TOOLS__DIR": str(REPO_ROOT / "bench" / "tools"),
+    "MCP__JSON_RESPONSE": "true",  # as the baselines
+    "AUDIT__SINK": "file:/tmp/secure-mcp-bench-audit-{pid}.jsonl",
+    "LOG_LEVEL": "WARNING",  # as the baselines
+    "RATE_LIMIT__DEFAULT": "100000000/minute",
+    "RATE_LIMIT__UNAUTHENTICATED": "100000000/minute",
+}
+"""Extra environment for the app server *and* for the token command."""
+PROJECT_TOKEN_ARGV: list[str] = ["-m", "app.dev_issuer", "token", "--scopes", "mcp.read"]
+"""Run with the project's Python; must print one JWT on stdout (surrounding whitespace ignored)."""
+PROJECT_MCP_PATH = "/mcp"
+PROJECT_STATEFUL_ENV: dict[str, str] | None = {"MCP__STATELESS": "false"}
+"""Env that makes the app serve stateful 2025-11-25 sessions, or None to skip the session-memory test."""
+PROJECT_REQUIRED_FILE = REPO_ROOT / "app" / "main.py"
+"""(d) is skipped, not failed, while this file does not exist."""
+PROJECT_UVICORN_FLAGS: tuple[str, ...] | None = None
+"""uvicorn flags after `--port P`; None = the same flags as the baselines (UVICORN_FLAGS)."""
+# ---------------------------------------------------------------------------------------------
+
+UVICORN_FLAGS = (
+    "--host", "127.0.0.1", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Context:
+    out_dir: Path
+    keys: BenchKeys
+    refresh_fastmcp: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    app: str
+    python: Path
+    prepare: Callable[[Context], str | None]
+    """Makes the target runnable; returns a reason to skip it, or None."""
+    mint_token: Callable[[Context], str | None]
+    env: Mapping[str, str] = field(default_factory=dict)
+    stateful_env: Mapping[str, str] | None = None
+    mcp_path: str = "/mcp"
+    packages: tuple[str, ...] = ("mcp", "uvicorn", "starlette", "pydantic")
+    uvicorn_flags: tuple[str, ...] = UVICORN_FLAGS
+
+    def argv(self, port: int, workers: int = 1) -> list[str]:
+        argv = [str(self.python), "-m", "uvicorn", self.app, "--port", str(port), *self.uvicorn_flags]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+        return argv
+
+    def environ(self, ctx: Context, port: int, stateful: bool = False) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("VIRTUAL_ENV", None)
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        env["BENCH_PUBLIC_KEY_FILE"] = str(ctx.keys.public_key_file)
+        env["BENCH_RESOURCE_URL"] = f"http://127.0.0.1:{port}{self.mcp_path}"
+        env |= self.env
+        if stateful and self.stateful_env is not None:
+            env |= self.stateful_env
+        return env
+
+    def versions(self) -> dict[str, str]:
+        code = (
+            "import importlib.metadata as m, json, sys\n"
+            "v = {}\n"
+            "for p in sys.argv[1:]:\n"
+            "    try: v[p] = m.version(p)\n"
+            "    except m.PackageNotFoundError: pass\n"
+            "print(json.dumps(v))"
+        )
+        out = subprocess.run(  # noqa: S603
+            [str(self.python), "-c", code, *self.packages], capture_output=True, text=True, check=True
+        )
+        versions: dict[str, str] = json.loads(out.stdout)
+        return versions
+
+
+def _always_ready(_: Context) -> str | None:
+    return None
+
+
+def _no_token(_: Context) -> str | None:
+    return None
+
+
+def _bench_token(ctx: Context) -> str | None:
+    return ctx.keys.token()
+
+
+def _prepare_fastmcp(ctx: Context) -> str | None:
+    """Create bench/.venvs/fastmcp on demand: latest fastmcp, plus uvicorn[standard] for uvloop/httptools."""
+    python = FASTMCP_VENV / "bin" / "python"
+    ready = FASTMCP_VENV / ".bench-ready"
+    if ready.exists() and not ctx.refresh_fastmcp:
+        return None
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    print(f"[bench] creating {FASTMCP_VENV.relative_to(REPO_ROOT)} with the latest fastmcp ...", file=sys.stderr)
+    try:
+        uv = shutil.which("uv") or "uv"
+        subprocess.run([uv, "venv", "-q", "--clear", "--python", py, str(FASTMCP_VENV)], check=True)  # noqa: S603
+        install = [uv, "pip", "install", "-q", "--upgrade", "--python", str(python), "fastmcp", "uvicorn[standard]"]
+        subprocess.run(install, check=True)  # noqa: S603
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return f"could not create the fastmcp venv: {exc}"
+    ready.touch()
+    return None
+
+
+def _prepare_project(_: Context) -> str | None:
+    if not PROJECT_REQUIRED_FILE.exists():
+        return f"{PROJECT_REQUIRED_FILE.relative_to(REPO_ROOT)} does not exist yet: the project app has not landed"
+    return None
+
+
+def _project_token(_: Context) -> str | None:
+    env = dict(os.environ) | {"PYTHONPATH": str(REPO_ROOT)} | PROJECT_ENV
+    proc = subprocess.run(  # noqa: S603
+        [sys.executable, *PROJECT_TOKEN_ARGV], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60
+    )
+    token = proc.stdout.strip()
+    if proc.returncode != 0 or token.count(".") != 2:
+        raise RuntimeError(f"token command failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return token
+
+
+_PY = Path(sys.executable)
+
+_STATEFUL = {"BENCH_STATEFUL": "1"}
+_STACK = ("mcp", "uvicorn", "starlette", "pydantic")
+
+TARGETS: dict[str, Target] = {
+    "a": Target(
+        key="a",
+        label="sdk-bare",
+        app="bench.servers.sdk_bare:app",
+        python=_PY,
+        prepare=_always_ready,
+        mint_token=_no_token,
+        stateful_env=_STATEFUL,
+    ),
+    "b": Target(
+        key="b",
+        label="sdk-rs256",
+        app="bench.servers.sdk_auth:app",
+        python=_PY,
+        prepare=_always_ready,
+        mint_token=_bench_token,
+        stateful_env=_STATEFUL,
+        packages=(*_STACK, "pyjwt", "cryptography"),
+    ),
+    "c": Target(
+        key="c",
+        label="fastmcp-jwt",
+        app="bench.servers.fastmcp_jwt:app",
+        python=FASTMCP_VENV / "bin" / "python",
+        prepare=_prepare_fastmcp,
+        mint_token=_bench_token,
+        env={"FASTMCP_LOG_LEVEL": "WARNING", "FASTMCP_SHOW_SERVER_BANNER": "false"},
+        stateful_env=_STATEFUL,
+        packages=("fastmcp", *_STACK, "joserfc"),
+    ),
+    # Not in the default run: (a) with gc.freeze() after start-up (`--targets a,af`).
+    "af": Target(
+        key="af",
+        label="sdk-bare-gcfreeze",
+        app="bench.servers.sdk_bare_gcfreeze:app",
+        python=_PY,
+        prepare=_always_ready,
+        mint_token=_no_token,
+    ),
+    # (d) -- see the PROJECT_* constants at the top of this file.
+    "d": Target(
+        key="d",
+        label="project",
+        app=PROJECT_APP,
+        python=_PY,
+        prepare=_prepare_project,
+        mint_token=_project_token,
+        env=PROJECT_ENV,
+        stateful_env=PROJECT_STATEFUL_ENV,
+        mcp_path=PROJECT_MCP_PATH,
+        uvicorn_flags=PROJECT_UVICORN_FLAGS or UVICORN_FLAGS,
+        packages=(*_STACK, "fastapi", "pyjwt", "slowapi", "opentelemetry-sdk"),
+    ),
+}
