@@ -25,6 +25,7 @@ KEYVAULT__REFRESH_SECONDS is set; every log record is scrubbed of them (and of t
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,7 +39,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import toolslock
 from app.access_log import install_access_log_filter
@@ -69,7 +70,7 @@ from app.telemetry import TelemetryConfigError, setup_telemetry
 log = logging.getLogger("app")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> Entry:
     """Build the whole server from settings; every piece that can be prepared once is prepared here."""
     settings = settings or Settings()
     configure_logging(settings)
@@ -148,6 +149,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stack.enter_async_context(mcp.session_manager.run())
             stack.enter_context(drain_on_sigterm(readiness, settings.server.drain_seconds))
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
+            # Everything built so far lives as long as the process: move it out of the collector's way, so
+            # each GC pass walks only per-request garbage (startup objects dominate a heap of this size).
+            gc.collect()
+            gc.freeze()
             yield
 
     app = FastAPI(
@@ -156,20 +161,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        redirect_slashes=False,  # `/mcp/` is a 404, never a redirect clients would follow with their token
         telemetry=telemetry.fastapi_config(),
     )
     app.state.settings, app.state.catalog, app.state.validator, app.state.mcp = settings, catalog, validator, mcp
     app.state.secrets = secrets
     app.state.readiness = readiness
-    # Whole-app layers, outermost first (add_middleware puts each new one outside the previous, hence reversed).
-    edge: list[tuple[type, dict[str, Any]]] = [
-        (SecurityHeaders, {}),
-        (ForwardedHeaders, {"trusted": settings.security.trusted_proxies}),
-        (HostOriginGuard, {"hosts": settings.allowed_hosts, "origins": settings.allowed_origins}),
-    ]
-    for layer, options in reversed(edge):
-        if layer is not ForwardedHeaders or settings.security.trusted_proxies:  # default: trust no proxy at all
-            app.add_middleware(layer, **options)
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     # Metadata is public and static: one prepared response, behind the per-IP limit for unauthenticated traffic.
     prm = ThrottleUnauthenticated(
@@ -186,7 +183,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         failing = await readiness.failing()  # names are logged, never returned: no internal detail on the wire
         return JSONResponse({"status": "not ready" if failing else "ready"}, status_code=503 if failing else 200)
 
-    return app
+    # With tracing on, /mcp goes through FastAPI so its native HTTP span parents the SDK's MCP span.
+    return Entry(app, settings, mcp_endpoint, via_fastapi=telemetry.tracing)
+
+
+class Entry:
+    """The ASGI app uvicorn serves: edge layers on every route, then `MCP__PATH` straight to the MCP chain.
+
+    FastAPI serves the rest (metadata, probes). Its per-request stack (exception middlewares, an exit stack,
+    routing) does nothing for the MCP endpoint, whose layers are pure ASGI, so the MCP path skips it.
+    """
+
+    def __init__(self, api: FastAPI, settings: Settings, mcp_endpoint: ASGIApp, via_fastapi: bool) -> None:
+        self.api, self.state = api, api.state
+        path = settings.mcp.path
+
+        async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"] == path:
+                await mcp_endpoint(scope, receive, send)
+            else:
+                await api(scope, receive, send)
+
+        inner: ASGIApp = api if via_fastapi else dispatch
+        # Outermost first: response headers, forwarded headers (only from trusted proxies), Host/Origin allow-lists.
+        inner = HostOriginGuard(inner, hosts=settings.allowed_hosts, origins=settings.allowed_origins)
+        if settings.security.trusted_proxies:  # default: trust no proxy at all
+            inner = ForwardedHeaders(inner, trusted=settings.security.trusted_proxies)
+        self._app: ASGIApp = SecurityHeaders(inner)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
 
 
 def _transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -228,7 +254,7 @@ def _announce_dev(settings: Settings) -> None:
     )
 
 
-_app: FastAPI | None = None
+_app: Entry | None = None
 
 
 def __getattr__(name: str) -> Any:

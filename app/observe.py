@@ -6,8 +6,9 @@ times every MCP request (inside the SDK's own OpenTelemetry span, which it enric
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -195,10 +196,15 @@ class ObserveOperation:
         return result
 
 
+# Unique per process without a syscall per request (uuid4 reads os.urandom each time).
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count()
+
+
 def correlation_id(span: Span) -> str:
     """The trace id when tracing (so an audit record leads to its trace), else a fresh random id."""
     context = span.get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else uuid.uuid4().hex
+    return format(context.trace_id, "032x") if context.is_valid else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _link_transport(span: Span, scope: Mapping[str, Any]) -> None:

@@ -181,7 +181,7 @@ async def test_rate_limit_outcome_reaches_the_mcp_span(
     """A limiter layer (stand-in for the rate limiter's) in front of the MCP endpoint reports its outcome."""
     settings = settings_for(entra, free_port())
     app = create_app(settings)
-    route = next(r for r in app.router.routes if getattr(r, "path", None) == settings.mcp.path)
+    route = next(r for r in app.api.router.routes if getattr(r, "path", None) == settings.mcp.path)
     endpoint = route.app  # type: ignore[attr-defined]
 
     async def limiter(scope: Any, receive: Any, send: Any) -> None:
