@@ -16,6 +16,7 @@ from app.authz import INVALID_REQUEST, operation_from_scope
 from app.http import header, jsonrpc_error, send_json
 from app.registry import Catalog
 from app.settings import SecuritySettings
+from app.telemetry import record_rate_limit
 
 log = logging.getLogger("app.bounds")
 
@@ -103,6 +104,7 @@ class CapConcurrency:
         mine = self.by_principal.get(key, 0)
         if self.total >= self.overall or mine >= self.per_principal:
             status, who = (503, "the server") if self.total >= self.overall else (429, "this caller")
+            record_rate_limit("rejected", "in-flight")
             error = jsonrpc_error(BUSY, f"too many tool calls in flight for {who}; retry shortly", operation.request_id)
             await send_json(send, status, error, [("Retry-After", "1")])
             return

@@ -33,6 +33,7 @@ from app.authz import operation_from_scope
 from app.http import header, jsonrpc_error, send_json
 from app.registry import Catalog
 from app.settings import RateLimitSettings
+from app.telemetry import record_rate_limit
 
 log = logging.getLogger("app.ratelimit")
 
@@ -201,14 +202,17 @@ class RateLimit:
         request_id = operation.request_id if operation else None
         verdict = await self.limiter.hit(self.default, "principal", principal.key)
         if not verdict.allowed:
+            record_rate_limit("rejected", "per-principal")
             await too_many(send, verdict, request_id, "principal")
             return
         tool = operation.tool if operation else None
         if tool is not None and tool in self.per_tool:
             verdict = await self.limiter.hit(self.per_tool[tool], "tool", tool, principal.key)
             if not verdict.allowed:
+                record_rate_limit("rejected", "per-tool")
                 await too_many(send, verdict, request_id, "tool")
                 return
+        record_rate_limit("allowed")  # on the request's span, and (through a contextvar) on its MCP span
         await self.app(scope, receive, send)
 
 
@@ -232,6 +236,7 @@ class ThrottleUnauthenticated:
         if not header(scope["headers"], b"authorization"):
             verdict = await self.limiter.hit(self.rate, "ip", ip)
             if not verdict.allowed:
+                record_rate_limit("rejected", "per-client-ip")
                 await too_many(send, verdict, None, "client")
                 return
             await self.app(scope, receive, send)
@@ -240,6 +245,7 @@ class ThrottleUnauthenticated:
         if await self.limiter.test(self.rate, "ip", ip) is False:
             verdict = await self.limiter.hit(self.rate, "ip", ip)  # normally refused again; this gives Retry-After
             if not verdict.allowed:
+                record_rate_limit("rejected", "per-client-ip")
                 await too_many(send, verdict, None, "client")
                 return
             await self.app(scope, receive, send)  # the window moved on meanwhile, and this request is counted

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import settings_for, vault_section
+from tests.conftest import OtelMemory, settings_for, vault_section
 from tests.support.entra import EntraStandIn
 from tests.support.keyvault import KeyVaultStandIn, TlsFiles
 from tests.support.servers import ServerThread, free_port
@@ -94,3 +94,19 @@ async def test_each_strategy_limits_a_principal_in_process_memory(
     assert [r.json()["id"] for r in responses[3:]] == [3, 4]
     assert 1 <= int(responses[3].headers["retry-after"]) <= 60
     assert other.status_code == 200
+
+
+async def test_outcomes_reach_the_mcp_span_and_rejections_are_counted(
+    otel: OtelMemory, serve: Callable[..., ServerThread], token: Callable[..., str]
+) -> None:
+    rejections = "mcp.server.rate_limit.rejections"
+    before = otel.total(rejections, **{"rate_limit.policy": "per-principal"})
+    server = serve(rate_limit={"default": "1/minute"})
+    caller = token(READER, oid="aaaaaaaa-0000-4000-8000-0000000007e1")
+    async with httpx2.AsyncClient(base_url=server.url) as http:
+        allowed = await call(http, caller, "probe_read", request_id=1)
+        refused = await call(http, caller, "probe_read", request_id=2)
+    assert (allowed.status_code, refused.status_code) == (200, 429)
+    (span,) = [s for s in otel.spans.get_finished_spans() if s.name == "tools/call probe_read"]
+    assert (span.attributes or {})["rate_limit.outcome"] == "allowed"
+    assert otel.total(rejections, **{"rate_limit.policy": "per-principal"}) - before == 1
