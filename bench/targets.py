@@ -39,6 +39,12 @@ PROJECT_ENV: dict[str, str] = {
     "LOG_LEVEL": "WARNING",  # as the baselines
     "RATE_LIMIT__DEFAULT": "100000000/minute",
     "RATE_LIMIT__UNAUTHENTICATED": "100000000/minute",
+    # The default moving window keeps one entry per request: with a limit this high it would grow to every request
+    # of the last minute. The sliding-window counter is O(1) per key, like a moving window at production limits.
+    "RATE_LIMIT__STRATEGY": "sliding-window-counter",
+    # In-flight tool-call caps (16 per caller by default) would refuse the load generator's one token.
+    "SECURITY__MAX_CONCURRENT_CALLS_PER_PRINCIPAL": "100000",
+    "SECURITY__MAX_CONCURRENT_CALLS": "100000",
 }
 """Extra environment for the app server *and* for the token command."""
 PROJECT_TOKEN_ARGV: list[str] = ["-m", "app.dev_issuer", "token", "--scopes", "mcp.read"]
