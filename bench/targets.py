@@ -223,6 +223,6 @@ TARGETS: dict[str, Target] = {
         stateful_env=PROJECT_STATEFUL_ENV,
         mcp_path=PROJECT_MCP_PATH,
         uvicorn_flags=PROJECT_UVICORN_FLAGS or UVICORN_FLAGS,
-        packages=(*_STACK, "fastapi", "pyjwt", "slowapi", "opentelemetry-sdk"),
+        packages=(*_STACK, "fastapi", "pyjwt", "limits", "opentelemetry-sdk"),
     ),
 }
