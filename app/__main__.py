@@ -9,15 +9,14 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from app.settings import Settings
+from app.settings import Settings, describe_invalid
 
 
 def main() -> None:
     try:
         settings = Settings()
     except ValidationError as exc:
-        messages = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
-        print(f"configuration error: {messages}", file=sys.stderr)
+        print(f"configuration error: {describe_invalid(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     if settings.server.workers > 1 and settings.dev_issuer_active:
         print("configuration error: the embedded dev issuer needs SERVER__WORKERS=1", file=sys.stderr)

@@ -11,7 +11,7 @@ Request path for the MCP endpoint, outermost first (the first four wrap every ro
     -> per-operation authorization: AuthorizeOperation (batch 400, 403 step-up, before dispatch; parses the body once)
     -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued; spends no quota)
     -> rate limits per principal, and per principal and tool: RateLimit (429 + Retry-After)
-    -> Host / Origin checks (the SDK's transport security, configured from settings)
+    -> the SDK's own DNS-rebinding check (given the same Host / Origin lists)
     -> MCP dispatch: the SDK's Streamable HTTP session manager, with its MCP span, then ObserveOperation
        (duration metric, span attributes, tool-call audit record), SecretGuard (secrets bound for `secret()`,
        secrets and tokens scrubbed from results and errors), CallerContext (caller bound, lists filtered)
@@ -64,7 +64,7 @@ from app.readiness import Readiness, drain_on_sigterm
 from app.redaction import REDACTOR, install_redaction
 from app.registry import ToolDiscoveryError, discover
 from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
-from app.settings import Settings
+from app.settings import Settings, describe_invalid
 from app.telemetry import TelemetryConfigError, setup_telemetry
 
 log = logging.getLogger("app")
@@ -266,8 +266,7 @@ def __getattr__(name: str) -> Any:
         try:
             _app = create_app()
         except ValidationError as exc:
-            messages = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
-            print(f"configuration error: {messages}", file=sys.stderr)
+            print(f"configuration error: {describe_invalid(exc)}", file=sys.stderr)
             raise SystemExit(2) from None
         except ToolDiscoveryError as exc:
             print(f"tools error: {exc}", file=sys.stderr)

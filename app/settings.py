@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -563,3 +563,8 @@ class Settings(BaseSettings):
     def scope_uri(self, scope: str) -> str:
         """The form clients request a scope in from Entra: `api://{client_id}/{scope}`."""
         return scope if "://" in scope else f"api://{self.client_id}/{scope}"
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line naming every refused setting, for a startup error (no traceback, no values)."""
+    return "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())

@@ -26,6 +26,16 @@ VALIDATED_CACHE_SIZE = 10_000
 TENANT_PLACEHOLDER = "{tenantid}"
 
 
+# PyJWT's failures, most specific first, as the reason codes we log and count.
+_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not_yet_valid"),
+    (jwt.InvalidAudienceError, "wrong_audience"),
+    (jwt.InvalidIssuerError, "wrong_issuer"),
+    (jwt.InvalidSignatureError, "bad_signature"),
+)
+
+
 class InvalidTokenError(Exception):
     """A token was rejected; `reason` is a short code safe to log and count."""
 
@@ -143,18 +153,9 @@ class EntraTokenValidator:
                 leeway=self._leeway,
                 options={"require": ["exp", "iss", "aud"]},
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidTokenError("expired") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidTokenError("not_yet_valid") from None
-        except jwt.InvalidAudienceError:
-            raise InvalidTokenError("wrong_audience") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidTokenError("wrong_issuer") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidTokenError("bad_signature") from None
-        except jwt.PyJWTError:
-            raise InvalidTokenError("invalid_claims") from None
+        except jwt.PyJWTError as exc:
+            reason = next((code for kind, code in _REASONS if isinstance(exc, kind)), "invalid_claims")
+            raise InvalidTokenError(reason) from None
         return _principal(claims, family.version, token), family.keys, kid
 
     def _match_issuer(self, iss: object, tid: str) -> tuple[_Family, str]:
