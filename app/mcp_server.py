@@ -10,12 +10,13 @@ from typing import Any
 
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.request_state import AESGCMRequestStateCodec, RequestStateSecurity
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPError
-from mcp_types import Completion
-from pydantic import BaseModel
+from mcp_types import CallToolResult, Completion, InputRequiredResult
+from pydantic import BaseModel, ValidationError
 
 from app.auth.principal import acting_as, principal_from_scope
 from app.authz import Guard
@@ -44,6 +45,29 @@ _LISTS = {
 }
 
 
+class FrameworkServer(MCPServer[Any]):
+    """`MCPServer`, except that argument errors never echo the caller's values back."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                # pydantic's text carries `input_value=…`: a raw argument must not reach results, logs or spans.
+                raise ToolError(invalid_arguments(name, exc.__cause__)) from None
+            raise
+
+
+def invalid_arguments(tool: str, error: ValidationError) -> str:
+    """Which arguments were wrong and how, without their values."""
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'arguments'}: {e['msg']} ({e['type']})" for e in error.errors()
+    )
+    return f"invalid arguments for tool {tool!r}: {problems}"
+
+
 def build_mcp_server(
     settings: Settings,
     catalog: Catalog,
@@ -55,7 +79,7 @@ def build_mcp_server(
 ) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
     bus = InMemorySubscriptionBus()
-    server: MCPServer[Any] = MCPServer(
+    server: MCPServer[Any] = FrameworkServer(
         settings.mcp.server_name,
         subscriptions=bus,
         log_level=settings.log_level,

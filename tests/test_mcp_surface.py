@@ -137,3 +137,19 @@ async def test_rich_content_and_tool_errors(app_server: ServerThread, token: Cal
     assert rich.content[1].mime_type == "image/png"  # type: ignore[union-attr]
     assert failed.is_error
     assert failed.content[0].text.endswith("cannot do that: no")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_argument_errors_name_fields_but_never_echo_values(
+    serve: Callable[..., ServerThread], token: Callable[..., str], mode: str
+) -> None:
+    from tests.conftest import REPO
+
+    server = serve(tools={"dir": REPO / "tools"})
+    sentinel = "confidential-sentinel-" + "x" * 200  # over the 200-character limit of `query`
+    async with mcp_client(server.url, token("notes.read"), mode=mode) as client:
+        result = await client.call_tool("search_notes", {"query": sentinel, "limit": 0})
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "query" in text and "limit" in text and "string_too_long" in text
+    assert "confidential-sentinel" not in text and "input_value" not in text
