@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.challenge import Challenges
+from app.auth.principal import Principal
 from app.auth.tokens import EntraTokenValidator, InvalidTokenError, to_access_token, token_fingerprint
 from app.http import header
 
@@ -74,13 +76,19 @@ class AuthenticateBearer:
             self.observer.auth_failed(scope, exc.reason, started)
             await self.challenges.unauthorized(send, token_presented=True)
             return
-        log.debug("auth ok", extra={"principal": principal.key, "token": principal.token_id})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("auth ok", extra={"principal": principal.key, "token": principal.token_id})
         self.observer.auth_succeeded(scope, principal)
-        access = to_access_token(principal)
-        scope["user"] = AuthenticatedUser(access)
-        scope["auth"] = AuthCredentials(access.scopes)
+        scope["user"], scope["auth"] = _sdk_identity(principal)
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sdk_identity(principal: Principal) -> tuple[AuthenticatedUser, AuthCredentials]:
+    """What the SDK reads from the scope, built once per validated token rather than once per request."""
+    access = to_access_token(principal)
+    return AuthenticatedUser(access), AuthCredentials(access.scopes)
 
 
 def _bearer(value: bytes) -> str | None:
