@@ -18,8 +18,12 @@ def main() -> None:
     except ValidationError as exc:
         print(f"configuration error: {describe_invalid(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
-    if settings.server.workers > 1 and settings.dev_issuer_active:
-        print("configuration error: the embedded dev issuer needs SERVER__WORKERS=1", file=sys.stderr)
+    if settings.server.workers > 1 and settings.dev_issuer_active and settings.dev_issuer.embedded:
+        print(
+            "configuration error: the embedded dev issuer needs SERVER__WORKERS=1; for more workers run "
+            "`python -m app.dev_issuer serve` and set DEV_ISSUER__EMBEDDED=false",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     if settings.server.workers > 1 and not settings.mcp.request_state_keys:
         print(

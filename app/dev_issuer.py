@@ -2,7 +2,7 @@
 
 It serves Entra-shaped v2 and v1 discovery documents and a JWKS from a key kept under `.dev/`. The server
 validates its tokens with the same code, over HTTP, as it validates Entra's; nothing is bypassed.
-Usage: `python -m app.dev_issuer token [--scopes "a b"] [--roles "r"] [--app]`.
+Usage: `python -m app.dev_issuer token [--scopes "a b"] [--roles "r"] [--app]`, or `… serve` to run it on its own.
 """
 
 from __future__ import annotations
@@ -171,11 +171,25 @@ def main() -> None:
     token.add_argument("--roles", default="", help="space-separated app roles")
     token.add_argument("--app", action="store_true", help="an app-only token (roles, no scp)")
     token.add_argument("--lifetime", type=int, default=3600, help="seconds until it expires")
+    sub.add_parser("serve", help="serve the issuer on its own (for DEV_ISSUER__EMBEDDED=false, e.g. several workers)")
     args = parser.parse_args()
     settings = Settings(app_env="development")
     if not settings.dev_issuer_active:
         parser.error("AzureAd settings are configured: get tokens from Entra (see README), not the dev issuer")
-    print(DevIssuer(settings).mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime))
+    issuer = DevIssuer(settings)
+    if args.command == "serve":
+        if not is_loopback_host(settings.dev_issuer.host):
+            parser.error("the dev issuer listens on loopback only")
+        uvicorn.run(
+            issuer.asgi_app(),
+            host=settings.dev_issuer.host,
+            port=settings.dev_issuer.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+        return
+    print(issuer.mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime))
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None) -> Entry:
         async with AsyncExitStack() as stack:
             stack.callback(telemetry.flush)  # runs last: what shutdown itself recorded is exported too
             stack.push_async_callback(http.aclose)
-            if settings.dev_issuer_active:
+            if settings.dev_issuer_active and settings.dev_issuer.embedded:
                 issuer = DevIssuer(settings)
                 dev_server = await issuer.serve()
                 stack.push_async_callback(_stop, dev_server)

@@ -293,6 +293,8 @@ class DevIssuerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8001
     key_dir: Path = Path(".dev")
+    # false: trust a dev issuer already serving on host:port (`python -m app.dev_issuer serve`), e.g. for workers > 1
+    embedded: bool = True
 
 
 class KeyVaultSettings(BaseModel):

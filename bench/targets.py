@@ -10,6 +10,7 @@ equal and only the framework/auth layers differ.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -33,6 +34,8 @@ PROJECT_ENV: dict[str, str] = {
     # Everything on: auth (dev issuer tokens, same validation as Entra's), per-tool authorization, rate limits
     # (set high enough never to throttle the run), telemetry (SDK spans and metrics, no exporter), audit to a file.
     "APP_ENV": "development",
+    "DEV_ISSUER__EMBEDDED": "false",  # the bench runs one dev issuer for all (d) processes (see _prepare_project)
+    "DEV_ISSUER__PORT": "18001",
     "TOOLS__DIR": str(REPO_ROOT / "bench" / "tools"),
     "MCP__JSON_RESPONSE": "true",  # as the baselines
     "AUDIT__SINK": "file:/tmp/secure-mcp-bench-audit-{pid}.jsonl",
@@ -152,6 +155,12 @@ def _prepare_fastmcp(ctx: Context) -> str | None:
 def _prepare_project(_: Context) -> str | None:
     if not PROJECT_REQUIRED_FILE.exists():
         return f"{PROJECT_REQUIRED_FILE.relative_to(REPO_ROOT)} does not exist yet: the project app has not landed"
+    # One standalone dev issuer for every (d) process, as Entra is for every replica: workers > 1 can share it.
+    env = dict(os.environ) | {"PYTHONPATH": str(REPO_ROOT)} | PROJECT_ENV
+    issuer = subprocess.Popen(
+        [sys.executable, "-m", "app.dev_issuer", "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL
+    )
+    atexit.register(issuer.terminate)
     return None
 
 

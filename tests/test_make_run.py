@@ -61,3 +61,58 @@ async def test_make_run_then_make_token_then_tools_list() -> None:
         output, _ = server.communicate(timeout=30)
     assert "inspector" in output and "$(make -s token)" in output  # the ready-to-paste command, without a token
     assert token not in output
+
+
+async def test_several_workers_share_a_standalone_dev_issuer(tmp_path: object) -> None:
+    import sys
+
+    port, issuer_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREAD__", "MCP__", "APP_ENV", "TOOLS__"))}
+    env |= {
+        "APP_ENV": "development",
+        "DEV_ISSUER__PORT": str(issuer_port),
+        "DEV_ISSUER__EMBEDDED": "false",
+        "SERVER__PORT": str(port),
+        "SERVER__WORKERS": "2",
+        "LOG_LEVEL": "WARNING",
+    }
+    issuer = subprocess.Popen(
+        [sys.executable, "-m", "app.dev_issuer", "serve"], cwd=REPO, env=env, start_new_session=True
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        async with httpx2.AsyncClient() as http:
+            while True:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the workers never became ready"
+                time.sleep(0.2)
+        token = subprocess.run(
+            [sys.executable, "-m", "app.dev_issuer", "token", "--scopes", "mcp.read"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+        for _ in range(4):  # connections spread over both workers; each validates against the shared issuer
+            async with mcp_client(f"http://127.0.0.1:{port}", token) as client:
+                assert "whoami" in {t.name for t in (await client.list_tools()).tools}
+    finally:
+        for process in (server, issuer):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
