@@ -25,7 +25,8 @@ run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev is
 token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only)
 	@APP_ENV=development $(RUN) python -m app.dev_issuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
 
-test: install ## run the test suite (TESTS="path ..." for a part of it)
+test: install ## run the test suite (TESTS="path ..." for a part of it); installs nginx/Redis if missing (root)
+	@bash .ci/test-packages
 	$(RUN) pytest $(TESTS)
 
 lint: install ## ruff + mypy

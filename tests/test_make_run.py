@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
-import httpx2
 import pytest
 
 from tests.conftest import REPO, mcp_client
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_ready
 
 
 @pytest.mark.skipif(not (REPO / "Makefile").exists(), reason="needs the repo's Makefile")
@@ -29,17 +27,7 @@ async def test_make_run_then_make_token_then_tools_list() -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        async with httpx2.AsyncClient() as http:
-            while True:
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                try:
-                    if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "make run did not become ready"
-                time.sleep(0.2)
+        await wait_ready(f"http://127.0.0.1:{port}", server, timeout=120)
         token = subprocess.run(
             ["make", "-s", "token", "SCOPES=mcp.read notes.read"],
             cwd=REPO,
@@ -89,17 +77,7 @@ async def test_several_workers_share_a_standalone_dev_issuer(tmp_path: object) -
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        async with httpx2.AsyncClient() as http:
-            while True:
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                try:
-                    if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the workers never became ready"
-                time.sleep(0.2)
+        await wait_ready(f"http://127.0.0.1:{port}", server)
         token = subprocess.run(
             [sys.executable, "-m", "app.dev_issuer", "token", "--scopes", "mcp.read"],
             cwd=REPO,

@@ -17,7 +17,18 @@ from hypothesis import strategies as st
 from app.scaffold import NAME, ScaffoldError, scaffold
 from tests.conftest import REPO
 
-COPIED = ["app", "tools", "tests", "config", "Makefile", "pyproject.toml", "uv.lock", "tools.lock", ".env.example"]
+COPIED = [
+    "app",
+    "tools",
+    "tests",
+    "config",
+    "Makefile",
+    "pyproject.toml",
+    "uv.lock",
+    "tools.lock",
+    ".env.example",
+    ".ci/test-packages",
+]
 LOCK_CHECK = "tests/test_tools_lock.py::test_committed_lock_is_current"  # the check CI runs
 needs_make = pytest.mark.skipif(shutil.which("make") is None or not (REPO / ".venv").is_dir(), reason="needs make")
 
@@ -31,6 +42,7 @@ def repo_copy(tmp_path: Path) -> Path:
         if source.is_dir():
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", ".dev"))
         elif source.exists():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
     (root / ".venv").symlink_to(REPO / ".venv")
     if (REPO / ".mypy_cache").is_dir():

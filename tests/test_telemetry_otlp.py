@@ -8,7 +8,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from app.telemetry import enduser_hash
 from tests.conftest import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT, TEST_TOOLS, mcp_client
 from tests.support.entra import EntraStandIn
 from tests.support.otlp import OtlpReceiver, attributes
-from tests.support.servers import ServerThread, free_port
+from tests.support.servers import ServerThread, free_port, wait_ready
 
 OID = "aaaaaaaa-0000-4000-8000-0000000000f1"
 
@@ -55,20 +54,6 @@ def _server_env(entra: EntraStandIn, port: int, otlp: str, audit: Path) -> dict[
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
         "OTEL_BSP_SCHEDULE_DELAY": "600000",
     }
-
-
-async def _wait_ready(url: str, server: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx2.AsyncClient() as http:
-        while True:
-            assert server.poll() is None, "server exited during startup"
-            try:
-                if (await http.get(f"{url}/readyz")).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
 
 
 def _span(spans: list[PbSpan], name: str) -> PbSpan:
@@ -103,7 +88,7 @@ async def test_otlp_export_trace_metrics_and_audit(
     trace_id, parent_id = secrets.randbits(128) | 1, secrets.randbits(64) | 1
     caller = NonRecordingSpan(SpanContext(trace_id, parent_id, is_remote=True, trace_flags=TraceFlags(1)))
     try:
-        await _wait_ready(url, server)
+        await wait_ready(url, server)
         async with mcp_client(url, token) as client:
             with trace.use_span(caller):  # the SDK client injects this context into params._meta
                 ok = await client.call_tool("probe_read", {"note": secret_note})

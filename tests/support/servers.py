@@ -1,5 +1,31 @@
-"""Run any ASGI app on a real uvicorn, on a free loopback port, in a background thread (shipped in app.testing)."""
+"""Run any ASGI app on a real uvicorn, on a free loopback port, in a background thread (shipped in app.testing);
+and wait for a server started as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+
+import httpx2
 
 from app.testing import ServerThread, free_port
 
-__all__ = ["ServerThread", "free_port"]
+__all__ = ["ServerThread", "free_port", "wait_ready"]
+
+
+async def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 90) -> None:
+    """Poll `{url}/readyz` until 200; fail with the process output if it exits, or at the deadline."""
+    deadline = time.monotonic() + timeout
+    async with httpx2.AsyncClient() as http:
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                raise AssertionError(f"server exited during startup ({process.returncode}): {output[-2000:]}")
+            try:
+                if (await http.get(f"{url}/readyz")).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"{url} did not become ready in {timeout:.0f} s"
+            await asyncio.sleep(0.1)
