@@ -105,3 +105,63 @@ async def test_obo_refuses_app_only_callers_with_a_tool_error(
             result = await client.call_tool("my_profile", {})
     assert result.is_error
     assert entra.token_requests == []
+
+
+def _client_certificate(directory: Path) -> Path:
+    """One PEM with an RSA key and its self-signed certificate: the form AZUREAD__CLIENT_CERTIFICATE_PATH takes."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secure-mcp-server")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / "client.pem"
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        + cert.public_bytes(serialization.Encoding.PEM)
+    )
+    return path
+
+
+async def test_obo_with_a_certificate_sends_a_signed_client_assertion_not_a_secret(
+    entra_tls: tuple[EntraStandIn, Path],
+    profile_api: tuple[str, list[dict[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import jwt
+
+    entra, cert = entra_tls
+    api_url, _ = profile_api
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    monkeypatch.setenv("PROFILE_API__BASE_URL", api_url)
+    port = free_port()
+    settings = settings_for(
+        entra, port, azuread={"client_certificate_path": _client_certificate(tmp_path)}, tools={"dir": REPO / "tools"}
+    )
+    inbound = entra.token(tenant=TENANT, audience=CLIENT_ID, scopes="profile.read")
+    with ServerThread(create_app(settings), port=port) as server:
+        async with mcp_client(server.url, inbound) as client:
+            result = await client.call_tool("my_profile", {})
+    assert not result.is_error, result.content
+    (exchange,) = entra.token_requests
+    assert exchange["assertion"] == inbound
+    assert "client_secret" not in exchange
+    assert exchange["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    header = jwt.get_unverified_header(exchange["client_assertion"])
+    assert header["alg"].startswith(("RS", "PS")) and ("x5t" in header or "x5t#S256" in header)

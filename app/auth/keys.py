@@ -29,7 +29,6 @@ class IssuerKeys:
     refresh_window: float = 60.0
     max_age: float = 24 * 3600.0
     issuer: str | None = None
-    fetches: int = 0
     _keys: dict[str, Any] = field(default_factory=dict)
     _last_attempt: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -75,7 +74,6 @@ class IssuerKeys:
 
     async def _refresh(self) -> None:
         self._last_attempt = time.monotonic()
-        self.fetches += 1
         try:
             doc = await self._get_json(self.discovery_url)
             issuer, jwks_uri = doc["issuer"], doc["jwks_uri"]

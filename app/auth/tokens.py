@@ -82,10 +82,6 @@ class EntraTokenValidator:
         self._validated: OrderedDict[bytes, tuple[Principal, IssuerKeys, str]] = OrderedDict()
 
     @property
-    def issuer_keys(self) -> list[IssuerKeys]:
-        return [family.keys for family in self._families]
-
-    @property
     def ready(self) -> bool:
         return all(family.keys.ready for family in self._families)
 
