@@ -15,9 +15,9 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,14 @@ class AuditSinkError(ValueError):
     """The configured audit file cannot be continued safely."""
 
 
+# Encoders built once: json.dumps(**options) builds a new encoder on every call, and these run on every tool call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+_RECORD = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(value: Any) -> bytes:
     """Key-sorted, compact JSON: the same arguments always give the same bytes (and so the same digest)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def digest(value: Any) -> str:
@@ -80,12 +85,12 @@ class AuditLog:
         with self._lock:
             body = {
                 "seq": self._seq + 1,
-                "ts": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                "ts": _timestamp(),
                 "event": event,
                 **fields,
                 "prev": self._prev,
             }
-            raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+            raw = _RECORD.encode(body).encode()
             line_hash = hashlib.sha256(raw).hexdigest()
             try:
                 self._write(raw[:-1] + b',"hash":"' + line_hash.encode() + b'"}\n')
@@ -94,6 +99,19 @@ class AuditLog:
                 return
             self._seq += 1
             self._prev = line_hash
+
+
+def _timestamp() -> str:
+    """UTC, microseconds, `Z` (e.g. 2026-11-22T17:11:29.185123Z); the seconds part is formatted once per second."""
+    global _second
+    now = time.time()
+    whole = int(now)
+    if whole != _second[0]:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((now - whole) * 1_000_000):06d}Z"
+
+
+_second: tuple[int, str] = (-1, "")
 
 
 def principal_fields(principal: Any) -> dict[str, Any] | None:

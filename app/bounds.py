@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from functools import partial
 from typing import Any
 
 import anyio
@@ -13,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.principal import principal_from_scope
 from app.authz import INVALID_REQUEST, operation_from_scope
-from app.http import header, jsonrpc_error, send_json
+from app.http import jsonrpc_error, send_json
 from app.registry import Catalog
 from app.settings import SecuritySettings
 from app.telemetry import record_rate_limit
@@ -40,9 +41,20 @@ class LimitBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = header(scope["headers"], b"content-length")
+        declared: list[bytes] = []
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared.append(value)
+            elif name == b"transfer-encoding":
+                chunked = True
         if declared and (not declared[0].isdigit() or int(declared[0]) > self.max_bytes):
             await self._refuse(receive, send)
+            return
+        if len(declared) == 1 and not chunked:
+            # The HTTP server delivers exactly Content-Length bytes (anything after is the next request), so a
+            # declared size within the cap needs no counting while the body is read.
+            await self.app(scope, receive, send)
             return
         received = 0
         started = False
@@ -142,14 +154,19 @@ class ToolBounds:
         timeout = self.timeouts.get(name) or self.default_timeout
         # A task rather than a cancel scope: a sync tool's worker thread cannot be interrupted, and awaiting its
         # cancellation would hold the caller until it finishes. The caller is answered at the deadline either way.
-        task = asyncio.ensure_future(call_next(ctx))
-        task.add_done_callback(_consume)
+        # (One future woken by the task or the timer: asyncio.wait would build sets and callbacks per call.)
+        loop = asyncio.get_running_loop()
+        task: asyncio.Future[HandlerResult] = asyncio.ensure_future(call_next(ctx))
+        finished = loop.create_future()
+        task.add_done_callback(partial(_settle, finished))
+        timer = loop.call_later(timeout, _wake, finished)
         try:
-            done, _ = await asyncio.wait({task}, timeout=timeout)
+            await finished
         finally:
+            timer.cancel()
             if not task.done():
                 task.cancel()
-        if not done:
+        if not task.done():
             log.warning("tool timed out", extra={"tool": name, "timeout_seconds": timeout})
             return tool_error(f"tool {name!r} did not finish within {timeout:g} s and was cancelled")
         result = task.result()
@@ -160,15 +177,25 @@ class ToolBounds:
         return result
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)  # built once: json.dumps(**options) builds one per call
+
+
 def _wire_size(result: HandlerResult) -> int:
     if result is None:
         return 0
     if isinstance(result, dict):
-        return len(json.dumps(result, separators=(",", ":"), default=str))
+        return len(_COMPACT.encode(result))
     return len(result.model_dump_json(by_alias=True, exclude_none=True))
 
 
-def _consume(task: asyncio.Future[Any]) -> None:
-    """Retrieve an abandoned task's outcome, so a late failure is not reported as 'never retrieved'."""
+def _settle(finished: asyncio.Future[None], task: asyncio.Future[Any]) -> None:
+    """The tool's task ended: wake the caller, and retrieve the outcome so an abandoned task's late failure is not
+    reported as 'never retrieved'."""
     if not task.cancelled():
         task.exception()
+    _wake(finished)
+
+
+def _wake(finished: asyncio.Future[None]) -> None:
+    if not finished.done():
+        finished.set_result(None)

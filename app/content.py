@@ -23,12 +23,12 @@ import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mcp.types import TextContent
+
+from app.binding import bind
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -60,14 +60,9 @@ class ContentSafetyCheck(Protocol):
 _check: contextvars.ContextVar[ContentSafetyCheck | None] = contextvars.ContextVar("content_check", default=None)
 
 
-@contextmanager
-def checking_content_with(check: ContentSafetyCheck | None) -> Iterator[None]:
+def checking_content_with(check: ContentSafetyCheck | None) -> bind[ContentSafetyCheck | None]:
     """Bind the server's content-safety check for the enclosed tool call (the framework does this per request)."""
-    token = _check.set(check)
-    try:
-        yield
-    finally:
-        _check.reset(token)
+    return bind(_check, check)
 
 
 def spotlight(text: str, *, source: str, boundary: str | None = None) -> str:

@@ -10,8 +10,7 @@ import contextvars
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from pydantic import SecretStr
 
 from app.auth.principal import current_principal
+from app.binding import bind
 from app.settings import Settings, is_loopback_host
 
 log = logging.getLogger("app.downstream")
@@ -91,13 +91,9 @@ class OnBehalfOf:
 _current: contextvars.ContextVar[OnBehalfOf | None] = contextvars.ContextVar("on_behalf_of", default=None)
 
 
-@contextmanager
-def using(client: OnBehalfOf | None) -> Iterator[None]:
-    token = _current.set(client)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+def using(client: OnBehalfOf | None) -> bind[OnBehalfOf | None]:
+    """Make `client` the one `downstream_token()` uses, for the enclosed block."""
+    return bind(_current, client)
 
 
 async def downstream_token(scopes: Sequence[str]) -> str:

@@ -117,14 +117,27 @@ class SecurityHeaders:
 
 
 def _secured(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    headers = [(name.lower(), value) for name, value in raw]
-    cache = b", ".join(value for name, value in headers if name == b"cache-control")
-    if b"no-store" not in cache:  # the SDK's SSE `no-cache` still lets caches store; a caller's data must not be
-        headers = [h for h in headers if h[0] != b"cache-control"]
-        headers.append((b"cache-control", b"no-store, no-transform" if b"no-transform" in cache else b"no-store"))
-    if not any(name == b"x-content-type-options" for name, _ in headers):
+    headers: list[tuple[bytes, bytes]] = []
+    cache: list[bytes] = []
+    nosniff = sse = accel = False
+    for name, value in raw:  # one pass: this runs on every response
+        name = name.lower()
+        if name == b"cache-control":
+            cache.append(value)
+        elif name == b"x-content-type-options":
+            nosniff = True
+        elif name == b"content-type":
+            sse = sse or value.startswith(b"text/event-stream")
+        elif name == b"x-accel-buffering":
+            accel = True
+        headers.append((name, value))
+    joined = b", ".join(cache)
+    if b"no-store" not in joined:  # the SDK's SSE `no-cache` still lets caches store; a caller's data must not be
+        if cache:
+            headers = [h for h in headers if h[0] != b"cache-control"]
+        headers.append((b"cache-control", b"no-store, no-transform" if b"no-transform" in joined else b"no-store"))
+    if not nosniff:
         headers.append((b"x-content-type-options", b"nosniff"))
-    is_sse = any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers)
-    if is_sse and not any(name == b"x-accel-buffering" for name, _ in headers):
+    if sse and not accel:
         headers.append((b"x-accel-buffering", b"no"))
     return headers

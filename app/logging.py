@@ -62,10 +62,11 @@ def configure_logging(settings: Settings) -> logging.Handler:
     # Lower the root level to LOG_LEVEL, never raise it: a harness that listens at DEBUG keeps hearing everything,
     # while this handler still writes only LOG_LEVEL and above.
     root.setLevel(min(root.level, logging.getLevelName(settings.log_level)))
+    # Payload loggers: never below INFO, and not below LOG_LEVEL either (else the SDK's per-request INFO lines are
+    # built, and scrubbed, only for the handler to drop them).
+    floor = max(logging.INFO, logging.getLevelName(settings.log_level))
     for name in PAYLOAD_LOGGERS:
-        payload = logging.getLogger(name)
-        if payload.level < logging.INFO:
-            payload.setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(floor)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

@@ -153,6 +153,8 @@ def create_app(settings: Settings | None = None) -> Entry:
             # each GC pass walks only per-request garbage (startup objects dominate a heap of this size).
             gc.collect()
             gc.freeze()
+            if settings.server.gc_threshold:
+                gc.set_threshold(settings.server.gc_threshold, *gc.get_threshold()[1:])
             yield
 
     app = FastAPI(

@@ -16,7 +16,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanContext
+from opentelemetry.trace import INVALID_SPAN, Span, SpanContext
 from pydantic import ValidationError
 from starlette.types import Scope
 
@@ -74,10 +74,14 @@ class Observer:
         self.prompts = frozenset(spec.name for spec in catalog.of("prompt"))
         self.audit_arguments = frozenset(spec.name for spec in catalog.of("tool") if spec.audit_arguments)
 
+    def _span(self) -> Span:
+        """The current span; without a live tracer provider there is none, so skip the context lookups."""
+        return trace.get_current_span() if self.telemetry.tracing else INVALID_SPAN
+
     # ---- HTTP layers -----------------------------------------------------------------------------------------
     def auth_failed(self, scope: Scope, reason: str, started: float) -> None:
         AUTH_FAILURES.add(1, {AUTH_FAILURE_REASON: reason})
-        span = trace.get_current_span()
+        span = self._span()
         if span.is_recording():
             span.set_attributes({AUTH_OUTCOME: "failure", AUTH_FAILURE_REASON: reason})
         self.audit.record(
@@ -91,7 +95,7 @@ class Observer:
         )
 
     def auth_succeeded(self, scope: Scope, principal: Principal) -> None:
-        span = trace.get_current_span()  # FastAPI's HTTP server span
+        span = self._span()  # FastAPI's HTTP server span
         if span.is_recording():
             self.telemetry.annotate(span, principal)
             scope.setdefault("state", {})[HTTP_SPAN_KEY] = span.get_span_context()  # for the MCP span's link
@@ -99,7 +103,7 @@ class Observer:
     def authz_denied(
         self, scope: Scope, principal: Principal, message: Any, target: str | None, reason: str, started: float
     ) -> None:
-        span = trace.get_current_span()
+        span = self._span()
         params = message.get("params") if isinstance(message, dict) else None
         params = params if isinstance(params, dict) else {}
         method = message.get("method") if isinstance(message, dict) else None
@@ -124,7 +128,7 @@ class Observer:
         name = name if isinstance(name, str) else None
         scope = getattr(ctx.request, "scope", None) or {}
         principal = principal_from_scope(scope)
-        span = trace.get_current_span()  # the SDK's MCP span (this runs inside its middleware)
+        span = self._span()  # the SDK's MCP span (this runs inside its middleware)
         if self.telemetry.metrics:
             attributes = {"mcp.method.name": method if method in KNOWN_METHODS else "_OTHER"}
             if method == "tools/call" and name is not None:
@@ -141,7 +145,7 @@ class Observer:
             if method == "tools/call":
                 span.set_attribute(TOOL_IS_ERROR, error_type == "tool_error")
             _link_transport(span, scope)
-        if method == "tools/call":
+        if method == "tools/call" and self.audit.enabled:
             self.audit.record(
                 "tool_call",
                 outcome="success" if error_type is None else "error",
@@ -191,7 +195,7 @@ class ObserveOperation:
             if error_type is not None:
                 self.observer.operation(ctx, error_type, time.perf_counter() - started)
         # The runner hands middleware the wire form, so a failed tool is `{"isError": true, ...}` here.
-        failed = ctx.method == "tools/call" and isinstance(result, Mapping) and result.get("isError") is True
+        failed = ctx.method == "tools/call" and isinstance(result, (dict, Mapping)) and result.get("isError") is True
         self.observer.operation(ctx, "tool_error" if failed else None, time.perf_counter() - started)
         return result
 

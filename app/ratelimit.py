@@ -12,7 +12,6 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, TypeVar
 
 from limits import RateLimitItem, WindowStats, parse_many
@@ -57,6 +56,10 @@ class Verdict:
     limit: str = ""
 
 
+ALLOWED = Verdict(True)
+STORAGE_ERRORS = (StorageError, ConnectionError, TimeoutError, OSError)
+
+
 class Limiter:
     """Counters in shared storage (moving window by default); an outage follows the configured policy, logged once."""
 
@@ -85,23 +88,23 @@ class Limiter:
 
     async def hit(self, items: list[RateLimitItem], *identifiers: str) -> Verdict:
         """Count one request against every item; the first exhausted item refuses it."""
-        ids = (self.namespace, *identifiers)
+        ids = self._ids(identifiers)
         for item in items:
-            allowed = await self._on_storage(partial(_hit, item=item, ids=ids))
-            if allowed is None and not self.fail_open:
-                return Verdict(False, FAIL_CLOSED_RETRY_AFTER, 503)
-            counter = self.primary if allowed is not None else self.fallback
+            allowed = await self._count(item, ids, counting=True)
             if allowed is None:
-                allowed = await self.fallback.hit(item, *ids)
-            if not allowed:
-                return Verdict(False, await self._retry_after(counter, item, ids), 429, str(item))
-        return Verdict(True)
+                if not self.fail_open:
+                    return Verdict(False, FAIL_CLOSED_RETRY_AFTER, 503)
+                if not await self.fallback.hit(item, *ids):
+                    return Verdict(False, await self._retry_after(self.fallback, item, ids), 429, str(item))
+            elif not allowed:
+                return Verdict(False, await self._retry_after(self.primary, item, ids), 429, str(item))
+        return ALLOWED
 
     async def test(self, items: list[RateLimitItem], *identifiers: str) -> bool | None:
         """Whether one more hit would be allowed (nothing is counted); None while storage is down and failing closed."""
-        ids = (self.namespace, *identifiers)
+        ids = self._ids(identifiers)
         for item in items:
-            ok = await self._on_storage(partial(_test, item=item, ids=ids))
+            ok = await self._count(item, ids, counting=False)
             if ok is None:
                 if not self.fail_open:
                     return None
@@ -109,6 +112,28 @@ class Limiter:
             if not ok:
                 return False
         return True
+
+    def _ids(self, identifiers: tuple[str, ...]) -> tuple[str]:
+        """One identifier, pre-joined: limits joins the parts with "/" into the same storage key, at more cost."""
+        return ("/".join((self.namespace, *identifiers)),)
+
+    async def _count(self, item: RateLimitItem, ids: tuple[str, ...], counting: bool) -> bool | None:
+        """One hit (or test) on shared storage; None when it fails, or without trying while it is known to be down.
+
+        Inlined rather than routed through `_on_storage`: this runs on every request, twice."""
+        if self.down and time.monotonic() < self._retry_at:
+            return None
+        try:
+            if counting:
+                allowed = await self.primary.hit(item, *ids)
+            else:
+                allowed = await self.primary.test(item, *ids)
+        except STORAGE_ERRORS as exc:
+            self._mark_down(exc)
+            return None
+        if self.down:
+            self._mark_up()
+        return allowed
 
     async def _retry_after(self, counter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> int:
         stats: WindowStats | None
@@ -125,13 +150,16 @@ class Limiter:
             return None
         try:
             result = await op(self.primary)
-        except (StorageError, ConnectionError, TimeoutError, OSError) as exc:
+        except STORAGE_ERRORS as exc:
             self._mark_down(exc)
             return None
         if self.down:
-            self.down = False
-            log.warning("rate-limit storage is reachable again; counts are shared across replicas once more")
+            self._mark_up()
         return result
+
+    def _mark_up(self) -> None:
+        self.down = False
+        log.warning("rate-limit storage is reachable again; counts are shared across replicas once more")
 
     def _mark_down(self, exc: BaseException | None) -> None:
         if not self.down:  # logged once per outage, not once per request
@@ -142,14 +170,6 @@ class Limiter:
             log.error("rate-limit storage unavailable (%s); answering with %s until it recovers", reason, policy)
         self.down = True
         self._retry_at = time.monotonic() + STORAGE_RETRY_SECONDS
-
-
-async def _hit(counter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> bool:
-    return await counter.hit(item, *ids)
-
-
-async def _test(counter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> bool:
-    return await counter.test(item, *ids)
 
 
 def _storage(uri: str) -> Storage:

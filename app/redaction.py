@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 MASK = "[REDACTED]"
 # A bearer credential after the scheme name, and any three-part base64url JWT (header and payload start `eyJ`).
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{20,}=*")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
+_BEARER_MIN = len("bearer") + 1 + 20  # the shortest text _BEARER can match
+_JSON_ESCAPED = frozenset('"\\')  # and control characters: what json.dumps(ensure_ascii=False) does not copy as is
+_SCAN = json.JSONEncoder(ensure_ascii=False, default=str)
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is redacted too.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+class _Compiled(NamedTuple):
+    key: tuple[frozenset[str], ...]
+    secrets: re.Pattern[str] | None  # every current secret value, longest first
+    shortest: int  # length of the shortest secret value
+    suspect: re.Pattern[str]  # anything that could start a redaction, for a one-pass pre-scan
+    escapable: bool  # some secret has a character JSON escapes, so the pre-scan could miss it
+
+
+def _compile(key: tuple[frozenset[str], ...]) -> _Compiled:
+    values = sorted({v for group in key for v in group if v}, key=len, reverse=True)
+    alternation = "|".join(map(re.escape, values))
+    return _Compiled(
+        key,
+        re.compile(alternation) if values else None,
+        len(values[-1]) if values else 0,
+        re.compile("(?i:bearer)|eyJ" + (f"|{alternation}" if values else "")),
+        any(c in _JSON_ESCAPED or c < " " for v in values for c in v),
+    )
 
 
 class Redactor:
@@ -20,7 +44,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._providers: list[Callable[[], frozenset[str]]] = []
-        self._cache: tuple[tuple[frozenset[str], ...], re.Pattern[str] | None] = ((), None)
+        self._compiled = _compile(())
 
     def add(self, provider: Callable[[], frozenset[str]]) -> None:
         self._providers.append(provider)
@@ -29,28 +53,51 @@ class Redactor:
         if provider in self._providers:
             self._providers.remove(provider)
 
-    def _pattern(self) -> re.Pattern[str] | None:
+    def _current(self) -> _Compiled:
         key = tuple(provider() for provider in self._providers)
-        if key != self._cache[0]:
-            values = sorted({v for group in key for v in group if v}, key=len, reverse=True)  # longest first
-            self._cache = (key, re.compile("|".join(map(re.escape, values))) if values else None)
-        return self._cache[1]
+        if key != self._compiled.key:
+            self._compiled = _compile(key)
+        return self._compiled
 
     def text(self, value: str) -> str:
-        pattern = self._pattern()
-        if pattern is not None:
-            value = pattern.sub(MASK, value)
-        value = _JWT.sub(MASK, value)
-        return _BEARER.sub(lambda m: m.group(1) + MASK, value)
+        compiled = self._current()
+        return self._text(value, compiled.secrets, compiled.shortest)
 
     def data(self, value: Any) -> Any:
-        """Redact every string inside JSON-shaped data (a tool result's wire form)."""
+        """Redact every string inside JSON-shaped data (a tool result's wire form); unchanged data is returned as is.
+
+        One C-level pass over the JSON text first: every match inside a string also shows in its JSON text (JWTs
+        and the word "bearer" have no characters JSON escapes; secrets that do are never pre-scanned), so data
+        the pass finds nothing in needs no walk.
+        """
+        compiled = self._current()
+        if not compiled.escapable:
+            try:
+                clean = compiled.suspect.search(_SCAN.encode(value)) is None
+            except (TypeError, ValueError, RecursionError):
+                clean = False  # not plain JSON data: walk it
+            if clean:
+                return value
+        return self._data(value, compiled.secrets, compiled.shortest)
+
+    def _data(self, value: Any, secrets: re.Pattern[str] | None, shortest: int) -> Any:
         if isinstance(value, str):
-            return self.text(value)
+            return self._text(value, secrets, shortest)
         if isinstance(value, dict):
-            return {key: self.data(item) for key, item in value.items()}
+            return {key: self._data(item, secrets, shortest) for key, item in value.items()}
         if isinstance(value, list):
-            return [self.data(item) for item in value]
+            return [self._data(item, secrets, shortest) for item in value]
+        return value
+
+    @staticmethod
+    def _text(value: str, secrets: re.Pattern[str] | None, shortest: int) -> str:
+        # The length and "eyJ" tests only skip regex scans that could not match (this runs on every result string).
+        if secrets is not None and len(value) >= shortest:
+            value = secrets.sub(MASK, value)
+        if "eyJ" in value:
+            value = _JWT.sub(MASK, value)
+        if len(value) >= _BEARER_MIN:
+            value = _BEARER.sub(lambda m: m.group(1) + MASK, value)
         return value
 
 

@@ -10,13 +10,13 @@ import asyncio
 import contextvars
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from pydantic import SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from app.binding import bind
 from app.keyvault import KeyVaultError, vault_secret_name
 from app.settings import KeyVaultSettings, Settings, layered_sources, secret_env_names
 
@@ -221,13 +221,9 @@ def set_process_store(store: SecretStore | None) -> None:
     _process_store = store
 
 
-@contextmanager
-def bound_store(store: SecretStore) -> Iterator[None]:
-    token = _bound.set(store)
-    try:
-        yield
-    finally:
-        _bound.reset(token)
+def bound_store(store: SecretStore) -> bind[SecretStore | None]:
+    """Make `store` the one `secret()` reads, for the enclosed block."""
+    return bind(_bound, store)
 
 
 def secret(name: str) -> SecretStr:

@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="wait up to N s before each measurement for other load to drop (shared machines; default 0)",
     )
     p.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections (default 16)")
-    p.add_argument("--targets", default="a,b,c,d", help="comma list of target keys (default a,b,c,d)")
+    p.add_argument("--targets", default="a,af,b,c,d", help="comma list of target keys (default a,af,b,c,d)")
     p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma list of protocol versions")
     p.add_argument("--skip", default="", help=f"comma list of extras to skip: {', '.join(EXTRAS)}")
     p.add_argument("--sessions", type=int, default=500, help="idle sessions to open (default 500)")

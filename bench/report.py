@@ -6,11 +6,11 @@ from typing import Any
 
 Results = dict[str, Any]
 
-_RATIO_PAIRS = (("d", "a"), ("d", "b"), ("d", "c"))
+_RATIO_PAIRS = (("d", "a"), ("d", "af"), ("d", "b"), ("d", "c"))
 
 
 def ratios(results: Results) -> list[dict[str, Any]]:
-    """(d)/(a), (d)/(b), (d)/(c) per protocol: throughput ratio (>1 = d faster) and CPU/req ratio (<1 = d cheaper)."""
+    """(d) over (a), (af), (b), (c) per protocol: throughput ratio (>1 = d faster), CPU/req ratio (<1 = d cheaper)."""
     rows = {(r["target"], r["protocol"]): r for r in results["throughput"] if "rps" in r}
     out = []
     for protocol in results["protocols"]:

@@ -211,10 +211,10 @@ TARGETS: dict[str, Target] = {
         stateful_env=_STATEFUL,
         packages=("fastmcp", *_STACK, "joserfc"),
     ),
-    # Not in the default run: (a) with gc.freeze() after start-up (`--targets a,af`).
+    # (a) with the GC settings (d) starts with: gc.freeze() after start-up and a young-generation threshold of 10000.
     "af": Target(
         key="af",
-        label="sdk-bare-gcfreeze",
+        label="sdk-bare-gc",
         app="bench.servers.sdk_bare_gcfreeze:app",
         python=_PY,
         prepare=_always_ready,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -181,3 +182,14 @@ def test_dev_issuer_is_never_active_in_production() -> None:
 
     with pytest.raises(RuntimeError, match="never runs in production"):
         DevIssuer(settings)
+
+
+@pytest.mark.parametrize("threshold", [12_345, 0])
+def test_startup_sets_the_young_generation_gc_threshold(serve: Callable[..., ServerThread], threshold: int) -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    try:
+        serve(server={"gc_threshold": threshold})
+        assert gc.get_threshold()[0] == (threshold or 700)  # 0 keeps what Python had
+    finally:
+        gc.set_threshold(*before)

@@ -21,7 +21,7 @@ from app.access_log import install_access_log_filter
 from app.audit import AuditLog
 from app.auth.principal import Principal
 from app.authz import Guard
-from app.logging import JsonFormatter, configure_logging
+from app.logging import PAYLOAD_LOGGERS, JsonFormatter, configure_logging
 from app.main import create_app
 from app.mcp_server import build_mcp_server
 from app.observe import Observer
@@ -307,6 +307,22 @@ def test_json_log_lines_carry_trace_and_span_ids(otel: OtelMemory, entra: EntraS
     assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
     assert "trace_id" not in lines[1]
     assert "access_token=abc" not in lines[2]["message"] and "POST /mcp?" in lines[2]["message"]
+
+
+@pytest.mark.parametrize(("log_level", "payload_level"), [("DEBUG", "INFO"), ("INFO", "INFO"), ("WARNING", "WARNING")])
+def test_payload_loggers_never_go_below_info_nor_below_log_level(
+    entra: EntraStandIn, log_level: str, payload_level: str
+) -> None:
+    # Below INFO they would log raw arguments; below LOG_LEVEL every SDK line is built (and scrubbed) for nothing.
+    before = {name: logging.getLogger(name).level for name in PAYLOAD_LOGGERS}
+    handler = configure_logging(settings_for(entra, 8000, log_level=log_level))
+    try:
+        levels = {name: logging.getLevelName(logging.getLogger(name).getEffectiveLevel()) for name in PAYLOAD_LOGGERS}
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+    assert levels == dict.fromkeys(PAYLOAD_LOGGERS, payload_level)
 
 
 def test_principal_annotation_modes() -> None:

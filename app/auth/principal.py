@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import Scope
+
+from app.binding import bind
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,18 +70,15 @@ def current_principal() -> Principal:
     return principal
 
 
-@contextmanager
-def acting_as(principal: Principal | None) -> Iterator[None]:
+def acting_as(principal: Principal | None) -> bind[Principal | None]:
     """Bind `principal` as the current caller for the enclosed block."""
-    token = _current.set(principal)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+    return bind(_current, principal)
 
 
 def principal_from_scope(scope: Scope | Mapping[str, Any]) -> Principal | None:
     """The principal the authentication layer stored on this ASGI scope, if any."""
-    state = scope.get("state") or {}
-    principal = state.get("principal") if isinstance(state, Mapping) else None
+    state = scope.get("state")
+    if type(state) is not dict:  # the exact-type test first: this runs several times per request
+        state = state if isinstance(state, Mapping) else {}
+    principal = state.get("principal")
     return principal if isinstance(principal, Principal) else None
