@@ -99,6 +99,7 @@ def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"error": "failed (see failures)"}
     merged = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     merged["rounds_rps"] = [r["rps"] for r in rows]
+    merged["rounds_cpu_us_per_req"] = [r["cpu_us_per_req"] for r in rows]
     merged["non_2xx"] = sum(r["non_2xx"] for r in rows)
     merged["requests"] = sum(r["requests"] for r in rows)
     return merged
@@ -138,8 +139,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ready = _prepare(keys, ctx, results)
     samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rnd in range(1, args.rounds + 1):
+        # Every other round runs the targets in reverse (ABBA), so slow drift in machine speed, common on a shared
+        # VM, does not favour whichever target runs first; paired ratios (see report.ratios) compare within rounds.
+        order = list(ready.items()) if rnd % 2 else list(reversed(ready.items()))
         for protocol in protocols:
-            for key, (target, token) in ready.items():
+            for key, (target, token) in order:
                 what = f"round {rnd}/{args.rounds}: ({key}) {target.label} @ {protocol}"
                 row = _attempt(results, what, throughput, target, ctx, protocol, token, durations)
                 samples.setdefault((key, protocol), []).append(row or {"error": "failed"})

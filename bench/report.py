@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 Results = dict[str, Any]
@@ -10,7 +11,10 @@ _RATIO_PAIRS = (("d", "a"), ("d", "af"), ("d", "b"), ("d", "c"))
 
 
 def ratios(results: Results) -> list[dict[str, Any]]:
-    """(d) over (a), (af), (b), (c) per protocol: throughput ratio (>1 = d faster), CPU/req ratio (<1 = d cheaper)."""
+    """(d) over (a), (af), (b), (c) per protocol: throughput ratio (>1 = d faster), CPU/req ratio (<1 = d cheaper).
+
+    With several rounds, `paired_*` is the median of the per-round ratios: both points of a pair ran minutes apart
+    at most, so drift in machine speed between rounds cancels (the ratio of medians mixes rounds)."""
     rows = {(r["target"], r["protocol"]): r for r in results["throughput"] if "rps" in r}
     out = []
     for protocol in results["protocols"]:
@@ -23,8 +27,20 @@ def ratios(results: Results) -> list[dict[str, Any]]:
                     "rps_ratio": round(n["rps"] / d["rps"], 3),
                     "cpu_per_req_ratio": round(n["cpu_us_per_req"] / d["cpu_us_per_req"], 3),
                     "p99_ratio": round(n["p99_ms"] / d["p99_ms"], 3),
+                    "paired_rps_ratio": _paired(n.get("rounds_rps"), d.get("rounds_rps")),
+                    "paired_cpu_per_req_ratio": _paired(n.get("rounds_cpu_us_per_req"), d.get("rounds_cpu_us_per_req")),
                 })  # fmt: skip
     return out
+
+
+def _paired(num: list[float] | None, den: list[float] | None) -> float | None:
+    if not num or not den or len(num) != len(den) or len(num) < 2:
+        return None
+    return round(statistics.median(n / d for n, d in zip(num, den, strict=True)), 3)
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -88,10 +104,13 @@ def markdown(results: Results) -> str:
     if results["ratios"]:
         lines += ["", "### Ratios", ""]
         lines += _table(
-            ["pair", "protocol", "req/s ratio", "CPU/req ratio", "p99 ratio"],
+            ["pair", "protocol", "req/s ratio", "CPU/req ratio", "p99 ratio", "paired req/s", "paired CPU/req"],
             [[r["pair"], r["protocol"], f"{r['rps_ratio']:.2f}", f"{r['cpu_per_req_ratio']:.2f}",
-              f"{r['p99_ratio']:.2f}"] for r in results["ratios"]],
+              f"{r['p99_ratio']:.2f}", _maybe(r.get("paired_rps_ratio")), _maybe(r.get("paired_cpu_per_req_ratio"))]
+             for r in results["ratios"]],
         )  # fmt: skip
+        lines += ["", "`paired`: the median of the per-round ratios (rounds alternate the target order), which cancels "
+                  "drift in machine speed between rounds; `-` with one round."]  # fmt: skip
     if results["cold_start"]:
         lines += ["", "### Cold start (spawn → first successful tools/call, 2025-11-25 incl. initialize)", ""]
         lines += _table(
