@@ -12,7 +12,9 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
-class bind(Generic[T]):
+class bind(Generic[T]):  # lower case: used like a function, `with bind(var, value):`
+    """Set `var` to `value` for the with-block, then restore what it was."""
+
     __slots__ = ("_token", "_value", "_var")
 
     def __init__(self, var: ContextVar[T], value: T) -> None:
