@@ -18,7 +18,7 @@ from app.main import create_app
 from tests.conftest import CLIENT_ID, REPO, TENANT, mcp_client, settings_for
 from tests.support.entra import EntraStandIn
 from tests.support.servers import ServerThread, free_port
-from tests.support.tls import self_signed
+from tests.support.tls import certificate, private_pem, self_signed
 
 CLIENT_SECRET = "obo-client-secret-value-123"  # a test credential for the stand-in
 
@@ -109,31 +109,12 @@ async def test_obo_refuses_app_only_callers_with_a_tool_error(
 
 def _client_certificate(directory: Path) -> Path:
     """One PEM with an RSA key and its self-signed certificate: the form AZUREAD__CLIENT_CERTIFICATE_PATH takes."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secure-mcp-server")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
     path = directory / "client.pem"
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        + cert.public_bytes(serialization.Encoding.PEM)
-    )
+    path.write_bytes(private_pem(key) + certificate(key, "secure-mcp-server").public_bytes(serialization.Encoding.PEM))
     return path
 
 
