@@ -1,8 +1,9 @@
 """Rate limits: per principal, per principal and tool, and per client IP while unauthenticated.
 
-Counting is the `limits` library (the storage and strategies under slowapi), used through its asyncio API so a
-Redis round trip never blocks the event loop. slowapi's own Limiter is not used: it is sync and route/decorator
-based, while our request path is pure ASGI and the tool name is only known after the body is parsed.
+Shared counts (Redis) are the `limits` library (the storage and strategies under slowapi), used through its asyncio
+API so a Redis round trip never blocks the event loop. slowapi's own Limiter is not used: it is sync and
+route/decorator based, while our request path is pure ASGI and the tool name is only known after the body is parsed.
+Per-process counts (`memory://`, and the fail-open fallback) are `app.windows`, the same strategies at less cost.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from limits import RateLimitItem, WindowStats, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -33,6 +34,7 @@ from app.http import header, jsonrpc_error, send_json
 from app.registry import Catalog
 from app.settings import RateLimitSettings
 from app.telemetry import record_rate_limit
+from app.windows import Windows
 
 log = logging.getLogger("app.ratelimit")
 
@@ -66,18 +68,20 @@ class Limiter:
     def __init__(self, settings: RateLimitSettings, namespace: str) -> None:
         self.namespace = namespace
         self.fail_open = settings.on_storage_error == "fail_open"
-        self.storage = _storage(settings.storage_uri.get_secret_value() if settings.storage_uri else "memory://")
-        strategy = STRATEGIES[settings.strategy]
-        self.primary: RateLimiter = strategy(self.storage)
-        # Per-process counts used while shared storage is unreachable (fail_open): bounded, if not replica-exact.
-        self.fallback: RateLimiter = strategy(MemoryStorage())
-        self.shared = not isinstance(self.storage, MemoryStorage)
+        uri = settings.storage_uri.get_secret_value() if settings.storage_uri else "memory://"
+        self.shared = not uri.removeprefix("async+").startswith("memory://")
+        # In-process counts: all there is with memory://, and the fail_open fallback while shared storage is down
+        # (bounded, if not replica-exact).
+        self.local = Windows(settings.strategy)
+        self.storage: Storage | None = _storage(uri) if self.shared else None
+        self.primary: RateLimiter | None = STRATEGIES[settings.strategy](self.storage) if self.storage else None
         self.down = False
         self._retry_at = 0.0
 
     async def start(self) -> None:
         """Probe shared storage once at startup, so a misconfigured URI shows up in the log immediately."""
-        if self.shared and not await self._on_storage(lambda _: self.storage.check()):
+        storage = self.storage
+        if storage is not None and not await self._on_storage(lambda _: storage.check()):
             self._mark_down(None)
 
     async def close(self) -> None:
@@ -88,46 +92,52 @@ class Limiter:
 
     async def hit(self, items: list[RateLimitItem], *identifiers: str) -> Verdict:
         """Count one request against every item; the first exhausted item refuses it."""
-        ids = self._ids(identifiers)
+        key = self._key(identifiers)
         for item in items:
-            allowed = await self._count(item, ids, counting=True)
+            allowed = await self._count(item, key, counting=True) if self.shared else self.local.hit(item, key)
             if allowed is None:
                 if not self.fail_open:
                     return Verdict(False, FAIL_CLOSED_RETRY_AFTER, 503)
-                if not await self.fallback.hit(item, *ids):
-                    return Verdict(False, await self._retry_after(self.fallback, item, ids), 429, str(item))
+                if not self.local.hit(item, key):
+                    return self._refused_locally(item, key)
             elif not allowed:
-                return Verdict(False, await self._retry_after(self.primary, item, ids), 429, str(item))
+                if not self.shared:
+                    return self._refused_locally(item, key)
+                return Verdict(False, await self._retry_after(item, key), 429, str(item))
         return ALLOWED
 
     async def test(self, items: list[RateLimitItem], *identifiers: str) -> bool | None:
         """Whether one more hit would be allowed (nothing is counted); None while storage is down and failing closed."""
-        ids = self._ids(identifiers)
+        key = self._key(identifiers)
         for item in items:
-            ok = await self._count(item, ids, counting=False)
+            ok = await self._count(item, key, counting=False) if self.shared else self.local.test(item, key)
             if ok is None:
                 if not self.fail_open:
                     return None
-                ok = await self.fallback.test(item, *ids)
+                ok = self.local.test(item, key)
             if not ok:
                 return False
         return True
 
-    def _ids(self, identifiers: tuple[str, ...]) -> tuple[str]:
+    def _key(self, identifiers: tuple[str, ...]) -> str:
         """One identifier, pre-joined: limits joins the parts with "/" into the same storage key, at more cost."""
-        return ("/".join((self.namespace, *identifiers)),)
+        return "/".join((self.namespace, *identifiers))
 
-    async def _count(self, item: RateLimitItem, ids: tuple[str, ...], counting: bool) -> bool | None:
+    def _refused_locally(self, item: RateLimitItem, key: str) -> Verdict:
+        return Verdict(False, max(1, math.ceil(self.local.retry_after(item, key))), 429, str(item))
+
+    async def _count(self, item: RateLimitItem, key: str, counting: bool) -> bool | None:
         """One hit (or test) on shared storage; None when it fails, or without trying while it is known to be down.
 
         Inlined rather than routed through `_on_storage`: this runs on every request, twice."""
         if self.down and time.monotonic() < self._retry_at:
             return None
         try:
+            assert self.primary is not None  # only called with shared storage
             if counting:
-                allowed = await self.primary.hit(item, *ids)
+                allowed = await self.primary.hit(item, key)
             else:
-                allowed = await self.primary.test(item, *ids)
+                allowed = await self.primary.test(item, key)
         except STORAGE_ERRORS as exc:
             self._mark_down(exc)
             return None
@@ -135,12 +145,8 @@ class Limiter:
             self._mark_up()
         return allowed
 
-    async def _retry_after(self, counter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]) -> int:
-        stats: WindowStats | None
-        if counter is self.fallback:
-            stats = await self.fallback.get_window_stats(item, *ids)
-        else:
-            stats = await self._on_storage(lambda s: s.get_window_stats(item, *ids))
+    async def _retry_after(self, item: RateLimitItem, key: str) -> int:
+        stats: WindowStats | None = await self._on_storage(lambda s: s.get_window_stats(item, key))
         reset = stats.reset_time if stats is not None else time.time() + item.get_expiry()
         return max(1, math.ceil(reset - time.time()))
 
@@ -149,6 +155,7 @@ class Limiter:
         if self.down and time.monotonic() < self._retry_at:
             return None
         try:
+            assert self.primary is not None  # only called with shared storage
             result = await op(self.primary)
         except STORAGE_ERRORS as exc:
             self._mark_down(exc)
@@ -173,10 +180,8 @@ class Limiter:
 
 
 def _storage(uri: str) -> Storage:
-    """limits' asyncio storage for a `memory://` or `redis://` URI (redis-py client, short socket timeouts)."""
+    """limits' asyncio storage for a shared `redis://` URI (redis-py client, short socket timeouts)."""
     uri = uri.removeprefix("async+")
-    if uri.startswith("memory://"):
-        return MemoryStorage()
     return RedisStorage(
         f"async+{uri}",
         wrap_exceptions=True,
