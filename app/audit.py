@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import PydanticSerializationError, to_json
+
 log = logging.getLogger("app.audit")
 
 GENESIS = "0" * 64
@@ -31,14 +33,25 @@ class AuditSinkError(ValueError):
     """The configured audit file cannot be continued safely."""
 
 
-# Encoders built once: json.dumps(**options) builds a new encoder on every call, and these run on every tool call.
+# Built once: json.dumps(**options) builds a new encoder on every call, and this runs on every tool call.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-_RECORD = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+_ESCAPED = json.JSONEncoder(separators=(",", ":"), default=str)  # ASCII only: for text UTF-8 cannot carry
 
 
 def canonical_json(value: Any) -> bytes:
-    """Key-sorted, compact JSON: the same arguments always give the same bytes (and so the same digest)."""
-    return _CANONICAL.encode(value).encode()
+    """Key-sorted, compact JSON: the same arguments always give the same bytes (and so the same digest).
+
+    A lone surrogate (JSON allows the escape; UTF-8 cannot carry it) is kept as its code point's bytes."""
+    return _CANONICAL.encode(value).encode("utf-8", "surrogatepass")
+
+
+def record_json(record: dict[str, Any]) -> bytes:
+    """Compact JSON in field order. pydantic-core's encoder is several times faster than json's for a record; text
+    it refuses (a lone surrogate) is written ASCII-escaped instead, so the line is still valid UTF-8 JSON."""
+    try:
+        return to_json(record, fallback=str)
+    except PydanticSerializationError:
+        return _ESCAPED.encode(record).encode()
 
 
 def digest(value: Any) -> str:
@@ -90,7 +103,7 @@ class AuditLog:
                 **fields,
                 "prev": self._prev,
             }
-            raw = _RECORD.encode(body).encode()
+            raw = record_json(body)
             line_hash = hashlib.sha256(raw).hexdigest()
             try:
                 self._write(raw[:-1] + b',"hash":"' + line_hash.encode() + b'"}\n')

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
+
+from pydantic_core import PydanticSerializationError, to_json
 
 MASK = "[REDACTED]"
 # A bearer credential after the scheme name, and any three-part base64url JWT (header and payload start `eyJ`).
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{20,}=*")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
 _BEARER_MIN = len("bearer") + 1 + 20  # the shortest text _BEARER can match
-_JSON_ESCAPED = frozenset('"\\')  # and control characters: what json.dumps(ensure_ascii=False) does not copy as is
-_SCAN = json.JSONEncoder(ensure_ascii=False, default=str)
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is redacted too.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -23,7 +22,7 @@ class _Compiled(NamedTuple):
     key: tuple[frozenset[str], ...]
     secrets: re.Pattern[str] | None  # every current secret value, longest first
     shortest: int  # length of the shortest secret value
-    suspect: re.Pattern[str]  # anything that could start a redaction, for a one-pass pre-scan
+    suspect: re.Pattern[bytes]  # anything that could start a redaction, for a one-pass pre-scan of UTF-8 JSON
     escapable: bool  # some secret has a character JSON escapes, so the pre-scan could miss it
 
 
@@ -34,9 +33,17 @@ def _compile(key: tuple[frozenset[str], ...]) -> _Compiled:
         key,
         re.compile(alternation) if values else None,
         len(values[-1]) if values else 0,
-        re.compile("(?i:bearer)|eyJ" + (f"|{alternation}" if values else "")),
-        any(c in _JSON_ESCAPED or c < " " for v in values for c in v),
+        re.compile(b"(?i:bearer)|eyJ" + b"".join(b"|" + re.escape(v.encode("utf-8", "surrogatepass")) for v in values)),
+        any(not _verbatim(c) for c in {c for v in values for c in v}),
     )
+
+
+def _verbatim(char: str) -> bool:
+    """Whether pydantic-core's JSON carries `char` as its own UTF-8 bytes (not escaped, not refused)."""
+    try:
+        return to_json(char) == b'"' + char.encode() + b'"'
+    except (PydanticSerializationError, UnicodeEncodeError):
+        return False
 
 
 class Redactor:
@@ -66,16 +73,16 @@ class Redactor:
     def data(self, value: Any) -> Any:
         """Redact every string inside JSON-shaped data (a tool result's wire form); unchanged data is returned as is.
 
-        One C-level pass over the JSON text first: every match inside a string also shows in its JSON text (JWTs
-        and the word "bearer" have no characters JSON escapes; secrets that do are never pre-scanned), so data
-        the pass finds nothing in needs no walk.
+        One native pass over the data's JSON (pydantic-core's encoder) first: every match inside a string also
+        shows in its JSON text (JWTs and the word "bearer" have no characters JSON escapes; secrets that do are
+        never pre-scanned), so data the pass finds nothing in needs no walk.
         """
         compiled = self._current()
         if not compiled.escapable:
             try:
-                clean = compiled.suspect.search(_SCAN.encode(value)) is None
-            except (TypeError, ValueError, RecursionError):
-                clean = False  # not plain JSON data: walk it
+                clean = compiled.suspect.search(to_json(value, fallback=str)) is None
+            except (ValueError, RecursionError):  # PydanticSerializationError is a ValueError
+                clean = False  # not JSON-shaped, or text UTF-8 cannot carry: walk it
             if clean:
                 return value
         return self._data(value, compiled.secrets, compiled.shortest)
