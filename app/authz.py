@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ _GUARDED = {
     "resources/subscribe": ("resource", "uri"),  # watching a resource needs what reading it needs
 }
 INVALID_REQUEST = -32600
+PARSE_ERROR = -32700
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")  # where a surrogate escape could be
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ class AuthorizeOperation:
             return
         body = await _read_body(receive)
         message = _parse(body)
+        if _SURROGATE_ESCAPE.search(body) is not None and _has_lone_surrogate(message):
+            # json accepts "\ud800" alone; UTF-8 (logs, audit, downstream calls) cannot carry it. The SDK's own
+            # parser refuses it on some paths only: refuse it on all, before anything reads it.
+            await send_json(send, 400, jsonrpc_error(PARSE_ERROR, "Parse error: a string holds a lone surrogate"))
+            return
         if isinstance(message, list):
             await send_json(send, 400, jsonrpc_error(INVALID_REQUEST, "JSON-RPC batches are not supported"))
             return
@@ -206,6 +214,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def _has_lone_surrogate(message: Any) -> bool:
+    try:
+        json.dumps(message, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _parse(body: bytes) -> Any:

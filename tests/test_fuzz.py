@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from app.audit import verify
 from tests.conftest import modern_call
 from tests.support.servers import ServerThread
 
 # Tools that return at once whatever the arguments (no sleeps, no caller-sized results).
+INTERNAL_ERROR = -32603
 TOOLS = ["probe_read", "probe_whoami", "nested_echo", "probe_write", "probe_app_job"]
 METHODS = [
     "initialize",
@@ -41,7 +44,10 @@ HEADER_NAMES = [
 ]
 
 header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60).map(str.strip)  # h11 rule
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30))
+# JSON may escape a lone surrogate ("\\ud800"); json.dumps writes one for text that holds it.
+lone_surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2)
+text = st.text(max_size=30) | st.tuples(st.text(max_size=5), lone_surrogates).map("".join)
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text)
 json_value = st.recursive(
     json_leaf,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
@@ -146,6 +152,31 @@ def test_mcp_endpoint_never_answers_500(serve: Callable[..., ServerThread], toke
 def _check_jsonrpc(payload: Any) -> None:
     assert isinstance(payload, dict) and payload.get("jsonrpc") == "2.0"
     assert "result" in payload or "error" in payload
+    error = payload.get("error")
+    assert not (isinstance(error, dict) and error.get("code") == INTERNAL_ERROR), payload  # a 500 in a 200
+
+
+async def test_a_lone_surrogate_is_a_parse_error_on_both_protocols_and_a_pair_is_text(
+    serve: Callable[..., ServerThread], token: Callable[..., str], tmp_path: Path
+) -> None:
+    """json accepts "\\ud800" alone, and no UTF-8 log, audit line or downstream call can carry it."""
+    audit = tmp_path / "audit.jsonl"
+    server = serve(audit={"sink": f"file:{audit}"})
+    auth = {"Authorization": f"Bearer {token()}", "Content-Type": "application/json"}
+    legacy = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+    async with httpx2.AsyncClient(base_url=server.url, timeout=10) as http:
+        answers = []
+        for note in ["\ud800", "a\udfff", "\ud83d\ude00"]:  # two lone surrogates, then a valid pair (an emoji)
+            headers, body = modern_call("probe_read", {"note": note})
+            answers.append(await http.post("/mcp", content=json.dumps(body), headers={**headers, **auth}))
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "probe_read"}}
+        call["params"]["arguments"] = {"note": "\ud800"}
+        answers.append(await http.post("/mcp", content=json.dumps(call), headers={**legacy, **auth}))
+    assert [a.status_code for a in answers] == [400, 400, 200, 400]
+    for refused in answers[:2] + answers[3:]:
+        assert refused.json()["error"] == {"code": -32700, "message": "Parse error: a string holds a lone surrogate"}
+    assert answers[2].json()["result"]["isError"] is False
+    assert verify(audit).ok and verify(audit).records == 1  # the emoji call, audited
 
 
 async def test_get_with_last_event_id_is_a_400_not_a_500(
