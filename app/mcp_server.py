@@ -15,7 +15,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.request_state import AESGCMRequestStateCodec, RequestStateSecurity
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, Completion, InputRequiredResult
+from mcp_types import INVALID_PARAMS, CallToolResult, Completion, GetPromptResult, InputRequiredResult
 from pydantic import BaseModel, ValidationError
 
 from app.auth.principal import acting_as, principal_from_scope
@@ -59,13 +59,38 @@ class FrameworkServer(MCPServer[Any]):
                 raise ToolError(invalid_arguments(name, exc.__cause__)) from None
             raise
 
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """The caller's mistakes are invalid params (-32602): the SDK reports them all as internal errors."""
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name!r}")
+        missing = sorted({a.name for a in prompt.arguments or [] if a.required} - set(arguments or {}))
+        if missing:
+            raise MCPError(code=INVALID_PARAMS, message=f"prompt {name!r} needs argument(s): {', '.join(missing)}")
+        try:
+            return await super().get_prompt(name, arguments, context)
+        except ValueError as exc:
+            refused = _validation_cause(exc)  # the SDK wraps validate_call's refusal twice
+            if refused is None:
+                raise
+            raise MCPError(code=INVALID_PARAMS, message=invalid_arguments(name, refused, "prompt")) from None
 
-def invalid_arguments(tool: str, error: ValidationError) -> str:
+
+def invalid_arguments(target: str, error: ValidationError, kind: str = "tool") -> str:
     """Which arguments were wrong and how, without their values."""
     problems = "; ".join(
         f"{'.'.join(str(part) for part in e['loc']) or 'arguments'}: {e['msg']} ({e['type']})" for e in error.errors()
     )
-    return f"invalid arguments for tool {tool!r}: {problems}"
+    return f"invalid arguments for {kind} {target!r}: {problems}"
+
+
+def _validation_cause(exc: BaseException) -> ValidationError | None:
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, ValidationError):
+        cause = cause.__cause__
+    return cause
 
 
 def build_mcp_server(

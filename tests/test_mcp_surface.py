@@ -153,3 +153,32 @@ async def test_argument_errors_name_fields_but_never_echo_values(
     text = result.content[0].text  # type: ignore[union-attr]
     assert "query" in text and "limit" in text and "string_too_long" in text
     assert "confidential-sentinel" not in text and "input_value" not in text
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_prompt_mistakes_are_invalid_params_that_never_echo_values(
+    serve: Callable[..., ServerThread], token: Callable[..., str], mode: str
+) -> None:
+    """The SDK answers each of these with -32603 Internal error; they are the caller's mistakes (-32602)."""
+    from mcp.shared.exceptions import MCPError
+
+    from tests.conftest import REPO
+
+    server = serve(tools={"dir": REPO / "tools"})
+    errors = []
+    async with mcp_client(server.url, token("notes.read"), mode=mode) as client:
+        for name, arguments in [
+            ("no_such_prompt", {}),
+            ("summarize_notes", {}),
+            ("summarize_notes", {"topic": "k", "confidential-sentinel": "confidential-sentinel"}),
+        ]:
+            with pytest.raises(MCPError) as refused:
+                await client.get_prompt(name, arguments)
+            errors.append(refused.value.error)
+        fine = await client.get_prompt("summarize_notes", {"topic": "k"})
+    assert [e.code for e in errors] == [-32602, -32602, -32602]
+    assert errors[0].message == "unknown prompt 'no_such_prompt'"
+    assert errors[1].message == "prompt 'summarize_notes' needs argument(s): topic"
+    assert "unexpected_keyword_argument" in errors[2].message
+    assert "input_value" not in errors[2].message and errors[2].message.count("confidential-sentinel") == 1  # the key
+    assert "'k'" in fine.messages[0].content.text  # type: ignore[union-attr]
