@@ -5,6 +5,11 @@ pass-through (measurement only). With no socket, no wrk and no uvicorn in the lo
 within a few µs, which the wrk points cannot. The echo tool is async here for both targets: a sync tool's worker-
 thread hand-off is the same for both and is the noisiest part of a request. Results are µs of CPU per request:
 the 10th percentile and the median of `--reps` batches. Not a test, and not part of `make bench`.
+
+`--instructions` counts instead of timing: the script re-runs itself under valgrind's callgrind (Debian package
+`valgrind`), with instrumentation on only around the measured requests, and prints instructions per request.
+That count does not move with the machine's speed (repeat runs agree within 1%), so it shows a few-percent change
+that timings on this VM cannot; it leaves out system calls and cache misses, which the wrk runs include.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +48,7 @@ META = {
     "io.modelcontextprotocol/clientCapabilities": {},
     "io.modelcontextprotocol/clientInfo": {"name": "inproc", "version": "0"},
 }
+UNDER_CALLGRIND = "INPROC_UNDER_CALLGRIND"
 ABLATIONS = ("audit", "ratelimit", "observe", "secretguard", "callercontext", "toolbounds", "edge", "bounds")
 CONCURRENCY = 16
 
@@ -184,13 +191,37 @@ async def measure(args: argparse.Namespace) -> list[float]:
     await asyncio.gather(*(client(args.batch // CONCURRENCY) for _ in range(CONCURRENCY * 4)))  # warm-up
     gc.collect()
     gc.freeze()
+    counting = os.environ.get(UNDER_CALLGRIND) == "1"
+    if counting:
+        _instrument("on")
     costs = []
     for _ in range(args.reps):
         started = time.process_time()
         await asyncio.gather(*(client(args.batch // CONCURRENCY) for _ in range(CONCURRENCY)))
         costs.append((time.process_time() - started) / args.batch * 1e6)
+    if counting:
+        _instrument("off")
     running.cancel()
     return sorted(costs)
+
+
+def _instrument(switch: str) -> None:
+    """Turn callgrind's counting on or off for this process (blocking on purpose: nothing else may run between)."""
+    subprocess.run(["callgrind_control", f"--instr={switch}", str(os.getpid())], check=True, capture_output=True)  # noqa: S603, S607
+
+
+def count_instructions(args: argparse.Namespace, argv: list[str]) -> int:
+    """Re-run this script under callgrind; instructions executed per measured request."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        command += [sys.executable, __file__, *[a for a in argv if a != "--instructions"]]
+        env = os.environ | {UNDER_CALLGRIND: "1", "PYTHONMALLOC": "malloc"}  # valgrind sees each allocation
+        subprocess.run(command, env=env, check=True, capture_output=True)  # noqa: S603
+        totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")]
+    return int(totals[0].split()[1]) // (args.reps * args.batch)
 
 
 def main() -> int:
@@ -200,13 +231,17 @@ def main() -> int:
     parser.add_argument("--ablate", type=lambda v: [x for x in v.split(",") if x], default=[], help=",".join(ABLATIONS))
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=480, help="requests per timed batch")
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
     args = parser.parse_args()
     if unknown := set(args.ablate) - set(ABLATIONS):
         parser.error(f"unknown ablation(s): {', '.join(sorted(unknown))}")
+    label = f"({args.target}) {args.protocol}" + (f" without {','.join(args.ablate)}" if args.ablate else "")
+    if args.instructions:
+        print(f"{label}: {count_instructions(args, sys.argv[1:]) / 1000:.0f} k instructions/req")
+        return 0
     import uvloop
 
     costs = uvloop.run(measure(args))
-    label = f"({args.target}) {args.protocol}" + (f" without {','.join(args.ablate)}" if args.ablate else "")
     print(f"{label}: p10 {costs[len(costs) // 10]:.0f} µs/req, median {statistics.median(costs):.0f} µs/req")
     os._exit(0)  # the app's background tasks (dev issuer, refreshers) need no orderly shutdown here
 
