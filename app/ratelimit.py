@@ -127,23 +127,8 @@ class Limiter:
         return Verdict(False, max(1, math.ceil(self.local.retry_after(item, key))), 429, str(item))
 
     async def _count(self, item: RateLimitItem, key: str, counting: bool) -> bool | None:
-        """One hit (or test) on shared storage; None when it fails, or without trying while it is known to be down.
-
-        Inlined rather than routed through `_on_storage`: this runs on every request, twice."""
-        if self.down and time.monotonic() < self._retry_at:
-            return None
-        try:
-            assert self.primary is not None  # only called with shared storage
-            if counting:
-                allowed = await self.primary.hit(item, key)
-            else:
-                allowed = await self.primary.test(item, key)
-        except STORAGE_ERRORS as exc:
-            self._mark_down(exc)
-            return None
-        if self.down:
-            self._mark_up()
-        return allowed
+        """One hit (or test) on shared storage; None when it fails, or without trying while it is known to be down."""
+        return await self._on_storage(lambda s: s.hit(item, key) if counting else s.test(item, key))
 
     async def _retry_after(self, item: RateLimitItem, key: str) -> int:
         stats: WindowStats | None = await self._on_storage(lambda s: s.get_window_stats(item, key))
