@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,19 @@ class AuditSinkError(ValueError):
 # Built once: json.dumps(**options) builds a new encoder on every call, and this runs on every tool call.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 _ESCAPED = json.JSONEncoder(separators=(",", ":"), default=str)  # ASCII only: for text UTF-8 cannot carry
+# JSONEncoder.encode still builds json's C encoder per call (a third of a digest's cost): build it once, with
+# _CANONICAL's options. No cycle check: arguments are parsed JSON, and a cycle would end in RecursionError anyway.
+_C_CANONICAL = (
+    c_make_encoder(None, str, encode_basestring, None, ":", ",", True, False, True) if c_make_encoder else None
+)
 
 
 def canonical_json(value: Any) -> bytes:
     """Key-sorted, compact JSON: the same arguments always give the same bytes (and so the same digest).
 
     A lone surrogate (JSON allows the escape; UTF-8 cannot carry it) is kept as its code point's bytes."""
-    return _CANONICAL.encode(value).encode("utf-8", "surrogatepass")
+    text = "".join(_C_CANONICAL(value, 0)) if _C_CANONICAL is not None else _CANONICAL.encode(value)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def record_json(record: dict[str, Any]) -> bytes:

@@ -7,9 +7,11 @@ import logging
 import re
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mcp.server import _streamable_http_modern
 from mcp.shared.uri_template import UriTemplate
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +35,8 @@ _GUARDED = {
 INVALID_REQUEST = -32600
 PARSE_ERROR = -32700
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")  # where a surrogate escape could be
+# The body this request's authorization parsed, and what it parsed to (see `_ParsedOnce`).
+_PARSED: ContextVar[tuple[bytes, Any] | None] = ContextVar("authorized_body", default=None)
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ class AuthorizeOperation:
         self.guard = guard
         self.challenges = challenges
         self.observer = observer
+        # The SDK's 2026-07-28 transport parses bodies with `json`: hand it ours (see _ParsedOnce).
+        _streamable_http_modern.json = _PARSED_ONCE  # type: ignore[attr-defined,assignment]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = principal_from_scope(scope)
@@ -140,7 +146,11 @@ class AuthorizeOperation:
                 request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None,
                 *(kind_target or (None, None)),
             )
-        await self._decide(principal, kind_target, message, scope, _replay(body, receive), send, started)
+        parsed = _PARSED.set((body, message) if isinstance(message, dict) else None)
+        try:
+            await self._decide(principal, kind_target, message, scope, _replay(body, receive), send, started)
+        finally:
+            _PARSED.reset(parsed)
 
     async def _decide(
         self,
@@ -222,6 +232,27 @@ def _has_lone_surrogate(message: Any) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+class _ParsedOnce:
+    """`json` as the SDK's 2026-07-28 transport sees it: `loads` of the bytes this request's authorization parsed
+    returns that message, so the body is parsed once and the SDK dispatches exactly what was authorized.
+
+    The same parser either way (the SDK parses with `json.loads` too), so nothing a client sends can read one way
+    here and another way there. The SDK offers no seam for a parsed body; everything else is plain `json`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(json, name)
+
+    @staticmethod
+    def loads(data: str | bytes, **options: Any) -> Any:
+        parsed = _PARSED.get()
+        if parsed is not None and parsed[0] == data and not options:  # equal, not identical: the SDK copies it
+            return parsed[1]
+        return json.loads(data, **options)
+
+
+_PARSED_ONCE = _ParsedOnce()
 
 
 def _parse(body: bytes) -> Any:

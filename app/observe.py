@@ -207,8 +207,11 @@ _ID_COUNTER = itertools.count()
 
 def correlation_id(span: Span) -> str:
     """The trace id when tracing (so an audit record leads to its trace), else a fresh random id."""
-    context = span.get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+    if span is not INVALID_SPAN:  # tracing off: no span context to ask
+        context = span.get_span_context()
+        if context.is_valid:
+            return format(context.trace_id, "032x")
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _link_transport(span: Span, scope: Mapping[str, Any]) -> None:

@@ -22,7 +22,7 @@ class _Compiled(NamedTuple):
     key: tuple[frozenset[str], ...]
     secrets: re.Pattern[str] | None  # every current secret value, longest first
     shortest: int  # length of the shortest secret value
-    suspect: re.Pattern[bytes]  # anything that could start a redaction, for a one-pass pre-scan of UTF-8 JSON
+    needles: tuple[bytes, ...]  # every secret value as UTF-8, for the pre-scan of a result's JSON
     escapable: bool  # some secret has a character JSON escapes, so the pre-scan could miss it
 
 
@@ -33,7 +33,7 @@ def _compile(key: tuple[frozenset[str], ...]) -> _Compiled:
         key,
         re.compile(alternation) if values else None,
         len(values[-1]) if values else 0,
-        re.compile(b"(?i:bearer)|eyJ" + b"".join(b"|" + re.escape(v.encode("utf-8", "surrogatepass")) for v in values)),
+        tuple(v.encode("utf-8", "surrogatepass") for v in values),
         any(not _verbatim(c) for c in {c for v in values for c in v}),
     )
 
@@ -80,7 +80,7 @@ class Redactor:
         compiled = self._current()
         if not compiled.escapable:
             try:
-                clean = compiled.suspect.search(to_json(value, fallback=str)) is None
+                clean = not _suspect(to_json(value, fallback=str), compiled.needles)
             except (ValueError, RecursionError):  # PydanticSerializationError is a ValueError
                 clean = False  # not JSON-shaped, or text UTF-8 cannot carry: walk it
             if clean:
@@ -106,6 +106,16 @@ class Redactor:
         if len(value) >= _BEARER_MIN:
             value = _BEARER.sub(lambda m: m.group(1) + MASK, value)
         return value
+
+
+def _suspect(raw: bytes, needles: tuple[bytes, ...]) -> bool:
+    """Whether anything in `raw` could start a redaction: a JWT's `eyJ`, "bearer" in any case, or a secret.
+
+    Substring tests, not a regex: an alternation with a case-insensitive branch is tried at every position."""
+    # bytes.lower() folds ASCII only, which suffices: no other character matches b, e, a or r case-insensitively.
+    if b"eyJ" in raw or b"bearer" in raw.lower():
+        return True
+    return any(needle in raw for needle in needles) if needles else False
 
 
 REDACTOR = Redactor()  # one per process: log records do not know which app they belong to

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.audit import GENESIS, AuditLog, AuditSinkError, digest, verify
+from app.audit import GENESIS, AuditLog, AuditSinkError, canonical_json, digest, verify
 from app.settings import Settings
 from tests.conftest import REPO, TENANT, mcp_client
 from tests.support.servers import ServerThread
@@ -155,6 +155,21 @@ def test_a_removed_or_reordered_record_breaks_the_next_link(tmp_path: Path) -> N
     assert verify(path).line == 2
     path.write_bytes(b"".join([lines[1], lines[0], lines[2], lines[3]]))
     assert verify(path).line == 1  # the head must start from the genesis hash
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON_VALUES)
+def test_the_argument_digest_is_json_dumps_with_sorted_keys(value: Any) -> None:
+    # The documented canonical form, byte for byte (the digest encodes with a prebuilt C encoder).
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    assert canonical_json(value) == expected.encode("utf-8", "surrogatepass")
 
 
 @settings(max_examples=100, deadline=None)

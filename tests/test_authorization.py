@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 import httpx2
+import pytest
 
 from tests.conftest import CLIENT_ID, TENANT, mcp_client, modern_call, rpc
 from tests.support import probe
@@ -111,3 +114,29 @@ async def test_a_session_presented_by_another_principal_gets_404(
             "/mcp", json=rpc("tools/list", id_=4), headers={**session, "Authorization": f"Bearer {alice_again}"}
         )
         assert own.status_code == 200  # a fresh token for the same user keeps the session
+
+
+async def test_a_2026_body_is_parsed_once_and_the_sdk_dispatches_what_was_authorized(
+    app_server: ServerThread, token: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers, body = modern_call("probe_read", {"note": "once"})
+    raw = json.dumps(body).encode()
+    parses: list[bytes] = []
+    real_loads = json.loads
+
+    def counting_loads(data: Any, **options: Any) -> Any:
+        if data == raw:
+            parses.append(data)
+        return real_loads(data, **options)
+
+    monkeypatch.setattr(json, "loads", counting_loads)
+    before = list(probe.calls)
+    async with httpx2.AsyncClient(base_url=app_server.url) as http:
+        response = await http.post(
+            "/mcp",
+            content=raw,
+            headers={**headers, "Content-Type": "application/json", "Authorization": f"Bearer {token()}"},
+        )
+    assert response.status_code == 200 and response.json()["result"]["isError"] is False
+    assert probe.calls == [*before, "read:once"]
+    assert len(parses) == 1  # authorization's parse; the SDK's transport was handed the same message

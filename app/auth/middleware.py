@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -15,7 +16,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.auth.challenge import Challenges
 from app.auth.principal import Principal
 from app.auth.tokens import EntraTokenValidator, InvalidTokenError, to_access_token, token_fingerprint
-from app.http import header
 
 if TYPE_CHECKING:
     from app.observe import Observer
@@ -45,7 +45,7 @@ class AuthenticateBearer:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        values = header(scope["headers"], b"authorization")
+        values, content_types = _authorization_and_content_type(scope["headers"])
         if len(values) > 1:
             self.observer.auth_failed(scope, "duplicate_authorization", started)
             await self.challenges.invalid_request(send, "send exactly one Authorization header")
@@ -59,7 +59,7 @@ class AuthenticateBearer:
             self.observer.auth_failed(scope, "token_in_query", started)
             await self.challenges.invalid_request(send, "send the access token only in the Authorization header")
             return
-        if _FORM in b"".join(header(scope["headers"], b"content-type")).lower():
+        if content_types and _FORM in b"".join(content_types).lower():
             # A form body is never MCP; refuse it outright rather than risk reading a token from it.
             self.observer.auth_failed(scope, "form_body", started)
             await self.challenges.invalid_request(send, "send the access token only in the Authorization header")
@@ -89,6 +89,18 @@ def _sdk_identity(principal: Principal) -> tuple[AuthenticatedUser, AuthCredenti
     """What the SDK reads from the scope, built once per validated token rather than once per request."""
     access = to_access_token(principal)
     return AuthenticatedUser(access), AuthCredentials(access.scopes)
+
+
+def _authorization_and_content_type(headers: Iterable[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:
+    """Every Authorization and Content-Type value, in one pass over the headers."""
+    authorization: list[bytes] = []
+    content_type: list[bytes] = []
+    for name, value in headers:
+        if name == b"authorization":
+            authorization.append(value)
+        elif name == b"content-type":
+            content_type.append(value)
+    return authorization, content_type
 
 
 def _bearer(value: bytes) -> str | None:

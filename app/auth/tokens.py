@@ -77,9 +77,11 @@ class EntraTokenValidator:
         self._multi_tenant = ad.multi_tenant
         self._allowed_tenants = {t.lower() for t in ad.allowed_tenants}
         self._leeway = ad.clock_skew_seconds
-        # Validated tokens by SHA-256, kept only until their own exp: the signature and claims can't change,
-        # so re-verifying an identical token buys nothing (the RSA check dominates the request's auth cost).
-        self._validated: OrderedDict[bytes, tuple[Principal, IssuerKeys, str]] = OrderedDict()
+        # Validated tokens, kept only until their own exp: the signature and claims can't change, so re-verifying
+        # an identical token buys nothing (the RSA check dominates the request's auth cost). Keyed by the token
+        # itself, which its Principal holds anyway (for on-behalf-of): a dict compares keys in full, and str
+        # hashing is randomised per process, so no crafted token can collide with or flood a cached one.
+        self._validated: OrderedDict[str, tuple[Principal, IssuerKeys, str]] = OrderedDict()
 
     @property
     def ready(self) -> bool:
@@ -105,17 +107,16 @@ class EntraTokenValidator:
         """Return the caller a token proves, or raise `InvalidTokenError` with a reason code."""
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidTokenError("token_too_large")
-        digest = hashlib.sha256(token.encode()).digest()
-        cached = self._validated.get(digest)
+        cached = self._validated.get(token)
         if cached is not None:
             principal, keys, kid = cached
             # Still within its own lifetime, and its signing key still published (a withdrawn key ends it).
             if time.time() <= (principal.expires_at or 0) + self._leeway and keys.key(kid) is not None:
-                self._validated.move_to_end(digest)
+                self._validated.move_to_end(token)
                 return principal
-            del self._validated[digest]  # validate afresh, exactly as an uncached token would be
+            del self._validated[token]  # validate afresh, exactly as an uncached token would be
         principal, keys, kid = await self._validate_uncached(token)
-        self._validated[digest] = (principal, keys, kid)
+        self._validated[token] = (principal, keys, kid)  # the same str object as principal._assertion
         if len(self._validated) > VALIDATED_CACHE_SIZE:
             self._validated.popitem(last=False)
         return principal
