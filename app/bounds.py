@@ -153,8 +153,8 @@ class ToolBounds:
         params = ctx.params if isinstance(ctx.params, dict) else {}
         name = str(params.get("name", ""))
         timeout = self.timeouts.get(name) or self.default_timeout
-        # A task rather than a cancel scope: a sync tool's worker thread cannot be interrupted, and awaiting its
-        # cancellation would hold the caller until it finishes. The caller is answered at the deadline either way.
+        # A task rather than a cancel scope: an async tool that catches the cancellation (or a thread pool that
+        # waits for its thread) would hold the caller past the deadline. The caller is answered at it either way.
         # (One future woken by the task or the timer: asyncio.wait would build sets and callbacks per call.)
         loop = asyncio.get_running_loop()
         task: asyncio.Future[HandlerResult] = asyncio.ensure_future(call_next(ctx))

@@ -16,7 +16,7 @@ Request path for the MCP endpoint, outermost first (the first four wrap every ro
        (duration metric, span attributes, tool-call audit record), SecretGuard (secrets bound for `secret()`,
        secrets and tokens scrubbed from results and errors), CallerContext (caller bound, lists filtered)
        and ToolBounds (timeout, result size)
-    -> the tool
+    -> the tool (a plain `def` tool on a worker thread of the TOOLS__THREADS pool: app/threads.py)
 
 Secrets come from settings (Key Vault among the sources) into a `SecretStore`, re-read in the background when
 KEYVAULT__REFRESH_SECONDS is set; every log record is scrubbed of them (and of tokens) by the redaction filter.
@@ -66,6 +66,7 @@ from app.registry import ToolDiscoveryError, discover
 from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
 from app.settings import Settings, describe_invalid
 from app.telemetry import TelemetryConfigError, setup_telemetry
+from app.threads import ToolThreads
 
 log = logging.getLogger("app")
 
@@ -87,7 +88,8 @@ def create_app(settings: Settings | None = None) -> Entry:
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
     downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
     content_check = content_safety_from(settings)
-    mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream, content_check)
+    threads = ToolThreads(settings.tools.threads)
+    mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream, content_check, threads)
     # Tool integrity: what models will be shown must match the reviewed tools.lock (app/toolslock.py).
     if settings.tools_lock_mode != "off":
         toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Entry:
         async with AsyncExitStack() as stack:
             stack.callback(telemetry.flush)  # runs last: what shutdown itself recorded is exported too
             stack.push_async_callback(http.aclose)
+            stack.callback(threads.close)
             if settings.dev_issuer_active and settings.dev_issuer.embedded:
                 issuer = DevIssuer(settings)
                 dev_server = await issuer.serve()

@@ -29,6 +29,7 @@ from app.registry import Catalog
 from app.sdk_gaps import apply_log_level, fill_sdk_gaps
 from app.secrets import SecretStore, bound_store
 from app.settings import Settings
+from app.threads import ToolThreads
 
 log = logging.getLogger("app.mcp")
 MAX_COMPLETIONS = 100  # the spec's cap on values in one completion result
@@ -101,8 +102,10 @@ def build_mcp_server(
     observer: Observer,
     downstream: OnBehalfOf | None = None,
     content_check: ContentSafetyCheck | None = None,
+    threads: ToolThreads | None = None,
 ) -> MCPServer[Any]:
-    """Register every discovered tool, resource and prompt on a fresh `MCPServer`."""
+    """Register every discovered tool, resource and prompt on a fresh `MCPServer`; sync tools run on `threads`."""
+    threads = threads or ToolThreads(settings.tools.threads)  # threads start on first use
     bus = InMemorySubscriptionBus()
     server: MCPServer[Any] = FrameworkServer(
         settings.mcp.server_name,
@@ -121,7 +124,7 @@ def build_mcp_server(
         chain = server._lowlevel_server.middleware
         chain[:] = [layer for layer in chain if not isinstance(layer, OpenTelemetryMiddleware)]
     for spec in catalog.of("tool"):
-        server.add_tool(spec.fn, name=spec.name, **spec.options)
+        server.add_tool(threads.serve(spec.fn), name=spec.name, **spec.options)
     for spec in catalog.of("resource"):
         server.resource(spec.uri or "", name=spec.name, **spec.options)(spec.fn)
     for spec in catalog.of("prompt"):

@@ -218,6 +218,8 @@ class ToolsSettings(BaseModel):
     lock_file: Path | None = None
     # None = enforce in production, warn in development
     lock_mode: Literal["enforce", "warn", "off"] | None = None
+    # Worker threads for plain `def` tools (async tools run on the event loop); more calls wait for a free one.
+    threads: int = Field(default=40, ge=1, le=1024)
 
     @property
     def lock_path(self) -> Path:

@@ -1,9 +1,11 @@
 """Tools the tests call: each records that it ran."""
 
 import asyncio
+import threading
 import time
 from typing import Any
 
+import anyio.from_thread
 from mcp.server.mcpserver import Context
 from mcp.types import TextContent
 
@@ -145,6 +147,18 @@ def probe_blocking(seconds: float = 2.0) -> str:
     """A sync tool (it runs on a worker thread, which cannot be interrupted) with a short timeout."""
     time.sleep(seconds)
     return "finished"
+
+
+@tool(scopes=["mcp.read"])
+def probe_thread(seconds: float = 0.0) -> dict[str, Any]:
+    """A sync tool reporting where it ran: its thread, whether anyio.from_thread reaches the loop, its caller."""
+    time.sleep(seconds)
+    loop_thread = anyio.from_thread.run_sync(threading.get_ident)
+    return {
+        "thread": threading.current_thread().name,
+        "loop_reached": loop_thread != threading.get_ident(),
+        "caller": current_principal().oid,
+    }
 
 
 @tool(scopes=["mcp.read"])
