@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from datetime import UTC, datetime
@@ -44,6 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="wait up to N s before each measurement for other load to drop (shared machines; default 0)",
     )
     p.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections (default 16)")
+    p.add_argument(
+        "--tool",
+        choices=("sync", "async"),
+        default="sync",
+        help="serve `def echo` (default, as in the SDK's examples: a worker-thread hand-off per call) or `async def`",
+    )
     p.add_argument("--targets", default="a,af,b,c,d", help="comma list of target keys (default a,af,b,c,d)")
     p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma list of protocol versions")
     p.add_argument("--skip", default="", help=f"comma list of extras to skip: {', '.join(EXTRAS)}")
@@ -113,6 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if unknown := [k for k in keys if k not in TARGETS] + [p for p in protocols if p not in PROTOCOLS]:
         raise SystemExit(f"unknown target/protocol: {unknown}")
     durations = Durations(args.warm, args.measure, args.connections, args.cold_reps, args.sessions, args.settle)
+    os.environ["BENCH_TOOL"] = args.tool  # every target's environment is built from ours (bench/servers/common.py)
     ctx = Context(out_dir=args.out, keys=BenchKeys(args.out / "keys"), refresh_fastmcp=args.refresh_fastmcp)
     results: dict[str, Any] = {
         "machine": sysinfo.machine(),
@@ -122,6 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "connections": args.connections,
             "rounds": args.rounds,
             "settle_s": args.settle,
+            "tool": args.tool,
         },
         "server_cores": SERVER_CORES,
         "driver_cores": DRIVER_CORES,

@@ -64,7 +64,7 @@ def markdown(results: Results) -> str:
         f"wrk to core {results['driver_cores']}; {d['rounds']} round(s), medians shown"
         + (f"; waited up to {d['settle_s']:g} s per point for a quiet machine." if d.get("settle_s") else "."),
         "",
-        "### Throughput (tools/call `echo`)",
+        f"### Throughput (tools/call `echo`, {'`async def`' if d.get('tool') == 'async' else '`def`'})",
         "",
     ]
     rows = []

@@ -84,6 +84,8 @@ class Target:
     mint_token: Callable[[Context], str | None]
     env: Mapping[str, str] = field(default_factory=dict)
     stateful_env: Mapping[str, str] | None = None
+    async_tool_env: Mapping[str, str] = field(default_factory=dict)
+    """Extra env with `--tool async` (BENCH_TOOL=async); the baselines read BENCH_TOOL themselves."""
     mcp_path: str = "/mcp"
     packages: tuple[str, ...] = ("mcp", "uvicorn", "starlette", "pydantic")
     uvicorn_flags: tuple[str, ...] = UVICORN_FLAGS
@@ -101,6 +103,8 @@ class Target:
         env["BENCH_PUBLIC_KEY_FILE"] = str(ctx.keys.public_key_file)
         env["BENCH_RESOURCE_URL"] = f"http://127.0.0.1:{port}{self.mcp_path}"
         env |= self.env
+        if env.get("BENCH_TOOL") == "async":
+            env |= self.async_tool_env
         if stateful and self.stateful_env is not None:
             env |= self.stateful_env
         return env
@@ -230,6 +234,7 @@ TARGETS: dict[str, Target] = {
         mint_token=_project_token,
         env=PROJECT_ENV,
         stateful_env=PROJECT_STATEFUL_ENV,
+        async_tool_env={"TOOLS__DIR": str(REPO_ROOT / "bench" / "tools_async")},
         mcp_path=PROJECT_MCP_PATH,
         uvicorn_flags=PROJECT_UVICORN_FLAGS or UVICORN_FLAGS,
         packages=(*_STACK, "fastapi", "pyjwt", "limits", "opentelemetry-sdk"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastmcp import FastMCP
 from fastmcp.server.auth.providers.jwt import JWTVerifier
 
-from bench.servers.common import AUDIENCE, ISSUER, SCOPE, STATEFUL, public_key_pem, resource_url
+from bench.servers.common import AUDIENCE, ISSUER, SCOPE, STATEFUL, echo_tool, public_key_pem, resource_url
 
 verifier = JWTVerifier(
     public_key=public_key_pem(),
@@ -22,10 +22,7 @@ verifier = JWTVerifier(
 server = FastMCP("bench-fastmcp", auth=verifier)
 
 
-@server.tool()
-def echo(text: str) -> str:
-    """Return the text unchanged."""
-    return text
+server.tool(name="echo")(echo_tool())
 
 
 app = server.http_app(path="/mcp", stateless_http=not STATEFUL, json_response=True)

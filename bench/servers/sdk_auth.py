@@ -10,7 +10,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from pydantic import AnyHttpUrl
 
-from bench.servers.common import AUDIENCE, ISSUER, SCOPE, STATEFUL, public_key_pem, resource_url
+from bench.servers.common import AUDIENCE, ISSUER, SCOPE, STATEFUL, echo_tool, public_key_pem, resource_url
 
 
 class RS256Verifier:
@@ -52,10 +52,7 @@ server = MCPServer(
 )
 
 
-@server.tool()
-def echo(text: str) -> str:
-    """Return the text unchanged."""
-    return text
+server.tool(name="echo")(echo_tool())
 
 
 app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=not STATEFUL, json_response=True)

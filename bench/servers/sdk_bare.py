@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
 
-from bench.servers.common import STATEFUL
+from bench.servers.common import STATEFUL, echo_tool
 
 server = MCPServer("bench-sdk-bare", log_level="WARNING")
 
 
-@server.tool()
-def echo(text: str) -> str:
-    """Return the text unchanged."""
-    return text
+server.tool(name="echo")(echo_tool())
 
 
 app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=not STATEFUL, json_response=True)
