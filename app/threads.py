@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
@@ -17,6 +16,7 @@ from typing import Any
 
 from anyio._core._eventloop import threadlocals  # what anyio.from_thread reads; anyio has no public setter
 from anyio.lowlevel import EventLoopToken, current_token
+from mcp.shared._callable_inspection import is_async_callable  # the SDK's own test: we wrap exactly what it threads
 
 
 class ToolThreads:
@@ -35,7 +35,7 @@ class ToolThreads:
 
         `functools.wraps` keeps the signature, annotations and docstring, so the SDK derives the same input schema,
         `Context` parameter and description as from `fn` itself."""
-        if _is_async(fn):
+        if is_async_callable(fn):
             return fn
 
         @functools.wraps(fn)
@@ -62,10 +62,3 @@ class ToolThreads:
 def _claim_for_anyio(token: EventLoopToken) -> None:
     """What anyio's own worker threads carry: the way back to the event loop for `anyio.from_thread`."""
     threadlocals.current_token = token
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    """The SDK's own test: a coroutine function, or an object whose `__call__` is one."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
