@@ -36,17 +36,43 @@ DEV_CLIENT_APP_ID = "33333333-3333-4333-8333-333333333333"
 def load_or_create_key(key_dir: Path) -> rsa.RSAPrivateKey:
     """The dev signing key, created once and kept (mode 0600) so tokens survive restarts."""
     path = key_dir / "dev-issuer-key.pem"
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if isinstance(key, rsa.RSAPrivateKey):
-            return key
-    key_dir.mkdir(parents=True, exist_ok=True)
+    key = _load_key(path)
+    if key is None:
+        _publish_new_key(path)
+        key = _load_key(path)
+    if key is None:
+        raise RuntimeError(f"{path} does not hold an RSA private key: delete it, and a new one is made")
+    return key
+
+
+def _load_key(path: Path) -> rsa.RSAPrivateKey | None:
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    key = serialization.load_pem_private_key(pem, password=None)
+    return key if isinstance(key, rsa.RSAPrivateKey) else None
+
+
+def _publish_new_key(path: Path) -> None:
+    """Write a fresh key to `path` unless another process got there first.
+
+    On a fresh checkout two first starts can race (the server's embedded issuer and `make token`, or the bench's
+    issuer and its token mint). Each writes a private file, and `os.link` publishes it whole and only if no key is
+    there yet, so every process then loads the one key on disk instead of signing or verifying with its own.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    return key
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink()
 
 
 def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:

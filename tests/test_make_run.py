@@ -1,13 +1,19 @@
-"""The newcomer path, for real: `make run`, then `make token`, then `tools/list` with that token."""
+"""The newcomer path, for real: `make run`, then `make token`, then `tools/list` with that token; the dev key."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from app.dev_issuer import load_or_create_key, public_jwk
 from tests.conftest import REPO, mcp_client
 from tests.support.servers import free_port, wait_ready
 
@@ -94,3 +100,33 @@ async def test_several_workers_share_a_standalone_dev_issuer(tmp_path: object) -
         for process in (server, issuer):
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
+
+
+def test_first_starts_that_race_on_a_fresh_checkout_agree_on_one_dev_key(tmp_path: Path) -> None:
+    """The server's embedded issuer and `make token` (or the bench's issuer and its mint) can start together."""
+    key_dir = tmp_path / ".dev"
+    start_at = time.time() + 4  # after every process has imported, all look for the key at the same moment
+    script = (
+        "import sys, time; from pathlib import Path; from app.dev_issuer import load_or_create_key, public_jwk; "
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+        "print(public_jwk(load_or_create_key(Path(sys.argv[1])))['kid'])"
+    )
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(key_dir), str(start_at)], cwd=REPO, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    kids = {racer.communicate(timeout=60)[0].strip() for racer in racers}
+    assert all(racer.returncode == 0 for racer in racers)
+    assert kids == {public_jwk(load_or_create_key(key_dir))["kid"]}  # one key, the one on disk
+    assert [p.name for p in key_dir.iterdir()] == ["dev-issuer-key.pem"]  # no drafts left behind
+    assert (key_dir / "dev-issuer-key.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_dev_key_file_that_is_not_an_rsa_key_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (tmp_path / "dev-issuer-key.pem").write_bytes(pem)
+    with pytest.raises(RuntimeError, match="does not hold an RSA private key: delete it"):
+        load_or_create_key(tmp_path)
