@@ -50,7 +50,10 @@ def _load_key(path: Path) -> rsa.RSAPrivateKey | None:
         pem = path.read_bytes()
     except FileNotFoundError:
         return None
-    key = serialization.load_pem_private_key(pem, password=None)
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except ValueError:  # not a PEM key at all (say, cut short): refused below, like any other non-RSA content
+        return None
     return key if isinstance(key, rsa.RSAPrivateKey) else None
 
 

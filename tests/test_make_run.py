@@ -124,9 +124,13 @@ def test_first_starts_that_race_on_a_fresh_checkout_agree_on_one_dev_key(tmp_pat
     assert (key_dir / "dev-issuer-key.pem").stat().st_mode & 0o777 == 0o600
 
 
-def test_a_dev_key_file_that_is_not_an_rsa_key_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    (tmp_path / "dev-issuer-key.pem").write_bytes(pem)
+@pytest.mark.parametrize("content", ["ec", "cut short"])
+def test_a_dev_key_file_that_is_not_an_rsa_key_is_refused_with_what_to_do(tmp_path: Path, content: str) -> None:
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    pem = ec_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / "dev-issuer-key.pem").write_bytes(pem if content == "ec" else pem[: len(pem) // 2])
     with pytest.raises(RuntimeError, match="does not hold an RSA private key: delete it"):
         load_or_create_key(tmp_path)
+    assert (tmp_path / "dev-issuer-key.pem").exists()  # left for the developer to look at, not overwritten
