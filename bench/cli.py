@@ -7,6 +7,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"unknown target/protocol: {unknown}")
     durations = Durations(args.warm, args.measure, args.connections, args.cold_reps, args.sessions, args.settle)
     os.environ["BENCH_TOOL"] = args.tool  # every target's environment is built from ours (bench/servers/common.py)
-    ctx = Context(out_dir=args.out, keys=BenchKeys(args.out / "keys"), refresh_fastmcp=args.refresh_fastmcp)
+    with tempfile.TemporaryDirectory(prefix="secure-mcp-bench-") as scratch:  # the run's audit files, then gone
+        ctx = Context(args.out, BenchKeys(args.out / "keys"), Path(scratch), refresh_fastmcp=args.refresh_fastmcp)
+        return _run(args, ctx, keys, protocols, skip, durations)
+
+
+def _run(
+    args: argparse.Namespace, ctx: Context, keys: list[str], protocols: list[str], skip: set[str], durations: Durations
+) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": sysinfo.machine(),
         "durations": {

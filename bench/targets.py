@@ -38,7 +38,7 @@ PROJECT_ENV: dict[str, str] = {
     "DEV_ISSUER__PORT": "18001",
     "TOOLS__DIR": str(REPO_ROOT / "bench" / "tools"),
     "MCP__JSON_RESPONSE": "true",  # as the baselines
-    "AUDIT__SINK": "file:/tmp/secure-mcp-bench-audit-{pid}.jsonl",
+    "AUDIT__SINK": "file:{scratch}/audit-{pid}.jsonl",  # {scratch}: the run's own directory, removed at its end
     "LOG_LEVEL": "WARNING",  # as the baselines
     "RATE_LIMIT__DEFAULT": "100000000/minute",
     "RATE_LIMIT__UNAUTHENTICATED": "100000000/minute",
@@ -70,7 +70,13 @@ UVICORN_FLAGS = (
 class Context:
     out_dir: Path
     keys: BenchKeys
+    scratch: Path
+    """A directory for what servers write during the run (the audit files); bench/cli.py removes it at the end."""
     refresh_fastmcp: bool = False
+
+
+def _in_scratch(env: Mapping[str, str], ctx: Context) -> dict[str, str]:
+    return {name: value.replace("{scratch}", str(ctx.scratch)) for name, value in env.items()}
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ class Target:
         env["PYTHONPATH"] = str(REPO_ROOT)
         env["BENCH_PUBLIC_KEY_FILE"] = str(ctx.keys.public_key_file)
         env["BENCH_RESOURCE_URL"] = f"http://127.0.0.1:{port}{self.mcp_path}"
-        env |= self.env
+        env |= _in_scratch(self.env, ctx)
         if env.get("BENCH_TOOL") == "async":
             env |= self.async_tool_env
         if stateful and self.stateful_env is not None:
@@ -156,11 +162,11 @@ def _prepare_fastmcp(ctx: Context) -> str | None:
     return None
 
 
-def _prepare_project(_: Context) -> str | None:
+def _prepare_project(ctx: Context) -> str | None:
     if not PROJECT_REQUIRED_FILE.exists():
         return f"{PROJECT_REQUIRED_FILE.relative_to(REPO_ROOT)} does not exist yet: the project app has not landed"
     # One standalone dev issuer for every (d) process, as Entra is for every replica: workers > 1 can share it.
-    env = dict(os.environ) | {"PYTHONPATH": str(REPO_ROOT)} | PROJECT_ENV
+    env = dict(os.environ) | {"PYTHONPATH": str(REPO_ROOT)} | _in_scratch(PROJECT_ENV, ctx)
     issuer = subprocess.Popen(
         [sys.executable, "-m", "app.dev_issuer", "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL
     )
@@ -168,8 +174,8 @@ def _prepare_project(_: Context) -> str | None:
     return None
 
 
-def _project_token(_: Context) -> str | None:
-    env = dict(os.environ) | {"PYTHONPATH": str(REPO_ROOT)} | PROJECT_ENV
+def _project_token(ctx: Context) -> str | None:
+    env = dict(os.environ) | {"PYTHONPATH": str(REPO_ROOT)} | _in_scratch(PROJECT_ENV, ctx)
     proc = subprocess.run(  # noqa: S603
         [sys.executable, *PROJECT_TOKEN_ARGV], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60
     )
