@@ -33,6 +33,10 @@ DEV_USER_OID = "22222222-2222-4222-8222-222222222222"
 DEV_CLIENT_APP_ID = "33333333-3333-4333-8333-333333333333"
 
 
+class DevKeyError(Exception):
+    """The dev signing key file exists but is not a usable RSA private key."""
+
+
 def load_or_create_key(key_dir: Path) -> rsa.RSAPrivateKey:
     """The dev signing key, created once and kept (mode 0600) so tokens survive restarts."""
     path = key_dir / "dev-issuer-key.pem"
@@ -41,7 +45,7 @@ def load_or_create_key(key_dir: Path) -> rsa.RSAPrivateKey:
         _publish_new_key(path)
         key = _load_key(path)
     if key is None:
-        raise RuntimeError(f"{path} does not hold an RSA private key: delete it, and a new one is made")
+        raise DevKeyError(f"{path} does not hold an RSA private key: delete it, and a new one is made")
     return key
 
 
@@ -205,7 +209,10 @@ def main() -> None:
     settings = Settings(app_env="development")
     if not settings.dev_issuer_active:
         parser.error("AzureAd settings are configured: get tokens from Entra (see README), not the dev issuer")
-    issuer = DevIssuer(settings)
+    try:
+        issuer = DevIssuer(settings)
+    except DevKeyError as exc:
+        parser.exit(2, f"dev issuer: {exc}\n")
     if args.command == "serve":
         if not is_loopback_host(settings.dev_issuer.host):
             parser.error("the dev issuer listens on loopback only")

@@ -50,7 +50,7 @@ from app.auth.tokens import EntraTokenValidator
 from app.authz import AuthorizeOperation, Guard
 from app.bounds import CapConcurrency, LimitBody
 from app.content import content_safety_from
-from app.dev_issuer import DevIssuer, EmbeddedServer
+from app.dev_issuer import DevIssuer, DevKeyError, EmbeddedServer
 from app.downstream import OnBehalfOf, settings_credential
 from app.edge import ForwardedHeaders, HostOriginGuard, SecurityHeaders
 from app.http import EnsureResponse
@@ -89,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Entry:
     downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
     content_check = content_safety_from(settings)
     threads = ToolThreads(settings.tools.threads)
+    # Built here, not at startup, so a bad dev key is reported like any other configuration error.
+    issuer = DevIssuer(settings) if settings.dev_issuer_active and settings.dev_issuer.embedded else None
     mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream, content_check, threads)
     # Tool integrity: what models will be shown must match the reviewed tools.lock (app/toolslock.py).
     if settings.tools_lock_mode != "off":
@@ -132,8 +134,7 @@ def create_app(settings: Settings | None = None) -> Entry:
             stack.callback(telemetry.flush)  # runs last: what shutdown itself recorded is exported too
             stack.push_async_callback(http.aclose)
             stack.callback(threads.close)
-            if settings.dev_issuer_active and settings.dev_issuer.embedded:
-                issuer = DevIssuer(settings)
+            if issuer is not None:
                 dev_server = await issuer.serve()
                 stack.push_async_callback(_stop, dev_server)
                 _announce_dev(settings)
@@ -279,7 +280,7 @@ def __getattr__(name: str) -> Any:
         except (KeyVaultError, SecretsError) as exc:
             print(f"secrets error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        except (TelemetryConfigError, AuditSinkError, OSError) as exc:
+        except (TelemetryConfigError, AuditSinkError, DevKeyError, OSError) as exc:
             print(f"configuration error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return _app

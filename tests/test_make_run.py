@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.dev_issuer import load_or_create_key, public_jwk
+from app.dev_issuer import DevKeyError, load_or_create_key, public_jwk
 from tests.conftest import REPO, mcp_client
 from tests.support.servers import free_port, wait_ready
 
@@ -131,6 +131,6 @@ def test_a_dev_key_file_that_is_not_an_rsa_key_is_refused_with_what_to_do(tmp_pa
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     (tmp_path / "dev-issuer-key.pem").write_bytes(pem if content == "ec" else pem[: len(pem) // 2])
-    with pytest.raises(RuntimeError, match="does not hold an RSA private key: delete it"):
+    with pytest.raises(DevKeyError, match="does not hold an RSA private key: delete it"):
         load_or_create_key(tmp_path)
     assert (tmp_path / "dev-issuer-key.pem").exists()  # left for the developer to look at, not overwritten

@@ -156,6 +156,29 @@ def test_unsafe_tool_stops_the_real_server_with_a_clear_message(tmp_path: Path) 
     assert "nope" in result.stderr and "declares no scopes or roles" in result.stderr
 
 
+def test_a_dev_key_file_that_cannot_be_used_stops_the_server_and_the_token_command_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "dev-issuer-key.pem").write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n")  # cut short
+    env = {"APP_ENV": "development", "TOOLS__DIR": str(REPO / "tools"), "TOOLS__LOCK_MODE": "off"}
+    env["DEV_ISSUER__KEY_DIR"] = str(tmp_path / "dev")
+    server = _uvicorn(env, tmp_path)
+    token = subprocess.run(
+        [sys.executable, "-m", "app.dev_issuer", "token"],
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for result in (server, token):
+        assert result.returncode == 2
+        assert "does not hold an RSA private key: delete it, and a new one is made" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("section", "values", "needle"),
     [
