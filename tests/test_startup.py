@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from app.registry import ToolDiscoveryError, discover
@@ -160,7 +162,9 @@ def test_a_dev_key_file_that_cannot_be_used_stops_the_server_and_the_token_comma
     tmp_path: Path,
 ) -> None:
     (tmp_path / "dev").mkdir()
-    (tmp_path / "dev" / "dev-issuer-key.pem").write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n")  # cut short
+    key = ec.generate_private_key(ec.SECP256R1())  # generated here, then cut short: no key material in the repo
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (tmp_path / "dev" / "dev-issuer-key.pem").write_bytes(pem[: len(pem) // 2])
     env = {"APP_ENV": "development", "TOOLS__DIR": str(REPO / "tools"), "TOOLS__LOCK_MODE": "off"}
     env["DEV_ISSUER__KEY_DIR"] = str(tmp_path / "dev")
     server = _uvicorn(env, tmp_path)
