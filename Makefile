@@ -8,7 +8,7 @@ ROLES ?=
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help run test lint fmt token install audit-verify new-tool tools-lock audit sbom bench
+.PHONY: help run test lint fmt token install audit-verify new-tool tools-lock audit sbom bench docs
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,16 +23,17 @@ run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev is
 	APP_ENV=development $(RUN) uvicorn app.main:app --host $(HOST) --port $(PORT)
 
 token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only)
-	@APP_ENV=development $(RUN) python -m app.dev_issuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
+	@APP_ENV=development $(RUN) python -m app.auth.dev_issuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
 
 test: install ## run the test suite (TESTS="path ..." for a part of it); installs nginx/Redis if missing (root)
 	@bash .ci/test-packages
 	$(RUN) pytest $(TESTS)
 
-lint: install ## ruff + mypy
+lint: install ## ruff, mypy, and the import-linter contracts in pyproject.toml (the layers of app/)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy app tools
+	$(RUN) lint-imports --no-cache
 
 bench: install ## compare this server with the bare SDK, SDK+JWT and fastmcp (needs wrk; see bench/README.md)
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk" >&2; exit 2; }
@@ -44,24 +45,24 @@ fmt: install ## format and auto-fix
 
 audit-verify: install ## verify an audit log's hash chain and report the first broken link (FILE=path)
 	@test -n "$(FILE)" || { echo "usage: make audit-verify FILE=path/to/audit.jsonl" >&2; exit 2; }
-	@$(RUN) python -m app.audit verify "$(FILE)"
+	@$(RUN) python -m app.observability.audit verify "$(FILE)"
 
 new-tool: install ## scaffold tools/NAME.py and tests/tools/test_NAME.py, then update tools.lock (NAME=my_tool)
 	@if [ -z "$(NAME)" ]; then echo "usage: make new-tool NAME=my_tool" >&2; exit 2; fi
-	$(RUN) python -m app.scaffold "$(NAME)"
-	$(RUN) python -m app.toolslock write
+	$(RUN) python -m app.toolkit.scaffold "$(NAME)"
+	$(RUN) python -m app.toolkit.toolslock write
 	@echo "next: edit tools/$(NAME).py and its test; review the tools.lock diff before you commit"
 
 tools-lock: install ## regenerate tools.lock from the served tool metadata (review and commit the diff)
-	$(RUN) python -m app.toolslock write
+	$(RUN) python -m app.toolkit.toolslock write
 
 AUDIT_SERVICE ?= pypi
 audit: install ## pip-audit every package in uv.lock (AUDIT_SERVICE=pypi|osv); see README "Supply chain"
-	$(RUN) python -m app.supply_chain audit --service $(AUDIT_SERVICE)
+	$(RUN) python -m app.toolkit.supply_chain audit --service $(AUDIT_SERVICE)
 
 SBOM ?= dist/sbom.cdx.json
 sbom: install ## write a CycloneDX SBOM of the runtime dependencies to $(SBOM)
-	$(RUN) python -m app.supply_chain sbom --output $(SBOM)
+	$(RUN) python -m app.toolkit.supply_chain sbom --output $(SBOM)
 
 # --- Deployment (see "Deploying" in README). `CONTAINER=podman make docker-build` uses podman. ---
 CONTAINER ?= docker
@@ -96,3 +97,6 @@ nginx-check: ## nginx -t on config/nginx.conf and the test template
 
 podman-smoke: ## (root) build with podman and check non-root, read-only FS, SIGTERM
 	config/podman-smoke.sh
+
+docs: $(UV) ## build the docs site into site/ (mkdocs build --strict)
+	$(UV) run --frozen --quiet --group docs mkdocs build --strict

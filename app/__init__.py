@@ -2,11 +2,11 @@
 
 from mcp.server.mcpserver.exceptions import ToolError
 
+from app.auth.downstream import DownstreamAuthError, downstream_token
 from app.auth.principal import NotAuthenticatedError, Principal, current_principal
-from app.content import untrusted
-from app.downstream import DownstreamAuthError, downstream_token
-from app.registry import completion, prompt, resource, tool
-from app.secrets import secret
+from app.catalog.registry import completion, prompt, resource, tool
+from app.secrets.store import secret
+from app.server.content import untrusted
 
 __all__ = [
     "DownstreamAuthError",

@@ -16,7 +16,7 @@ Request path for the MCP endpoint, outermost first (the first four wrap every ro
        (duration metric, span attributes, tool-call audit record), SecretGuard (secrets bound for `secret()`,
        secrets and tokens scrubbed from results and errors), CallerContext (caller bound, lists filtered)
        and ToolBounds (timeout, result size)
-    -> the tool (a plain `def` tool on a worker thread of the TOOLS__THREADS pool: app/threads.py)
+    -> the tool (a plain `def` tool on a worker thread of the TOOLS__THREADS pool: app/server/threads.py)
 
 Secrets come from settings (Key Vault among the sources) into a `SecretStore`, re-read in the background when
 KEYVAULT__REFRESH_SECONDS is set; every log record is scrubbed of them (and of tokens) by the redaction filter.
@@ -41,32 +41,32 @@ from pydantic import ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import toolslock
-from app.access_log import install_access_log_filter
-from app.audit import AuditLog, AuditSinkError
+from app.auth.authz import AuthorizeOperation, Guard
 from app.auth.challenge import Challenges
+from app.auth.dev_issuer import DevIssuer, DevKeyError, EmbeddedServer
+from app.auth.downstream import OnBehalfOf, settings_credential
+from app.auth.metadata import protected_resource_metadata
 from app.auth.middleware import AuthenticateBearer
 from app.auth.tokens import EntraTokenValidator
-from app.authz import AuthorizeOperation, Guard
-from app.bounds import CapConcurrency, LimitBody
-from app.content import content_safety_from
-from app.dev_issuer import DevIssuer, DevKeyError, EmbeddedServer
-from app.downstream import OnBehalfOf, settings_credential
-from app.edge import ForwardedHeaders, HostOriginGuard, SecurityHeaders
-from app.http import EnsureResponse
-from app.keyvault import KeyVaultError
-from app.logging import configure_logging
-from app.mcp_server import build_mcp_server
-from app.metadata import protected_resource_metadata
-from app.observe import Observer
-from app.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
-from app.readiness import Readiness, drain_on_sigterm
-from app.redaction import REDACTOR, install_redaction
-from app.registry import ToolDiscoveryError, discover
-from app.secrets import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
+from app.catalog.registry import ToolDiscoveryError, discover
+from app.core.asgi import EnsureResponse
+from app.edge.bounds import CapConcurrency, LimitBody
+from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders
+from app.edge.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
+from app.observability.access_log import install_access_log_filter
+from app.observability.audit import AuditLog, AuditSinkError
+from app.observability.logging import configure_logging
+from app.observability.observe import Observer
+from app.observability.readiness import Readiness, drain_on_sigterm
+from app.observability.redaction import REDACTOR, install_redaction
+from app.observability.telemetry import TelemetryConfigError, setup_telemetry
+from app.secrets.store import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
+from app.server import toolslock
+from app.server.build import build_mcp_server
+from app.server.content import content_safety_from
+from app.server.threads import ToolThreads
 from app.settings import Settings, describe_invalid
-from app.telemetry import TelemetryConfigError, setup_telemetry
-from app.threads import ToolThreads
+from app.settings.keyvault import KeyVaultError
 
 log = logging.getLogger("app")
 
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     # Built here, not at startup, so a bad dev key is reported like any other configuration error.
     issuer = DevIssuer(settings) if settings.dev_issuer_active and settings.dev_issuer.embedded else None
     mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream, content_check, threads)
-    # Tool integrity: what models will be shown must match the reviewed tools.lock (app/toolslock.py).
+    # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
     if settings.tools_lock_mode != "off":
         toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)

@@ -1,4 +1,4 @@
-"""CPU per sync-tool hand-off: the SDK's `anyio.to_thread.run_sync` against this server's pool (`app/threads.py`).
+"""CPU per sync-tool hand-off: the SDK's `anyio.to_thread.run_sync` against this server's pool (app/server/threads.py).
 
 `taskset -c 1 uv run python bench/handoff.py` runs a trivial sync function through each, `--concurrency` calls at a
 time on one uvloop, alternating the two `--reps` times, and prints the median CPU µs per call (process CPU, so the
@@ -22,7 +22,7 @@ if __package__ in (None, ""):
 
 import anyio.to_thread
 
-from app.threads import ToolThreads
+from app.server.threads import ToolThreads
 
 
 def echo(text: str) -> str:
@@ -44,7 +44,7 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     pooled = pool.serve(echo)
     contenders: dict[str, Callable[[], Awaitable[Any]]] = {
         "anyio.to_thread (SDK)": lambda: anyio.to_thread.run_sync(functools.partial(echo, text="hi")),
-        "ToolThreads (app/threads.py)": lambda: pooled(text="hi"),
+        "ToolThreads (app/server/threads.py)": lambda: pooled(text="hi"),
     }
     for call in contenders.values():  # warm-up: threads started, code paths specialised
         await cpu_per_call(call, args.calls, args.concurrency)

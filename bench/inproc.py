@@ -167,7 +167,7 @@ async def measure(args: argparse.Namespace) -> list[float]:
     headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]
     headers.append((b"accept", b"application/json, text/event-stream"))
     if args.target == "d":
-        argv = [sys.executable, "-m", "app.dev_issuer", "token", "--scopes", "mcp.read"]
+        argv = [sys.executable, "-m", "app.auth.dev_issuer", "token", "--scopes", "mcp.read"]
         minted = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=True)
         token = minted.stdout.strip()
         headers.append((b"authorization", f"Bearer {token}".encode()))

@@ -50,7 +50,7 @@ PROJECT_ENV: dict[str, str] = {
     "SECURITY__MAX_CONCURRENT_CALLS": "100000",
 }
 """Extra environment for the app server *and* for the token command."""
-PROJECT_TOKEN_ARGV: list[str] = ["-m", "app.dev_issuer", "token", "--scopes", "mcp.read"]
+PROJECT_TOKEN_ARGV: list[str] = ["-m", "app.auth.dev_issuer", "token", "--scopes", "mcp.read"]
 """Run with the project's Python; must print one JWT on stdout (surrounding whitespace ignored)."""
 PROJECT_MCP_PATH = "/mcp"
 PROJECT_STATEFUL_ENV: dict[str, str] | None = {"MCP__STATELESS": "false"}
@@ -168,7 +168,7 @@ def _prepare_project(ctx: Context) -> str | None:
     # One standalone dev issuer for every (d) process, as Entra is for every replica: workers > 1 can share it.
     env = dict(os.environ) | {"PYTHONPATH": str(REPO_ROOT)} | _in_scratch(PROJECT_ENV, ctx)
     issuer = subprocess.Popen(
-        [sys.executable, "-m", "app.dev_issuer", "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "app.auth.dev_issuer", "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL
     )
     atexit.register(issuer.terminate)
     return None

@@ -21,15 +21,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from app.keyvault import CREDENTIALS
 from app.main import create_app
 from app.settings import Settings
+from app.settings.keyvault import CREDENTIALS
 from tests.support.entra import MINTED, EntraStandIn
 from tests.support.keyvault import KeyVaultStandIn, LocalIssuerCredential, TlsFiles, make_tls
 from tests.support.servers import ServerThread, free_port
 
 # The tool authors' fixtures (as_user, as_app, mcp_server) ship with the framework.
-pytest_plugins = ["app.testing"]
+pytest_plugins = ["app.toolkit.testing"]
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
 OTHER_TENANT = "0e3e2e88-0000-4000-8000-000000000002"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.audit import GENESIS, AuditLog, AuditSinkError, canonical_json, digest, verify
+from app.observability.audit import GENESIS, AuditLog, AuditSinkError, canonical_json, digest, verify
 from app.settings import Settings
 from tests.conftest import REPO, TENANT, mcp_client
 from tests.support.servers import ServerThread

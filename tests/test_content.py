@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp.types import TextContent
 
-from app.content import _INVISIBLE, MARKER, META_KEY, spotlight
+from app.server.content import _INVISIBLE, MARKER, META_KEY, spotlight
 from tests.conftest import mcp_client
 from tests.support import probe
 from tests.support.content_safety import KEY, ContentSafetyStandIn

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.edge import PROBE_PATHS
+from app.edge.headers import PROBE_PATHS
 from app.settings import Settings
 from tests.conftest import REPO
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.edge import ForwardedHeaders, HostOriginGuard, SecurityHeaders
-from app.readiness import Readiness, drain_on_sigterm
+from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders
+from app.observability.readiness import Readiness, drain_on_sigterm
 from app.settings import Settings
 from tests.conftest import modern_call, settings_for, vault_section
 from tests.support.entra import EntraStandIn

@@ -11,7 +11,7 @@ import httpx2
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from app.audit import verify
+from app.observability.audit import verify
 from tests.conftest import modern_call
 from tests.support.servers import ServerThread
 

@@ -1,4 +1,4 @@
-"""`app.windows` (per-process rate-limit counts) allows and refuses exactly as `limits`' MemoryStorage does."""
+"""`app.edge.windows` (per-process rate-limit counts) allows and refuses exactly as `limits`' MemoryStorage does."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from limits.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 
-from app.windows import SWEEP_SECONDS, Strategy, Windows
+from app.edge.windows import SWEEP_SECONDS, Strategy, Windows
 
 REFERENCE: dict[Strategy, type[RateLimiter]] = {
     "moving-window": MovingWindowRateLimiter,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.registry import ToolDiscoveryError, discover
+from app.catalog.registry import ToolDiscoveryError, discover
 from tests.conftest import mcp_client, modern_call
 from tests.support import probe
 from tests.support.servers import ServerThread

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.scaffold import NAME, ScaffoldError, scaffold
+from app.toolkit.scaffold import NAME, ScaffoldError, scaffold
 from tests.conftest import REPO
 
 COPIED = [

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from mcp.server.request_state import InvalidRequestState
 from pydantic import SecretStr, ValidationError
 
-from app.keyvault import CREDENTIALS, KeyVaultError, vault_secret_name
 from app.main import create_app
-from app.mcp_server import request_state_security
-from app.redaction import MASK, Redactor
-from app.secrets import SecretsError, SecretStore, check_tool_secret_name
+from app.observability.redaction import MASK, Redactor
+from app.secrets.store import SecretsError, SecretStore, check_tool_secret_name
+from app.server.build import request_state_security
 from app.settings import Settings
+from app.settings.keyvault import CREDENTIALS, KeyVaultError, vault_secret_name
 from tests.conftest import (
     CLIENT_ID,
     REPO,
@@ -127,8 +127,8 @@ def test_keyvault_settings_are_read_from_dotenv_before_the_vault(
 def test_challenge_resource_verification_is_off_only_for_loopback_vaults(
     keyvault: KeyVaultStandIn, url: str, verified: bool
 ) -> None:
-    from app.keyvault import BoundedKeyVaultSource
     from app.settings import KeyVaultSettings
+    from app.settings.keyvault import BoundedKeyVaultSource
 
     source = BoundedKeyVaultSource(Settings, KeyVaultSettings(url=url, credential="local-issuer"))
     policy = source._client()._client._config.authentication_policy
@@ -136,7 +136,7 @@ def test_challenge_resource_verification_is_off_only_for_loopback_vaults(
 
 
 def test_tools_reach_only_their_own_secrets(tmp_path: Path) -> None:
-    from app.secrets import SecretNotFoundError, bound_store, secret
+    from app.secrets.store import SecretNotFoundError, bound_store, secret
 
     store = SecretStore(
         _dev(_env_file=None, azuread={"client_secret": "server-client-secret"}),
@@ -583,7 +583,7 @@ def test_bearer_credentials_are_redacted_but_challenges_stay_readable() -> None:
 
 
 def test_redaction_covers_exception_text_traceback_and_extras(captured_log: io.StringIO) -> None:
-    from app.redaction import REDACTOR, install_redaction
+    from app.observability.redaction import REDACTOR, install_redaction
 
     records: list[logging.LogRecord] = []
     keep = logging.Handler()

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
-from app.registry import ToolDiscoveryError, discover
+from app.catalog.registry import ToolDiscoveryError, discover
 from app.settings import Settings
 from tests.conftest import REPO, mcp_client
 from tests.support.servers import ServerThread
@@ -169,7 +169,7 @@ def test_a_dev_key_file_that_cannot_be_used_stops_the_server_and_the_token_comma
     env["DEV_ISSUER__KEY_DIR"] = str(tmp_path / "dev")
     server = _uvicorn(env, tmp_path)
     token = subprocess.run(
-        [sys.executable, "-m", "app.dev_issuer", "token"],
+        [sys.executable, "-m", "app.auth.dev_issuer", "token"],
         env={**os.environ, "PYTHONPATH": str(REPO), **env},
         cwd=tmp_path,
         capture_output=True,
@@ -205,7 +205,7 @@ def test_dev_issuer_is_never_active_in_production() -> None:
         mcp={"resource_host": "https://x.example", "stateless": False},
     )
     assert not settings.dev_issuer_active
-    from app.dev_issuer import DevIssuer
+    from app.auth.dev_issuer import DevIssuer
 
     with pytest.raises(RuntimeError, match="never runs in production"):
         DevIssuer(settings)

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from app.supply_chain import CLEAN, NOT_CHECKED, USAGE, VULNERABLE, IgnoreFileError, interpret, read_ignores, verdict
+from app.toolkit.supply_chain import (
+    CLEAN,
+    NOT_CHECKED,
+    USAGE,
+    VULNERABLE,
+    IgnoreFileError,
+    interpret,
+    read_ignores,
+    verdict,
+)
 from tests.conftest import REPO
 from tests.support.osv import ALIAS, VULN_ID, OsvStandIn
 from tests.support.servers import ServerThread, free_port
@@ -31,7 +40,7 @@ def osv() -> Iterator[tuple[OsvStandIn, str]]:
 def audit(osv_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`make audit`'s command, on the OSV service at `osv_url` (pip-audit reads PIP_AUDIT_OSV_URL)."""
     return subprocess.run(
-        [sys.executable, "-m", "app.supply_chain", "audit", "--service", "osv", "--timeout", "5", *args],
+        [sys.executable, "-m", "app.toolkit.supply_chain", "audit", "--service", "osv", "--timeout", "5", *args],
         cwd=REPO,
         env={**os.environ, "PIP_AUDIT_OSV_URL": osv_url},
         capture_output=True,

@@ -17,17 +17,15 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import SpanKind
 
-from app.access_log import install_access_log_filter
-from app.audit import AuditLog
+from app.auth.authz import Guard
 from app.auth.principal import Principal
-from app.authz import Guard
-from app.logging import PAYLOAD_LOGGERS, JsonFormatter, configure_logging
+from app.catalog.registry import discover
 from app.main import create_app
-from app.mcp_server import build_mcp_server
-from app.observe import Observer
-from app.registry import discover
-from app.secrets import SecretStore
-from app.telemetry import (
+from app.observability.access_log import install_access_log_filter
+from app.observability.audit import AuditLog
+from app.observability.logging import PAYLOAD_LOGGERS, JsonFormatter, configure_logging
+from app.observability.observe import Observer
+from app.observability.telemetry import (
     Telemetry,
     TelemetryConfigError,
     enduser_hash,
@@ -35,6 +33,8 @@ from app.telemetry import (
     record_rate_limit,
     setup_telemetry,
 )
+from app.secrets.store import SecretStore
+from app.server.build import build_mcp_server
 from tests.conftest import TENANT, TEST_TOOLS, OtelMemory, mcp_client, modern_call, settings_for
 from tests.support.entra import EntraStandIn
 from tests.support.servers import ServerThread, free_port

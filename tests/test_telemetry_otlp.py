@@ -18,8 +18,8 @@ from opentelemetry import trace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from app.audit import verify
-from app.telemetry import enduser_hash
+from app.observability.audit import verify
+from app.observability.telemetry import enduser_hash
 from tests.conftest import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT, TEST_TOOLS, mcp_client
 from tests.support.entra import EntraStandIn
 from tests.support.otlp import OtlpReceiver, attributes

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.registry import Requirement, Spec
-from app.testing import Denial, denials, discovered_tools, serve_tools
+from app.catalog.registry import Requirement, Spec
+from app.toolkit.testing import Denial, denials, discovered_tools, serve_tools
 from tests.conftest import TEST_TOOLS
 from tests.support import probe
 

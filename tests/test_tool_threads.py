@@ -1,4 +1,4 @@
-"""Plain `def` tools run on the framework's worker-thread pool (app/threads.py), as the SDK would run them."""
+"""Plain `def` tools run on the framework's worker-thread pool (app/server/threads.py), as the SDK would run them."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field, ValidationError
 
+from app.server.threads import ToolThreads
 from app.settings import Settings
-from app.threads import ToolThreads
 from tests.conftest import mcp_client
 from tests.support.servers import ServerThread
 from tests.test_resource_limits import call, oid

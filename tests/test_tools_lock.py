@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app import toolslock
 from app.main import create_app
 from app.settings import Settings
+from app.toolkit import toolslock
 from tests.conftest import REPO, settings_for
 from tests.support.entra import EntraStandIn
 from tests.support.servers import ServerThread, free_port
@@ -120,7 +120,7 @@ def test_tools_lock_cli_writes_then_check_names_the_changed_tool(tmp_path: Path)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "app.toolslock", *args, "--lock", str(lock_path)],
+            [sys.executable, "-m", "app.toolkit.toolslock", *args, "--lock", str(lock_path)],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from starlette.types import Send
 
-from app.http import send_json
+from app.core.asgi import send_json
 
 
 def _quote(value: str) -> str:

@@ -6,7 +6,6 @@ import functools
 import logging
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -14,11 +13,9 @@ from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.challenge import Challenges
+from app.auth.events import AuthEvents
 from app.auth.principal import Principal
 from app.auth.tokens import EntraTokenValidator, InvalidTokenError, to_access_token, token_fingerprint
-
-if TYPE_CHECKING:
-    from app.observe import Observer
 
 log = logging.getLogger("app.auth")
 
@@ -33,7 +30,7 @@ class AuthenticateBearer:
     """
 
     def __init__(
-        self, app: ASGIApp, validator: EntraTokenValidator, challenges: Challenges, observer: Observer
+        self, app: ASGIApp, validator: EntraTokenValidator, challenges: Challenges, observer: AuthEvents
     ) -> None:
         self.app = app
         self.validator = validator

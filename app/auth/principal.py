@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.types import Scope
 
-from app.binding import bind
+from app.core.binding import bind
 
 
 @dataclass(frozen=True, slots=True)

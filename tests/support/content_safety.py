@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.content import SafetyVerdict
+from app.server.content import SafetyVerdict
 from app.settings import Settings
 
 KEY = "local-content-safety-key"

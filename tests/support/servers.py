@@ -1,4 +1,4 @@
-"""Run any ASGI app on a real uvicorn, on a free loopback port, in a background thread (shipped in app.testing);
+"""Run any ASGI app on a real uvicorn, on a free loopback port, in a background thread (shipped in app.toolkit.testing);
 and wait for a server started as a subprocess."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import httpx2
 
-from app.testing import ServerThread, free_port
+from app.toolkit.testing import ServerThread, free_port
 
 __all__ = ["ServerThread", "free_port", "wait_ready"]
 

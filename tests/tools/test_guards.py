@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.registry import Spec
-from app.testing import Caller, Denial, TestServer, denials, discovered_tools
+from app.catalog.registry import Spec
+from app.toolkit.testing import Caller, Denial, TestServer, denials, discovered_tools
 
 TOOLS = discovered_tools()
 DENIALS = [denial for spec in TOOLS for denial in denials(spec)]

@@ -1,6 +1,6 @@
 """The shipped notes tools: a write then a search by the same user; another user sees nothing."""
 
-from app.testing import Caller
+from app.toolkit.testing import Caller
 
 
 async def test_created_note_is_found_by_its_author_only(as_user: Caller) -> None:

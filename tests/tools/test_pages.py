@@ -2,8 +2,8 @@
 
 from mcp.types import TextContent
 
-from app.content import MARKER, META_KEY
-from app.testing import Caller
+from app.server.content import MARKER, META_KEY
+from app.toolkit.testing import Caller
 
 ONBOARDING = "https://intranet.contoso.com/wiki/onboarding"
 

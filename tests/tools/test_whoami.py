@@ -1,6 +1,6 @@
 """The shipped whoami tool, tested the way a tool author tests theirs: with the `as_user` / `as_app` fixtures."""
 
-from app.testing import TEST_USER_OID, Caller
+from app.toolkit.testing import TEST_USER_OID, Caller
 
 
 async def test_whoami_as_user(as_user: Caller) -> None:

@@ -20,10 +20,10 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanContext
 from pydantic import ValidationError
 from starlette.types import Scope
 
-from app.audit import AuditLog, client_ip, digest, principal_fields
 from app.auth.principal import Principal, principal_from_scope
-from app.registry import Catalog
-from app.telemetry import (
+from app.catalog.registry import Catalog
+from app.observability.audit import AuditLog, client_ip, digest, principal_fields
+from app.observability.telemetry import (
     AUTH_FAILURE_REASON,
     AUTH_FAILURES,
     AUTH_OUTCOME,

@@ -2,7 +2,7 @@
 
 It serves Entra-shaped v2 and v1 discovery documents and a JWKS from a key kept under `.dev/`. The server
 validates its tokens with the same code, over HTTP, as it validates Entra's; nothing is bypassed.
-Usage: `python -m app.dev_issuer token [--scopes "a b"] [--roles "r"] [--app]`, or `… serve` to run it on its own.
+Usage: `python -m app.auth.dev_issuer token [--scopes "a b"] [--roles "r"] [--app]`, or `… serve` to run it on its own.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m app.dev_issuer", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.auth.dev_issuer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     token = sub.add_parser("token", help="print an access token for the dev server")
     token.add_argument("--scopes", default="mcp.read", help="space-separated delegated scopes (scp)")

@@ -3,7 +3,7 @@
 Shared counts (Redis) are the `limits` library (the storage and strategies under slowapi), used through its asyncio
 API so a Redis round trip never blocks the event loop. slowapi's own Limiter is not used: it is sync and
 route/decorator based, while our request path is pure ASGI and the tool name is only known after the body is parsed.
-Per-process counts (`memory://`, and the fail-open fallback) are `app.windows`, the same strategies at less cost.
+Per-process counts (`memory://`, and the fail-open fallback) are `app.edge.windows`, the same strategies at less cost.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.auth.authz import operation_from_scope
 from app.auth.principal import principal_from_scope
-from app.authz import operation_from_scope
-from app.http import header, jsonrpc_error, send_json
-from app.registry import Catalog
+from app.catalog.registry import Catalog
+from app.core.asgi import header, jsonrpc_error, send_json
+from app.edge.windows import Windows
+from app.observability.telemetry import record_rate_limit
 from app.settings import RateLimitSettings
-from app.telemetry import record_rate_limit
-from app.windows import Windows
 
 log = logging.getLogger("app.ratelimit")
 

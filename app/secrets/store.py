@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 from pydantic import SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from app.binding import bind
-from app.keyvault import KeyVaultError, vault_secret_name
+from app.core.binding import bind
 from app.settings import KeyVaultSettings, Settings, layered_sources, secret_env_names
+from app.settings.keyvault import KeyVaultError, vault_secret_name
 
 log = logging.getLogger("app.secrets")
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from string import Template
 
-from app.registry import ToolDiscoveryError, discover
+from app.catalog.registry import ToolDiscoveryError, discover
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
@@ -46,7 +46,7 @@ def scaffold(name: str, tools_dir: Path, tests_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.scaffold", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.toolkit.scaffold", description=__doc__)
     parser.add_argument("name")
     parser.add_argument("--tools-dir", type=Path, default=REPO / "tools")
     parser.add_argument("--tests-dir", type=Path, default=REPO / "tests" / "tools")

@@ -9,19 +9,17 @@ import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mcp.server import _streamable_http_modern
 from mcp.shared.uri_template import UriTemplate
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.challenge import Challenges
+from app.auth.events import AuthEvents
 from app.auth.principal import Principal, principal_from_scope
-from app.http import jsonrpc_error, send_json
-from app.registry import Catalog, Requirement
-
-if TYPE_CHECKING:
-    from app.observe import Observer
+from app.catalog.registry import Catalog, Requirement
+from app.core.asgi import jsonrpc_error, send_json
 
 log = logging.getLogger("app.authz")
 
@@ -111,7 +109,7 @@ class Guard:
 class AuthorizeOperation:
     """Reads the body once (LimitBody has capped it), refuses batches, and answers 403 step-up before any tool runs."""
 
-    def __init__(self, app: ASGIApp, guard: Guard, challenges: Challenges, observer: Observer) -> None:
+    def __init__(self, app: ASGIApp, guard: Guard, challenges: Challenges, observer: AuthEvents) -> None:
         self.app = app
         self.guard = guard
         self.challenges = challenges

@@ -80,7 +80,7 @@ def _decorator(
     limits: Limits | None = None,
     **options: Any,
 ) -> Callable[[F], F]:
-    from app.secrets import check_tool_secret_name
+    from app.secrets.store import check_tool_secret_name
 
     requirement = Requirement(frozenset(scopes), frozenset(roles), public)
     if isinstance(scopes, str) or isinstance(roles, str) or isinstance(secrets, str):
@@ -230,7 +230,7 @@ def discover(directory: Path) -> Catalog:
 
 def _package_for(directory: Path) -> str:
     """The import name for a tools directory: `tools` for the repo's own, a private name for any other."""
-    repo_tools = Path(__file__).resolve().parent.parent / "tools"
+    repo_tools = Path(__file__).resolve().parents[2] / "tools"
     if directory == repo_tools:
         importlib.import_module("tools")
         return "tools"

@@ -9,7 +9,7 @@ from azure.ai.contentsafety import ContentSafetyClient
 from azure.ai.contentsafety.models import AnalyzeTextOptions
 from azure.core.credentials import AzureKeyCredential
 
-from app.content import SafetyVerdict
+from app.server.content_safety import SafetyVerdict
 from app.settings import ContentSafetySettings
 
 MAX_TEXT_CHARS = 10_000  # the service's limit per text:analyze request

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.keyvault.secrets import SecretClient
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import AzureKeyVaultSettingsSource
 from pydantic_settings.sources.providers.azure import AzureKeyVaultMapping
 
+from app.settings.fields import is_loopback_host, secret_env_names
+
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
-
-    from app.settings import KeyVaultSettings
 
 
 class KeyVaultError(RuntimeError):
@@ -62,6 +64,35 @@ CREDENTIALS: dict[str, Callable[[KeyVaultSettings], TokenCredential]] = {
 }
 
 
+class KeyVaultSettings(BaseModel):
+    """Azure Key Vault as a settings source (read before the vault, from init args, environment and `.env`)."""
+
+    url: str | None = None
+    credential: str = "default"
+    managed_identity_client_id: str | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    refresh_seconds: float | None = Field(default=None, gt=0)
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_https(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("KEYVAULT__URL must be https://<name>.vault.azure.net/ (the SDK refuses plain http)")
+        return value.strip()
+
+    @field_validator("credential")
+    @classmethod
+    def _known_credential(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in CREDENTIALS:
+            raise ValueError(f"KEYVAULT__CREDENTIAL must be one of {', '.join(sorted(CREDENTIALS))}")
+        return value
+
+
 _credentials: dict[tuple[object, ...], TokenCredential] = {}
 
 
@@ -80,8 +111,6 @@ def vault_secret_name(env_name: str) -> str:
 
 
 def is_loopback_url(url: str) -> bool:
-    from app.settings import is_loopback_host
-
     return is_loopback_host(urlsplit(url).hostname)
 
 
@@ -168,8 +197,6 @@ class BoundedKeyVaultSource(AzureKeyVaultSettingsSource):
         return values
 
     def _describe(self) -> str:
-        from app.settings import secret_env_names
-
         names = [vault_secret_name(name) for name in secret_env_names(self.settings_cls)]
         return "secret(s) " + ", ".join(names) if names else "its secrets"
 

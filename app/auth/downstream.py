@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from pydantic import SecretStr
 
 from app.auth.principal import current_principal
-from app.binding import bind
+from app.core.binding import bind
 from app.settings import Settings, is_loopback_host
 
 log = logging.getLogger("app.downstream")

@@ -1,25 +1,24 @@
 """Tool integrity: `tools.lock` pins what models are shown (descriptions, schemas) and what callers need.
 
 A changed description or schema can steer a model ("tool poisoning"), so such changes must arrive as a reviewed
-diff of `tools.lock`, never silently. `python -m app.toolslock write` (`make tools-lock`) regenerates the file;
-`check` compares it with what the server would serve. Startup runs the same comparison (see `enforce`).
+diff of `tools.lock`, never silently. Startup compares what it serves with the file (`enforce`);
+`python -m app.toolkit.toolslock write` (`make tools-lock`) regenerates the file, and `check` compares without
+starting a server.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
 import logging
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
-from app.registry import Catalog, Spec, ToolDiscoveryError
+from app.catalog.registry import Catalog, Spec, ToolDiscoveryError
 
 log = logging.getLogger("app.toolslock")
 
@@ -149,55 +148,3 @@ def enforce(mode: str, lock_path: Path, current: dict[str, Any]) -> list[str]:
         raise ToolLockError(message + " (or set TOOLS__LOCK_MODE=warn to start anyway)")
     log.warning("%s", message)
     return found
-
-
-def current_for(tools_dir: Path) -> dict[str, Any]:
-    """What a server built on `tools_dir` would serve; no settings, network or auth needed."""
-    from app.audit import AuditLog
-    from app.authz import Guard
-    from app.mcp_server import build_mcp_server
-    from app.observe import Observer
-    from app.registry import discover
-    from app.secrets import SecretStore
-    from app.settings import Settings
-    from app.telemetry import setup_telemetry
-
-    settings = Settings(_env_file=None, app_env="development", tools={"dir": tools_dir})
-    catalog = discover(tools_dir)
-    # Tool secrets are not read: they do not change what is listed, and a lock needs no credentials.
-    quiet = Observer(setup_telemetry(settings, {"OTEL_SDK_DISABLED": "true"}), AuditLog(None), catalog)
-    mcp = build_mcp_server(settings, catalog, Guard(catalog, (), (), settings.scope_uri), SecretStore(settings), quiet)
-    return served_sync(mcp, catalog)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from app.settings import ToolsSettings
-
-    default_dir = ToolsSettings().dir
-    parser = argparse.ArgumentParser(prog="python -m app.toolslock", description=__doc__)
-    parser.add_argument("command", choices=["write", "check"])
-    parser.add_argument("--tools-dir", type=Path, default=default_dir)
-    parser.add_argument("--lock", type=Path, default=None, help="default: tools.lock beside the tools directory")
-    args = parser.parse_args(argv)
-    lock_path = args.lock or args.tools_dir.resolve().parent / "tools.lock"
-    try:
-        current = current_for(args.tools_dir)
-        if args.command == "write":
-            before = read(lock_path)
-            lock_path.write_text(render(current), encoding="utf-8")
-            changes = differences(before, current)
-            print(f"wrote {lock_path}" + ("".join(f"\n  {c}" for c in changes) if changes else " (unchanged)"))
-            return 0
-        found = differences(read(lock_path), current)
-    except ToolDiscoveryError as exc:
-        print(f"tools error: {exc}", file=sys.stderr)
-        return 2
-    if found:
-        print(f"{lock_path} is stale:" + "".join(f"\n  {c}" for c in found) + f"\n{HINT}", file=sys.stderr)
-        return 1
-    print(f"{lock_path} matches the served tools")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

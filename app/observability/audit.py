@@ -2,7 +2,7 @@
 
 A record is `{...fields, "prev": <hash of the previous record>, "hash": <sha256 of this line without "hash">}`.
 The hash covers the exact bytes written, so any edited byte breaks the chain at that line.
-`python -m app.audit verify FILE` (or `make audit-verify FILE=...`) reports the first broken link.
+`python -m app.observability.audit verify FILE` (or `make audit-verify FILE=...`) reports the first broken link.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def verify(path: Path) -> Verdict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.audit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.observability.audit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("verify", help="verify a file's hash chain and report the first broken link")
     check.add_argument("file", type=Path)

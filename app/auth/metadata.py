@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.registry import Catalog
+from app.catalog.registry import Catalog
 from app.settings import Settings
 
 

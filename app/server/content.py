@@ -23,15 +23,24 @@ import logging
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from mcp.types import TextContent
 
-from app.binding import bind
+from app.core.binding import bind
+from app.server.content_safety import ContentSafetyCheck, SafetyVerdict
 
 if TYPE_CHECKING:
     from app.settings import Settings
+
+__all__ = [
+    "ContentSafetyCheck",
+    "SafetyVerdict",
+    "checking_content_with",
+    "content_safety_from",
+    "spotlight",
+    "untrusted",
+]
 
 log = logging.getLogger("app.content")
 
@@ -40,21 +49,6 @@ META_KEY = "io.github.secure-mcp-server/untrusted"
 MAX_SOURCE_CHARS = 200
 # Zero-width and bidi-control characters hide or reorder text; C0/C1 controls (but \n) have no place in prose.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\x00-\x09\x0b-\x1f\x7f-\x9f]")
-
-
-@dataclass(frozen=True)
-class SafetyVerdict:
-    """A content-safety decision; `reason` names categories only, never the text."""
-
-    allowed: bool
-    reason: str = ""
-
-
-@runtime_checkable
-class ContentSafetyCheck(Protocol):
-    """The hook: one async method. Implement it to plug in any classifier; `AzureContentSafety` is the shipped one."""
-
-    async def check(self, text: str, *, source: str) -> SafetyVerdict: ...
 
 
 _check: contextvars.ContextVar[ContentSafetyCheck | None] = contextvars.ContextVar("content_check", default=None)
@@ -126,7 +120,7 @@ def content_safety_from(settings: Settings) -> ContentSafetyCheck | None:
         return None
     if provider == "azure":
         try:
-            from app.content_safety_azure import AzureContentSafety
+            from app.server.content_safety_azure import AzureContentSafety
         except ImportError:
             raise RuntimeError(
                 "CONTENT_SAFETY__PROVIDER=azure needs the optional extra: uv sync --extra content-safety"

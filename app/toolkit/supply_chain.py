@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IGNORE_FILE = REPO / "config" / "pip-audit-ignore.txt"
 CLEAN, VULNERABLE, USAGE, NOT_CHECKED = 0, 1, 2, 3
 _NETWORK = re.compile(r"ConnectionError|Could not connect|Max retries|NameResolution|timed out|ServiceError|SSLError")
@@ -165,7 +165,7 @@ def _uv() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.supply_chain", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.toolkit.supply_chain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     audit_cmd = sub.add_parser("audit", help="pip-audit the locked dependencies")
     audit_cmd.add_argument("--requirements", type=Path, help="audit this hashed requirements file, not uv.lock")

@@ -1,6 +1,6 @@
 """Pytest fixtures for testing tools against the real server: `as_user(scopes=...)`, `as_app(roles=...)`.
 
-Enable with `pytest_plugins = ["app.testing"]` in `tests/conftest.py`. The server is the real `create_app`, in
+Enable with `pytest_plugins = ["app.toolkit.testing"]` in `tests/conftest.py`. The server is the real `create_app`, in
 production mode, on a real uvicorn on a free loopback port, validating tokens from a local test issuer over HTTP
 exactly as it validates Entra's; clients are the official MCP SDK client. One server runs per test session.
 
@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.dev_issuer import public_jwk
-from app.registry import Spec, discover
+from app.auth.dev_issuer import public_jwk
+from app.catalog.registry import Spec, discover
 from app.settings import Settings, ToolsSettings
 
 TEST_TENANT = "7e57e57e-0000-4000-8000-000000007e57"

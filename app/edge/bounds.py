@@ -1,24 +1,16 @@
-"""Resource limits: request body size, concurrent tool calls, tool run time and tool result size."""
+"""Request limits at the edge: body size, and concurrent tool calls per principal and overall."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from functools import partial
-from typing import Any
 
 import anyio
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from pydantic_core import to_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth.authz import INVALID_REQUEST, operation_from_scope
 from app.auth.principal import principal_from_scope
-from app.authz import INVALID_REQUEST, operation_from_scope
-from app.http import jsonrpc_error, send_json
-from app.registry import Catalog
-from app.settings import SecuritySettings
-from app.telemetry import record_rate_limit
+from app.core.asgi import jsonrpc_error, send_json
+from app.observability.telemetry import record_rate_limit
 
 log = logging.getLogger("app.bounds")
 
@@ -132,76 +124,3 @@ class CapConcurrency:
                 self.by_principal[key] = left
             else:
                 del self.by_principal[key]
-
-
-def tool_error(text: str) -> dict[str, Any]:
-    """A `tools/call` result the caller's model can read: the call failed, and why."""
-    return {"content": [{"type": "text", "text": text}], "isError": True}
-
-
-class ToolBounds:
-    """SDK middleware for `tools/call`: a run-time deadline (the task is cancelled) and a cap on the result size."""
-
-    def __init__(self, catalog: Catalog, settings: SecuritySettings) -> None:
-        self.default_timeout = settings.tool_timeout_seconds
-        self.timeouts = {s.name: s.limits.timeout for s in catalog.of("tool") if s.limits.timeout}
-        self.max_result_bytes = settings.max_result_bytes
-
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.method != "tools/call":
-            return await call_next(ctx)
-        params = ctx.params if isinstance(ctx.params, dict) else {}
-        name = str(params.get("name", ""))
-        timeout = self.timeouts.get(name) or self.default_timeout
-        # A task rather than a cancel scope: an async tool that catches the cancellation (or a thread pool that
-        # waits for its thread) would hold the caller past the deadline. The caller is answered at it either way.
-        # (One future woken by the task or the timer: asyncio.wait would build sets and callbacks per call.)
-        loop = asyncio.get_running_loop()
-        task: asyncio.Future[HandlerResult] = asyncio.ensure_future(call_next(ctx))
-        finished = loop.create_future()
-        task.add_done_callback(partial(_settle, finished))
-        timer = loop.call_later(timeout, _wake, finished)
-        try:
-            await finished
-        finally:
-            timer.cancel()
-            if not task.done():
-                task.cancel()
-        if not task.done():
-            log.warning("tool timed out", extra={"tool": name, "timeout_seconds": timeout})
-            return tool_error(f"tool {name!r} did not finish within {timeout:g} s and was cancelled")
-        result = task.result()
-        size = _wire_size(result)
-        if size > self.max_result_bytes:
-            log.warning("tool result too large", extra={"tool": name, "bytes": size})
-            return tool_error(f"tool {name!r} returned {size} bytes, over the {self.max_result_bytes}-byte limit")
-        return result
-
-
-_COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)  # built once: json.dumps(**options) builds one per call
-
-
-def _wire_size(result: HandlerResult) -> int:
-    """Bytes of the result as compact, ASCII-escaped JSON: pydantic-core's encoding (several times faster than
-    json's, which is used for what pydantic-core refuses: lone surrogates)."""
-    if result is None:
-        return 0
-    if isinstance(result, dict):
-        try:
-            return len(to_json(result, ensure_ascii=True, fallback=str))
-        except ValueError:  # PydanticSerializationError
-            return len(_COMPACT.encode(result))
-    return len(result.model_dump_json(by_alias=True, exclude_none=True))
-
-
-def _settle(finished: asyncio.Future[None], task: asyncio.Future[Any]) -> None:
-    """The tool's task ended: wake the caller, and retrieve the outcome so an abandoned task's late failure is not
-    reported as 'never retrieved'."""
-    if not task.cancelled():
-        task.exception()
-    _wake(finished)
-
-
-def _wake(finished: asyncio.Future[None]) -> None:
-    if not finished.done():
-        finished.set_result(None)

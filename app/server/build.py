@@ -18,18 +18,18 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, Completion, GetPromptResult, InputRequiredResult
 from pydantic import BaseModel, ValidationError
 
+from app.auth.authz import Guard
+from app.auth.downstream import OnBehalfOf, using
 from app.auth.principal import acting_as, principal_from_scope
-from app.authz import Guard
-from app.bounds import ToolBounds
-from app.content import ContentSafetyCheck, checking_content_with
-from app.downstream import OnBehalfOf, using
-from app.observe import ObserveOperation, Observer
-from app.redaction import REDACTOR, Redactor
-from app.registry import Catalog
-from app.sdk_gaps import apply_log_level, fill_sdk_gaps
-from app.secrets import SecretStore, bound_store
+from app.catalog.registry import Catalog
+from app.observability.observe import ObserveOperation, Observer
+from app.observability.redaction import REDACTOR, Redactor
+from app.secrets.store import SecretStore, bound_store
+from app.server.content import ContentSafetyCheck, checking_content_with
+from app.server.sdk_gaps import apply_log_level, fill_sdk_gaps
+from app.server.threads import ToolThreads
+from app.server.tool_bounds import ToolBounds
 from app.settings import Settings
-from app.threads import ToolThreads
 
 log = logging.getLogger("app.mcp")
 MAX_COMPLETIONS = 100  # the spec's cap on values in one completion result

@@ -1,0 +1,3 @@
+"""What this server serves: the `@tool`, `@resource`, `@prompt` and `@completion` decorators, and discovery of
+`tools/`.
+"""

@@ -1,0 +1,1 @@
+"""Primitives every layer may use: pure-ASGI response helpers (`asgi`) and context binding (`binding`)."""

@@ -1,0 +1,3 @@
+"""What the server records: OpenTelemetry, the per-operation observer, the hash-chained audit log, logging, redaction
+and readiness.
+"""

@@ -1,0 +1,229 @@
+"""One `Settings` for the whole server: init args, environment, Key Vault, `.env`, a secrets directory, defaults.
+
+Insecure production config is refused. Secret settings are `SecretStr`: masked in every repr and dump. The sections
+live in `sections.py`, the sources in `sources.py`; everything a caller needs is importable from here.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, is_loopback_host, secret_env_names
+from app.settings.keyvault import KeyVaultSettings
+from app.settings.sections import (
+    AuditSettings,
+    AzureAdSettings,
+    ContentSafetySettings,
+    DevIssuerSettings,
+    McpSettings,
+    RateLimitSettings,
+    SecuritySettings,
+    ServerSettings,
+    TelemetrySettings,
+    ToolsSettings,
+)
+from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources
+
+__all__ = [
+    "DEFAULT_SECRETS_DIR",
+    "DEV_CLIENT_ID",
+    "DEV_TENANT_ID",
+    "AuditSettings",
+    "AzureAdSettings",
+    "ContentSafetySettings",
+    "DevIssuerSettings",
+    "KeyVaultSettings",
+    "McpSettings",
+    "RateLimitSettings",
+    "SecuritySettings",
+    "ServerSettings",
+    "Settings",
+    "TelemetrySettings",
+    "ToolsSettings",
+    "describe_invalid",
+    "is_loopback_host",
+    "layered_sources",
+    "secret_env_names",
+]
+
+
+class Settings(BaseSettings):
+    """All configuration. Env names are `SECTION__FIELD`, e.g. `AZUREAD__TENANT_ID`."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        secrets_nested_delimiter="__",
+        secrets_dir_missing="ok",
+    )
+
+    app_env: Literal["development", "production"] = "production"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    azuread: AzureAdSettings = Field(default_factory=AzureAdSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
+    dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    content_safety: ContentSafetySettings = Field(default_factory=ContentSafetySettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    keyvault: KeyVaultSettings = Field(default_factory=KeyVaultSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+
+    _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self._init_values = values  # kept so `reload()` re-reads every source with the same arguments
+
+    @property
+    def init_values(self) -> dict[str, Any]:
+        return dict(self._init_values)
+
+    def reload(self) -> Settings:
+        """A fresh read of every source (used by the secret refresher); raises like the first read."""
+        return type(self)(**self._init_values)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        keyvault = bootstrap_keyvault(dotenv_settings, env_settings, init_settings)
+        return layered_sources(
+            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings, keyvault
+        )
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.app_env != "production":
+            return self
+        missing = [
+            env
+            for env, value in (
+                ("AZUREAD__TENANT_ID", self.azuread.tenant_id),
+                ("AZUREAD__CLIENT_ID", self.azuread.client_id),
+                ("MCP__RESOURCE_HOST", self.mcp.resource_host),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                f"production mode needs {', '.join(missing)}; set them (see .env.example) "
+                "or set APP_ENV=development to run with the embedded dev issuer"
+            )
+        if self.audit.sink == "off":
+            raise ValueError("AUDIT__SINK=off is refused in production; use stdout or file:/path")
+        if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
+            raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
+        if self.tools.lock_mode == "off":
+            raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
+        if self.content_safety.provider == "azure" and not self.content_safety.endpoint:
+            raise ValueError("CONTENT_SAFETY__PROVIDER=azure needs CONTENT_SAFETY__ENDPOINT")
+        if not self.mcp.request_state_keys and (self.mcp.stateless or self.workers > 1):
+            raise ValueError(
+                "production with MCP__STATELESS=true or more than one worker needs MCP__REQUEST_STATE_KEYS "
+                "(Key Vault secret mcp--request-state-keys): a shared key ring, so every replica can unseal "
+                'requestState; generate a key with `python -c "import secrets; print(secrets.token_hex(32))"`'
+            )
+        return self
+
+    @property
+    def workers(self) -> int:
+        """Worker processes: SERVER__WORKERS (`python -m app`) or WEB_CONCURRENCY (uvicorn, gunicorn)."""
+        try:
+            concurrency = int(os.environ.get("WEB_CONCURRENCY", "1"))
+        except ValueError:
+            concurrency = 1
+        return max(1, self.server.workers, concurrency)
+
+    @property
+    def tools_lock_mode(self) -> Literal["enforce", "warn", "off"]:
+        """The effective tools.lock mode: as set, else enforce in production and warn in development."""
+        return self.tools.lock_mode or ("enforce" if self.app_env == "production" else "warn")
+
+    @cached_property
+    def dev_issuer_active(self) -> bool:
+        """The dev issuer runs only in development, and only when no Entra app is configured."""
+        return self.app_env == "development" and not (self.azuread.tenant_id and self.azuread.client_id)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.azuread.tenant_id or DEV_TENANT_ID
+
+    @property
+    def client_id(self) -> str:
+        return self.azuread.client_id or DEV_CLIENT_ID
+
+    @property
+    def instance(self) -> str:
+        if self.dev_issuer_active:
+            return f"http://{self.dev_issuer.host}:{self.dev_issuer.port}/"
+        return self.azuread.instance
+
+    @property
+    def resource_host(self) -> str:
+        return self.mcp.resource_host or "http://127.0.0.1:8000"
+
+    @property
+    def resource(self) -> str:
+        """The protected resource identifier (RFC 9728 `resource`)."""
+        return f"{self.resource_host}{self.mcp.path}"
+
+    @property
+    def resource_metadata_url(self) -> str:
+        return f"{self.resource_host}/.well-known/oauth-protected-resource{self.mcp.path}"
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """Host header values served: SECURITY__ALLOWED_HOSTS, else the resource host's (+ loopback in development)."""
+        if self.security.allowed_hosts is not None:
+            return list(self.security.allowed_hosts)
+        parts = urlsplit(self.resource_host)
+        hosts = [parts.netloc]
+        if parts.port is None:  # some clients send the default port explicitly
+            hosts.append(f"{parts.netloc}:{443 if parts.scheme == 'https' else 80}")
+        if self.app_env == "development":
+            hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        return hosts
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """Origin values served (an absent Origin is fine): SECURITY__ALLOWED_ORIGINS, else the resource host."""
+        if self.security.allowed_origins is not None:
+            return list(self.security.allowed_origins)
+        origins = [self.resource_host]
+        if self.app_env == "development":
+            origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+        return origins
+
+    @property
+    def audiences(self) -> list[str]:
+        """Token audiences this server accepts: its own client id, its App ID URI, and its resource URL."""
+        if self.azuread.audiences:
+            return list(self.azuread.audiences)
+        return [self.client_id, f"api://{self.client_id}", self.resource]
+
+    def scope_uri(self, scope: str) -> str:
+        """The form clients request a scope in from Entra: `api://{client_id}/{scope}`."""
+        return scope if "://" in scope else f"api://{self.client_id}/{scope}"
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line naming every refused setting, for a startup error (no traceback, no values)."""
+    return "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())

@@ -1,0 +1,83 @@
+"""Value shapes shared by the settings sections: lists from the environment, loopback hosts, allow-list entries,
+rate strings, and the names of secret fields."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import typing
+from typing import Annotated, Any
+
+from limits import parse_many
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import NoDecode
+
+# Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
+DEV_TENANT_ID = "00000000-0000-4000-8000-000000000de0"
+DEV_CLIENT_ID = "11111111-1111-4111-8111-111111111111"
+
+
+def csv_list(value: object) -> object:
+    """Accept `a,b c` from the environment as well as a JSON list or a real list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part for part in text.replace(",", " ").split() if part]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback IPs: the only hosts allowed over plain http."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+_HOST = r"(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:([0-9]{1,5}|\*))?"
+HOST_RE = re.compile(_HOST)
+ORIGIN_RE = re.compile(rf"https?://{_HOST}")
+
+
+def allow_list_entry(item: str, pattern: re.Pattern[str], env: str, shape: str) -> str:
+    """One allow-list entry, lower-cased; `:*` accepts any port, as in the SDK's transport security."""
+    value = item.strip().lower()
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{env} entries look like {shape} or {shape.split('[')[0]}:*, got {item[:60]!r}")
+    return value
+
+
+def rate_string(value: str) -> str:
+    """A `limits` rate string such as `120/minute` or `10/second;1000/hour`, checked at startup."""
+    try:
+        if not parse_many(value):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{value!r} is not a rate limit; use e.g. 120/minute or 10/second;1000/hour") from None
+    return value
+
+
+def _has_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_has_secret(arg) for arg in typing.get_args(annotation))
+
+
+def secret_env_names(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Env-style names (`azuread__client_secret`) of every secret field, nested sections included."""
+    names = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if _has_secret(annotation):
+            names.append(prefix + name)
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += secret_env_names(annotation, f"{prefix}{name}__")
+    return names

@@ -1,0 +1,68 @@
+"""`python -m app.toolkit.toolslock write|check`: regenerate or check `tools.lock` (`make tools-lock`).
+
+What is pinned, and the startup check, live in `app/server/toolslock.py`; this is the command line around them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.catalog.registry import ToolDiscoveryError
+from app.server.toolslock import HINT, ToolLockError, differences, read, render, served_sync
+
+__all__ = ["HINT", "ToolLockError", "current_for", "differences", "main", "read", "render"]
+
+
+def current_for(tools_dir: Path) -> dict[str, Any]:
+    """What a server built on `tools_dir` would serve; no settings, network or auth needed."""
+    from app.auth.authz import Guard
+    from app.catalog.registry import discover
+    from app.observability.audit import AuditLog
+    from app.observability.observe import Observer
+    from app.observability.telemetry import setup_telemetry
+    from app.secrets.store import SecretStore
+    from app.server.build import build_mcp_server
+    from app.settings import Settings
+
+    settings = Settings(_env_file=None, app_env="development", tools={"dir": tools_dir})
+    catalog = discover(tools_dir)
+    # Tool secrets are not read: they do not change what is listed, and a lock needs no credentials.
+    quiet = Observer(setup_telemetry(settings, {"OTEL_SDK_DISABLED": "true"}), AuditLog(None), catalog)
+    mcp = build_mcp_server(settings, catalog, Guard(catalog, (), (), settings.scope_uri), SecretStore(settings), quiet)
+    return served_sync(mcp, catalog)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app.settings import ToolsSettings
+
+    default_dir = ToolsSettings().dir
+    parser = argparse.ArgumentParser(prog="python -m app.toolkit.toolslock", description=__doc__)
+    parser.add_argument("command", choices=["write", "check"])
+    parser.add_argument("--tools-dir", type=Path, default=default_dir)
+    parser.add_argument("--lock", type=Path, default=None, help="default: tools.lock beside the tools directory")
+    args = parser.parse_args(argv)
+    lock_path = args.lock or args.tools_dir.resolve().parent / "tools.lock"
+    try:
+        current = current_for(args.tools_dir)
+        if args.command == "write":
+            before = read(lock_path)
+            lock_path.write_text(render(current), encoding="utf-8")
+            changes = differences(before, current)
+            print(f"wrote {lock_path}" + ("".join(f"\n  {c}" for c in changes) if changes else " (unchanged)"))
+            return 0
+        found = differences(read(lock_path), current)
+    except ToolDiscoveryError as exc:
+        print(f"tools error: {exc}", file=sys.stderr)
+        return 2
+    if found:
+        print(f"{lock_path} is stale:" + "".join(f"\n  {c}" for c in found) + f"\n{HINT}", file=sys.stderr)
+        return 1
+    print(f"{lock_path} matches the served tools")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
