@@ -1,7 +1,7 @@
 """One `Settings` for the whole server: init args, environment, Key Vault, `.env`, a secrets directory, defaults.
 
 Insecure production config is refused. Secret settings are `SecretStr`: masked in every repr and dump. The sections
-live in `sections.py`, the sources in `sources.py`; everything a caller needs is importable from here.
+live in `sections.py` and `serving.py`, the sources in `sources.py`; everything a caller needs is importable from here.
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ from app.settings.sections import (
     ContentSafetySettings,
     DevIssuerSettings,
     McpSettings,
-    RateLimitSettings,
-    SecuritySettings,
-    ServerSettings,
     TelemetrySettings,
     ToolsSettings,
 )
+from app.settings.serving import RateLimitSettings, SecuritySettings, ServerSettings
 from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources
 
 __all__ = [
@@ -64,22 +62,38 @@ class Settings(BaseSettings):
         case_sensitive=False,
         secrets_nested_delimiter="__",
         secrets_dir_missing="ok",
+        use_attribute_docstrings=True,
     )
 
     app_env: Literal["development", "production"] = "production"
+    """`development` or `production`. Production refuses to start without the Entra settings and refuses insecure
+    values."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of the server's own logs."""
     log_format: Literal["json", "text"] = "json"
+    """`json` (one object per line on stderr, with trace and span ids) or `text`."""
     azuread: AzureAdSettings = Field(default_factory=AzureAdSettings)
+    """This server's Entra ID app registration."""
     mcp: McpSettings = Field(default_factory=McpSettings)
+    """The MCP endpoint."""
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
+    """Tool discovery."""
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
+    """The embedded dev issuer."""
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    """Telemetry."""
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    """The audit log."""
     content_safety: ContentSafetySettings = Field(default_factory=ContentSafetySettings)
+    """Content safety."""
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    """The network edge and resource limits."""
     server: ServerSettings = Field(default_factory=ServerSettings)
+    """The process."""
     keyvault: KeyVaultSettings = Field(default_factory=KeyVaultSettings)
+    """Azure Key Vault."""
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    """Rate limits."""
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 

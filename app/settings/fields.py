@@ -10,12 +10,18 @@ import typing
 from typing import Annotated, Any
 
 from limits import parse_many
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic_settings import NoDecode
 
 # Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
 DEV_TENANT_ID = "00000000-0000-4000-8000-000000000de0"
 DEV_CLIENT_ID = "11111111-1111-4111-8111-111111111111"
+
+
+class Section(BaseModel):
+    """A settings section; each field's docstring is its description (in the generated settings reference)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
 
 def csv_list(value: object) -> object:

@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.keyvault.secrets import SecretClient
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import AzureKeyVaultSettingsSource
 from pydantic_settings.sources.providers.azure import AzureKeyVaultMapping
 
-from app.settings.fields import is_loopback_host, secret_env_names
+from app.settings.fields import Section, is_loopback_host, secret_env_names
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
@@ -64,15 +64,23 @@ CREDENTIALS: dict[str, Callable[[KeyVaultSettings], TokenCredential]] = {
 }
 
 
-class KeyVaultSettings(BaseModel):
+class KeyVaultSettings(Section):
     """Azure Key Vault as a settings source (read before the vault, from init args, environment and `.env`)."""
 
     url: str | None = None
+    """`https://<vault>.vault.azure.net/`; empty: no vault. Vault secret `azuread--client-secret` fills
+    `AZUREAD__CLIENT_SECRET`."""
     credential: str = "default"
+    """How to authenticate to the vault: `managed_identity`, `workload_identity`, `cli` or `default`
+    (DefaultAzureCredential)."""
     managed_identity_client_id: str | None = None
+    """Client id of a user-assigned managed identity (empty: system-assigned / default)."""
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """Startup fails if the vault has not answered within this many seconds."""
     refresh_seconds: float | None = Field(default=None, gt=0)
+    """Re-read secrets in the background every this many seconds (empty: off)."""
     ca_file: Path | None = None
+    """An extra CA bundle (PEM) to trust for the vault, e.g. behind a TLS-inspecting proxy."""
 
     @field_validator("url")
     @classmethod

@@ -1,42 +1,50 @@
-"""The settings sections: one model per `SECTION__` prefix of the environment."""
+"""The settings sections for identity, tools, content safety, the dev issuer, telemetry and audit."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from app.settings.fields import (
-    HOST_RE,
-    ORIGIN_RE,
     CsvList,
     SecretList,
-    allow_list_entry,
+    Section,
     csv_list,
     is_loopback_host,
-    rate_string,
 )
 
 
-class AzureAdSettings(BaseModel):
+class AzureAdSettings(Section):
     """This server's Entra ID app registration and the tenant(s) it trusts."""
 
     instance: str = "https://login.microsoftonline.com/"
+    """Entra authority host. https only (plain http only for a loopback host)."""
     tenant_id: str | None = None
+    """Your tenant id (GUID), or `organizations` / `common` for a multi-tenant server. Empty in development: the
+    embedded dev issuer stands in for Entra."""
     client_id: str | None = None
+    """The Application (client) ID of this server's app registration."""
     audiences: CsvList | None = None
+    """Override of the accepted token audiences (default: the client id, `api://{client id}` and the resource URL)."""
     accept_v1: bool = True
+    """Accept v1.0 tokens (issuer `https://sts.windows.net/{tid}/`) as well as v2.0."""
     allowed_tenants: CsvList = Field(default_factory=list)
+    """Multi-tenant only: the tenant ids allowed to call (required in production with `organizations` / `common`)."""
     jwks_refresh_seconds: float = Field(default=60.0, gt=0, le=60.0)
+    """A token with an unknown key id triggers at most one signing-key refresh per this many seconds (at most 60)."""
     jwks_max_age_seconds: float = Field(default=24 * 3600.0, gt=0)
+    """Signing keys are re-read in the background this often, even without an unknown key id."""
     clock_skew_seconds: int = Field(default=60, ge=0, le=300)
-    # This server's own credential, used only for on-behalf-of token exchange (app/auth/downstream.py).
+    """Allowed clock difference for `exp` / `nbf`, in seconds."""
     client_secret: SecretStr | None = None
+    """This server's own client secret, used only for on-behalf-of calls to downstream APIs. Prefer a certificate, and
+    keep it in Key Vault or the secrets directory."""
     client_certificate_path: Path | None = None
+    """A PEM file with this server's private key and certificate, for on-behalf-of calls (preferred over a secret)."""
 
     _split_lists = field_validator("audiences", "allowed_tenants", mode="before")(csv_list)
 
@@ -58,17 +66,27 @@ class AzureAdSettings(BaseModel):
         return (self.tenant_id or "").lower() in {"organizations", "common"}
 
 
-class McpSettings(BaseModel):
+class McpSettings(Section):
     """The MCP endpoint and how it is identified as an OAuth protected resource."""
 
     path: str = "/mcp"
+    """The MCP endpoint's path."""
     resource_host: str | None = None
+    """The public base URL clients use (scheme, host and port; no path). The resource id is this plus `MCP__PATH`.
+    Required in production."""
     stateless: bool = True
+    """Stateless HTTP (replicas scale out without session affinity); false keeps `Mcp-Session-Id` sessions."""
     json_response: bool = False
+    """Answer with `application/json` instead of an SSE stream where the SDK allows it."""
     required_scopes: CsvList = Field(default_factory=list)
+    """Delegated scopes every user caller needs on top of each tool's own."""
     required_roles: CsvList = Field(default_factory=list)
+    """App roles every app-only caller needs on top of each tool's own."""
     server_name: str = "secure-mcp-server"
+    """The name this server reports to clients."""
     request_state_keys: SecretList = Field(default_factory=list)
+    """Keys (32 bytes or more each) that seal 2026-07-28 `requestState`; the first seals, all unseal. Required in
+    production when stateless or with several workers."""
 
     _split_scopes = field_validator("required_scopes", "required_roles", "request_state_keys", mode="before")(csv_list)
 
@@ -104,89 +122,40 @@ class McpSettings(BaseModel):
         return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
-class SecuritySettings(BaseModel):
-    """The network edge (which peers may set forwarded headers, which Host and Origin values are served), and
-    resource limits on every request: body size, tool run time, concurrent tool calls, tool result size."""
-
-    trusted_proxies: CsvList = Field(default_factory=list)
-    allowed_hosts: CsvList | None = None
-    allowed_origins: CsvList | None = None
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    tool_timeout_seconds: float = Field(default=30.0, gt=0)
-    max_concurrent_calls: int = Field(default=128, ge=1)
-    max_concurrent_calls_per_principal: int = Field(default=16, ge=1)
-    max_result_bytes: int = Field(default=1024 * 1024, ge=1024)
-
-    _split = field_validator("trusted_proxies", "allowed_hosts", "allowed_origins", mode="before")(csv_list)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        try:
-            return [str(ipaddress.ip_network(item)) for item in value]
-        except ValueError:
-            raise ValueError(
-                "SECURITY__TRUSTED_PROXIES takes IP addresses or CIDRs like 10.0.0.0/8 (host bits zero)"
-            ) from None
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _hosts(cls, value: list[str] | None) -> list[str] | None:
-        if not value:  # an empty value means "the default", never "refuse everything"
-            return None
-        return [allow_list_entry(item, HOST_RE, "SECURITY__ALLOWED_HOSTS", "host[:port]") for item in value]
-
-    @field_validator("allowed_origins")
-    @classmethod
-    def _origins(cls, value: list[str] | None) -> list[str] | None:
-        if not value:
-            return None
-        return [allow_list_entry(item, ORIGIN_RE, "SECURITY__ALLOWED_ORIGINS", "https://host[:port]") for item in value]
-
-
-class ServerSettings(BaseModel):
-    """How `python -m app` runs uvicorn: bind address, worker processes, graceful shutdown."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    # After SIGTERM: answer /readyz 503 (still serving) this long, so the edge stops routing here first.
-    drain_seconds: float = Field(default=0.0, ge=0, le=300)
-    # Then stop accepting and let in-flight requests finish for at most this long.
-    shutdown_grace_seconds: int = Field(default=20, ge=0, le=3600)
-    # Allocations between young-generation garbage collections (Python's default: 700). Requests leave a little
-    # cyclic garbage; at 700 the collector re-walks every in-flight request's objects many times a second.
-    # 0 keeps Python's default.
-    gc_threshold: int = Field(default=10_000, ge=0, le=1_000_000)
-
-
-class ToolsSettings(BaseModel):
+class ToolsSettings(Section):
     """Where tools are discovered and how `tools/list` treats callers."""
 
     dir: Path = Path(__file__).resolve().parents[2] / "tools"
+    """Where tools are discovered (default: the repository's `tools/` folder)."""
     filter_list: bool = True
-    # tools.lock pins served tool metadata (see app/server/toolslock.py); None = tools.lock beside the tools directory
+    """Show callers only the tools, resources and prompts they may use."""
     lock_file: Path | None = None
-    # None = enforce in production, warn in development
+    """The reviewed record of served tool metadata (default: `tools.lock` beside the tools folder)."""
     lock_mode: Literal["enforce", "warn", "off"] | None = None
-    # Worker threads for plain `def` tools (async tools run on the event loop); more calls wait for a free one.
+    """`enforce` (refuse to start on a difference), `warn` (log it) or `off` (development only). Default: enforce in
+    production, warn in development."""
     threads: int = Field(default=40, ge=1, le=1024)
+    """Worker threads for plain `def` tools (async tools run on the event loop); more calls wait for a free one."""
 
     @property
     def lock_path(self) -> Path:
         return self.lock_file or self.dir.resolve().parent / "tools.lock"
 
 
-class ContentSafetySettings(BaseModel):
+class ContentSafetySettings(Section):
     """The optional content-safety check `app.server.content.untrusted()` runs on external content (off by default)."""
 
-    # off | azure | your own check as "package.module:factory" (a callable taking Settings, see app/server/content.py)
     provider: str = "off"
-    endpoint: str | None = None  # https://<name>.cognitiveservices.azure.com/
-    key: SecretStr | None = None  # empty: Microsoft Entra ID (DefaultAzureCredential / managed identity)
-    # Azure severity (0-7) at or above which content is withheld from the model
+    """`off`, `azure` (Azure AI Content Safety; needs the `content-safety` extra), or your own check as
+    `package.module:factory`."""
+    endpoint: str | None = None
+    """`https://<name>.cognitiveservices.azure.com/` (required for `azure`)."""
+    key: SecretStr | None = None
+    """The Content Safety resource key; empty authenticates with Microsoft Entra ID (managed identity)."""
     threshold: int = Field(default=4, ge=0, le=7)
+    """Severity (0-7) in any harm category at or above which content is withheld from the model."""
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    """A check slower than this (seconds) withholds the content."""
 
     @field_validator("provider")
     @classmethod
@@ -207,55 +176,33 @@ class ContentSafetySettings(BaseModel):
         raise ValueError("CONTENT_SAFETY__ENDPOINT must be https:// (plain http is accepted only for a loopback host)")
 
 
-_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
-
-
-class RateLimitSettings(BaseModel):
-    """Request rate limits: per authenticated principal, per client IP while unauthenticated, and where counts live."""
-
-    default: str = "120/minute"
-    unauthenticated: str = "30/minute"
-    # None = in process memory. A secret, since a Redis URI can carry a password (so Key Vault can supply it).
-    storage_uri: SecretStr | None = None
-    # fail_open: a storage outage falls back to per-process in-memory limits (see README for why this is the default).
-    on_storage_error: Literal["fail_open", "fail_closed"] = "fail_open"
-    # moving-window is exact (at most N in any window) but keeps one entry per hit; the others are O(1) per key.
-    strategy: Literal["moving-window", "sliding-window-counter", "fixed-window"] = "moving-window"
-
-    _rates = field_validator("default", "unauthenticated")(rate_string)
-
-    @field_validator("storage_uri")
-    @classmethod
-    def _storage_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        uri = value.get_secret_value() if value is not None else "memory://"
-        scheme = uri.split("://", 1)[0].lower().removeprefix("async+")
-        if "://" not in uri or scheme not in _STORAGE_SCHEMES:
-            raise ValueError("RATE_LIMIT__STORAGE_URI must be memory:// or redis://host:port[/db] (rediss:// for TLS)")
-        return value
-
-
-class DevIssuerSettings(BaseModel):
+class DevIssuerSettings(Section):
     """The embedded issuer that stands in for Entra in development."""
 
     host: str = "127.0.0.1"
+    """Where the embedded dev issuer listens (development only)."""
     port: int = 8001
+    """The dev issuer's port."""
     key_dir: Path = Path(".dev")
-    # false: trust a dev issuer already serving on host:port (`python -m app.auth.dev_issuer serve`), e.g. for
-    # workers > 1
+    """Where the dev issuer keeps its signing key."""
     embedded: bool = True
+    """Start the issuer inside the server; false trusts one already running (`python -m app.auth.dev_issuer serve`),
+    e.g. for several workers."""
 
 
-class TelemetrySettings(BaseModel):
+class TelemetrySettings(Section):
     """What the framework adds to OpenTelemetry; exporters themselves come from the standard `OTEL_*` variables."""
 
-    # `enduser.id` on spans: a sha256 of the caller's object id (default), the raw oid, or nothing.
     enduser_id: Literal["hashed", "raw", "off"] = "hashed"
+    """`enduser.id` on spans: `hashed` (a pseudonym of the caller's object id), `raw` (the object id) or `off`."""
 
 
-class AuditSettings(BaseModel):
+class AuditSettings(Section):
     """The audit log: where hash-chained records go."""
 
     sink: str = "stdout"
+    """Where hash-chained audit records go: `stdout`, `file:/path/audit.jsonl` (`{pid}` gives each worker its own file)
+    or `off` (refused in production)."""
 
     @field_validator("sink")
     @classmethod
