@@ -16,8 +16,8 @@ help: ## list targets
 $(UV):
 	python3 -m pip install --user --quiet uv
 
-install: $(UV) ## create .venv from uv.lock (dev tools and the content-safety extra included)
-	$(UV) sync --frozen --quiet --extra content-safety
+install: $(UV) ## create .venv from uv.lock (dev and docs tools and the content-safety extra included)
+	$(UV) sync --frozen --quiet --extra content-safety --group docs
 
 run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev issuer
 	APP_ENV=development $(RUN) uvicorn app.main:app --host $(HOST) --port $(PORT)
@@ -57,14 +57,14 @@ tools-lock: install ## regenerate tools.lock from the served tool metadata (revi
 	$(RUN) python -m app.toolkit.toolslock write
 
 AUDIT_SERVICE ?= pypi
-audit: install ## pip-audit every package in uv.lock (AUDIT_SERVICE=pypi|osv); see README "Supply chain"
+audit: install ## pip-audit every package in uv.lock (AUDIT_SERVICE=pypi|osv); see docs/supply-chain.md
 	$(RUN) python -m app.toolkit.supply_chain audit --service $(AUDIT_SERVICE)
 
 SBOM ?= dist/sbom.cdx.json
 sbom: install ## write a CycloneDX SBOM of the runtime dependencies to $(SBOM)
 	$(RUN) python -m app.toolkit.supply_chain sbom --output $(SBOM)
 
-# --- Deployment (see "Deploying" in README). `CONTAINER=podman make docker-build` uses podman. ---
+# --- Deployment (see docs/deployment.md). `CONTAINER=podman make docker-build` uses podman. ---
 CONTAINER ?= docker
 IMAGE ?= secure-mcp-server:dev
 BASE_IMAGE ?= python:3.11-slim-bookworm
@@ -98,5 +98,6 @@ nginx-check: ## nginx -t on config/nginx.conf and the test template
 podman-smoke: ## (root) build with podman and check non-root, read-only FS, SIGTERM
 	config/podman-smoke.sh
 
-docs: $(UV) ## build the docs site into site/ (mkdocs build --strict)
-	$(UV) run --frozen --quiet --group docs mkdocs build --strict
+docs: install ## regenerate docs/settings.md from Settings, then build the site into site/ (mkdocs build --strict)
+	$(RUN) python -m app.toolkit.settings_reference
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict

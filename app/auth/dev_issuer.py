@@ -208,7 +208,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(app_env="development")
     if not settings.dev_issuer_active:
-        parser.error("AzureAd settings are configured: get tokens from Entra (see README), not the dev issuer")
+        parser.error("AzureAd settings are configured: get tokens from Entra (see docs/tokens.md), not the dev issuer")
     try:
         issuer = DevIssuer(settings)
     except DevKeyError as exc:

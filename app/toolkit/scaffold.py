@@ -1,4 +1,4 @@
-"""`make new-tool NAME=...`: a new tool module and its test, from the templates in app/templates/."""
+"""`make new-tool NAME=...`: a new tool module and its test, from the templates in app/toolkit/templates/."""
 
 from __future__ import annotations
 
