@@ -8,9 +8,12 @@ Request path for the MCP endpoint, outermost first (the first four wrap every ro
     -> body size: LimitBody (413 from Content-Length, or while a chunked body is read)
     -> unauthenticated traffic per client IP: ThrottleUnauthenticated (429)
     -> authentication: AuthenticateBearer (401 / 400)
-    -> per-operation authorization: AuthorizeOperation (batch 400, 403 step-up, before dispatch; parses the body once)
-    -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued; spends no quota)
-    -> rate limits per principal, and per principal and tool: RateLimit (429 + Retry-After)
+    -> the operation: ParseOperation (reads and parses the body once, classifies every method; refuses nothing)
+    -> rate limits per principal, and per principal and tool: RateLimit (429 + Retry-After; refused or not,
+       every authenticated request spends from its principal's budget)
+    -> per-operation authorization: AuthorizeOperation (400 for what is malformed, batched or not classified,
+       403 step-up; before dispatch)
+    -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued)
     -> the SDK's own DNS-rebinding check (given the same Host / Origin lists)
     -> MCP dispatch: the SDK's Streamable HTTP session manager, with its MCP span, then ObserveOperation
        (duration metric, span attributes, tool-call audit record), SecretGuard (secrets bound for `secret()`,
@@ -47,6 +50,7 @@ from app.auth.dev_issuer import DevIssuer, DevKeyError, EmbeddedServer
 from app.auth.downstream import OnBehalfOf, settings_credential
 from app.auth.metadata import protected_resource_metadata
 from app.auth.middleware import AuthenticateBearer
+from app.auth.operation import ParseOperation
 from app.auth.tokens import EntraTokenValidator
 from app.catalog.registry import ToolDiscoveryError, discover
 from app.core.asgi import EnsureResponse
@@ -110,11 +114,12 @@ def create_app(settings: Settings | None = None) -> Entry:
     telemetry.track_sessions(mcp.session_manager)
 
     mcp_endpoint: ASGIApp = EnsureResponse(StreamableHTTPASGIApp(mcp.session_manager))
-    mcp_endpoint = RateLimit(mcp_endpoint, limiter, rates.default, catalog)
     mcp_endpoint = CapConcurrency(
         mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls
     )
     mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, observer)
+    mcp_endpoint = RateLimit(mcp_endpoint, limiter, rates.default, catalog)
+    mcp_endpoint = ParseOperation(mcp_endpoint)
     mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges, observer)
     mcp_endpoint = ThrottleUnauthenticated(mcp_endpoint, limiter, rates.unauthenticated)
     mcp_endpoint = LimitBody(mcp_endpoint, security.max_body_bytes)

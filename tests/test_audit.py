@@ -238,8 +238,8 @@ async def test_hostile_bodies_get_4xx_and_leave_the_chain_intact(
         for body in bodies:
             response = await http.post(f"{server.url}/mcp", content=body, headers=headers)
             assert response.status_code < 500 and (response.status_code >= 400 or '"error"' in response.text)
-    attempt, denied = _records(audit)  # the nested body never parses; the others are audited
-    assert (attempt["event"], attempt["target"], attempt["outcome"]) == ("tool_call", None, "error")
-    assert attempt["reason"] == "-32602"  # invalid params, from the SDK
-    assert denied["event"] == "authz_denied" and denied["target"] == "probe_write"
+    bad_name, bad_id = _records(audit)  # the nested body never parses; the others are refused before dispatch
+    assert (bad_name["event"], bad_name["target"], bad_name["outcome"]) == ("authz_denied", None, "denied")
+    assert bad_name["reason"] == "invalid_params"  # a tool name that is no string names no tool
+    assert (bad_id["event"], bad_id["reason"]) == ("authz_denied", "invalid_request")  # an id that is an object
     assert verify(audit).ok

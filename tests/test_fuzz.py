@@ -176,7 +176,11 @@ async def test_a_lone_surrogate_is_a_parse_error_on_both_protocols_and_a_pair_is
     for refused in answers[:2] + answers[3:]:
         assert refused.json()["error"] == {"code": -32700, "message": "Parse error: a string holds a lone surrogate"}
     assert answers[2].json()["result"]["isError"] is False
-    assert verify(audit).ok and verify(audit).records == 1  # the emoji call, audited
+    assert verify(audit).ok and verify(audit).records == 4
+    records = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    assert [(r["event"], r.get("reason")) for r in records if r["event"] == "authz_denied"] == [
+        ("authz_denied", "parse_error")
+    ] * 3  # refused before dispatch, and audited; the emoji call is the fourth record
 
 
 async def test_get_with_last_event_id_is_a_400_not_a_500(

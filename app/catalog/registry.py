@@ -22,6 +22,9 @@ log = logging.getLogger("app.tools")
 F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["tool", "resource", "prompt", "completion"]
 SPEC_ATTR = "__mcp_spec__"
+# completion/complete: `ref.type` -> (the catalog kind it targets, the ref field naming the target). Authorization and
+# dispatch both read a ref through this one table, so a completer runs only for the target that was authorized.
+COMPLETION_REFS: dict[str, tuple[Kind, str]] = {"ref/prompt": ("prompt", "name"), "ref/resource": ("resource", "uri")}
 
 
 class ToolDiscoveryError(RuntimeError):
@@ -191,6 +194,18 @@ class Catalog:
 
     def of(self, kind: Kind) -> list[Spec]:
         return [spec for spec in self.specs if spec.kind == kind]
+
+    def completers(self) -> dict[tuple[Kind, str], Callable[..., Any]]:
+        """Each completion keyed by what it completes: ("prompt", name) or ("resource", URI template)."""
+        prompts = {s.name for s in self.of("prompt")}
+        templates = {s.uri for s in self.of("resource")}
+        found: dict[tuple[Kind, str], Callable[..., Any]] = {}
+        for spec in self.of("completion"):
+            if spec.name in prompts:
+                found["prompt", spec.name] = spec.fn
+            if spec.name in templates:
+                found["resource", spec.name] = spec.fn
+        return found
 
     @property
     def secrets(self) -> frozenset[str]:

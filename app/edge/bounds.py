@@ -7,7 +7,7 @@ import logging
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.authz import INVALID_REQUEST, operation_from_scope
+from app.auth.operation import INVALID_REQUEST, operation_from_scope
 from app.auth.principal import principal_from_scope
 from app.core.asgi import jsonrpc_error, send_json
 from app.observability.telemetry import record_rate_limit
@@ -89,6 +89,10 @@ class LimitBody:
 class CapConcurrency:
     """In-flight `tools/call` requests, per principal (429) and overall (503): excess is refused at once, not queued.
 
+    A slot is held exactly while the call runs: from admission until its response has been sent in full (or the
+    call ends without one). The SDK's transport can return well after the response went out (stateless teardown),
+    and holding the slot until then refused callers whose calls were long finished.
+
     Counters are plain ints: the event loop is single-threaded and nothing awaits between check and increment.
     """
 
@@ -115,12 +119,27 @@ class CapConcurrency:
             return
         self.total += 1
         self.by_principal[key] = mine + 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.total -= 1
+                left = self.by_principal[key] - 1
+                if left:
+                    self.by_principal[key] = left
+                else:
+                    del self.by_principal[key]
+
+        async def send_then_release(message: Message) -> None:
+            try:
+                await send(message)
+            finally:
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    release()
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_then_release)
         finally:
-            self.total -= 1
-            left = self.by_principal[key] - 1
-            if left:
-                self.by_principal[key] = left
-            else:
-                del self.by_principal[key]
+            release()

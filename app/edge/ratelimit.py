@@ -28,7 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth.authz import operation_from_scope
+from app.auth.operation import operation_from_scope
 from app.auth.principal import principal_from_scope
 from app.catalog.registry import Catalog
 from app.core.asgi import header, jsonrpc_error, send_json

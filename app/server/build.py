@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from app.auth.authz import Guard
 from app.auth.downstream import OnBehalfOf, using
 from app.auth.principal import acting_as, principal_from_scope
-from app.catalog.registry import Catalog
+from app.catalog.registry import COMPLETION_REFS, Catalog, Kind
 from app.observability.observe import ObserveOperation, Observer
 from app.observability.redaction import REDACTOR, Redactor
 from app.secrets.store import SecretStore, bound_store
@@ -129,7 +129,7 @@ def build_mcp_server(
         server.resource(spec.uri or "", name=spec.name, **spec.options)(spec.fn)
     for spec in catalog.of("prompt"):
         server.prompt(name=spec.name, **spec.options)(spec.fn)
-    completers = {spec.name: spec.fn for spec in catalog.of("completion")}
+    completers = catalog.completers()
     if completers:
         server.completion()(_dispatch_completions(completers))  # type: ignore[no-untyped-call]  # untyped in the SDK
     fill_sdk_gaps(server, bus)
@@ -192,11 +192,16 @@ class SecretGuard:
         return self.redactor.data(wire)  # type: ignore[no-any-return]
 
 
-def _dispatch_completions(completers: dict[str, Callable[..., Any]]) -> Callable[..., Awaitable[Completion | None]]:
-    """The SDK takes one completion handler; this routes each request to the target's own completer."""
+def _dispatch_completions(
+    completers: dict[tuple[Kind, str], Callable[..., Any]],
+) -> Callable[..., Awaitable[Completion | None]]:
+    """The SDK takes one completion handler; this routes each request to the target's own completer, found by
+    exactly the (kind, target) authorization decided on (`COMPLETION_REFS`). An unknown target completes nothing."""
 
     async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
-        completer = completers.get(getattr(ref, "name", None) or str(getattr(ref, "uri", "")))
+        kind, key = COMPLETION_REFS.get(getattr(ref, "type", None) or "", (None, ""))
+        target = getattr(ref, key, None) if kind is not None else None
+        completer = completers.get((kind, target)) if isinstance(target, str) else None  # type: ignore[arg-type]
         if completer is None:
             return None
         values = completer(argument.name, argument.value, dict((context and context.arguments) or {}))
