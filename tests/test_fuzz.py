@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -193,3 +194,146 @@ async def test_get_with_last_event_id_is_a_400_not_a_500(
         response = await http.get("/mcp", headers=headers)
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "request not supported by this server"
+
+
+# ---- Wrong JSON types in every field of every method, both protocol eras, stateless and stateful (issue 18) ----------
+WRONG_TYPES = [{"a": 1}, [1, "x"], 7, 1.5, True, False, None, "text", ""]
+VALID_PARAMS: dict[str, dict[str, Any]] = {
+    "initialize": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "fuzz", "version": "0"},
+    },
+    "ping": {},
+    "server/discover": {},
+    "tools/list": {"cursor": "0"},
+    "tools/call": {"name": "probe_read", "arguments": {"note": "x"}},
+    "prompts/list": {},
+    "prompts/get": {"name": "no_such_prompt", "arguments": {"a": "b"}},
+    "resources/list": {},
+    "resources/templates/list": {},
+    "resources/read": {"uri": "probe://counter"},
+    "resources/subscribe": {"uri": "probe://counter"},
+    "resources/unsubscribe": {"uri": "probe://counter"},
+    "logging/setLevel": {"level": "info"},
+    "completion/complete": {"ref": {"type": "ref/prompt", "name": "x"}, "argument": {"name": "a", "value": ""}},
+    "subscriptions/listen": {"notifications": {"resourceSubscriptions": ["probe://counter"]}},
+    "notifications/initialized": {},
+    "notifications/cancelled": {"requestId": 1, "reason": "x"},
+    "notifications/progress": {"progressToken": 1, "progress": 1},
+    "notifications/roots/list_changed": {},
+}
+FIELD_PATHS = [
+    ("method",),
+    ("id",),
+    ("jsonrpc",),
+    ("params",),
+    ("params", "name"),
+    ("params", "uri"),
+    ("params", "arguments"),
+    ("params", "ref"),
+    ("params", "ref", "type"),
+    ("params", "ref", "name"),
+    ("params", "ref", "uri"),
+    ("params", "argument"),
+    ("params", "argument", "value"),
+    ("params", "_meta"),
+    ("params", "_meta", "io.modelcontextprotocol/protocolVersion"),
+    ("params", "_meta", "progressToken"),
+    ("params", "level"),
+    ("params", "cursor"),
+    ("params", "notifications"),
+    ("params", "notifications", "resourceSubscriptions"),
+    ("params", "protocolVersion"),
+    ("params", "capabilities"),
+    ("params", "clientInfo"),
+    ("params", "requestId"),
+    ("params", "progressToken"),
+]
+
+
+def _message(era: str, method: str) -> tuple[dict[str, str], dict[str, Any]]:
+    params = json.loads(json.dumps(VALID_PARAMS[method]))
+    body: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if not method.startswith("notifications/"):
+        body["id"] = 1
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    if era == "legacy":
+        return {**headers, "MCP-Protocol-Version": "2025-11-25"}, body
+    modern_headers, modern = modern_call("probe_read")
+    params["_meta"] = modern["params"]["_meta"]
+    return {**headers, **modern_headers, "Mcp-Method": method}, body
+
+
+def _set(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Put `value` at `path`, creating the objects on the way (replacing any that are not objects)."""
+    node = body
+    for key in path[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[path[-1]] = value
+
+
+def _session(http: httpx2.Client) -> dict[str, str]:
+    """A 2025-11-25 session (stateful mode): initialize, then `notifications/initialized`."""
+    headers, body = _message("legacy", "initialize")
+    opened = http.post("/mcp", json=body, headers=headers)
+    assert opened.status_code == 200, opened.text
+    session = {"Mcp-Session-Id": opened.headers["mcp-session-id"]}
+    headers, body = _message("legacy", "notifications/initialized")
+    assert http.post("/mcp", json=body, headers={**headers, **session}).status_code == 202
+    return session
+
+
+@pytest.mark.parametrize("stateless", [True, False], ids=["stateless", "stateful"])
+def test_every_field_of_every_method_with_a_wrong_json_type_is_a_clear_error(
+    serve: Callable[..., ServerThread], token: Callable[..., str], stateless: bool
+) -> None:
+    """`method`, `id`, `params`, `jsonrpc` and each params field, in both eras: a 4xx or a JSON-RPC error that is
+    not an internal error, never a 500. The `method` field is tried with every wrong type for every method; the rest
+    are drawn by hypothesis."""
+    server = serve(
+        mcp={"stateless": stateless},
+        rate_limit={"default": "100000/minute"},  # the fuzzer is one caller; its budget is not under test
+        security={"tool_timeout_seconds": 2},
+    )
+    auth = {"Authorization": f"Bearer {token('mcp.read files.write')}"}
+
+    def send(http: httpx2.Client, era: str, method: str, path: tuple[str, ...], value: Any) -> None:
+        headers, body = _message(era, method)
+        _set(body, path, value)
+        headers = {**headers, **(session if era == "legacy" and not stateless else {})}
+        with http.stream("POST", "/mcp", content=json.dumps(body), headers=headers) as response:
+            where = (era, method, ".".join(path), value, response.status_code)
+            assert response.status_code < 500, where
+            content_type = response.headers.get("content-type", "")
+            if content_type.startswith("text/event-stream"):
+                if method == "subscriptions/listen":
+                    return  # a listen stream that opened stays open by design: its status is what counts
+                frames = [ln[5:] for ln in response.read().decode().splitlines() if ln.startswith("data:")]
+                for frame in frames:
+                    _check_jsonrpc(json.loads(frame))
+            elif response.status_code == 200 and content_type.startswith("application/json"):
+                _check_jsonrpc(json.loads(response.read()))
+            else:
+                assert "Traceback" not in response.read().decode(errors="replace"), where
+
+    with httpx2.Client(base_url=server.url, timeout=10, headers=auth) as http:
+        session = {} if stateless else _session(http)
+        for era in ("legacy", "modern"):
+            for method in VALID_PARAMS:
+                for value in WRONG_TYPES:
+                    send(http, era, method, ("method",), value)
+
+        @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(
+            era=st.sampled_from(["legacy", "modern"]),
+            method=st.sampled_from(sorted(VALID_PARAMS)),
+            path=st.sampled_from(FIELD_PATHS[1:]),
+            value=st.sampled_from(WRONG_TYPES),
+        )
+        def wrong_type(era: str, method: str, path: tuple[str, ...], value: Any) -> None:
+            send(http, era, method, path, value)
+
+        wrong_type()
