@@ -25,9 +25,13 @@ run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev is
 token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only)
 	@APP_ENV=development $(RUN) python -m app.auth.dev_issuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
 
-test: install ## run the test suite (TESTS="path ..." for a part of it); installs nginx/Redis if missing (root)
+# pytest-xdist workers for the whole suite (a part given in TESTS runs in one process unless TEST_WORKERS says more).
+# The tests see uv's directory first on PATH (the bench builds a venv with uv), and none of this make's variables
+# (MAKEFLAGS): the `make` they run themselves starts as a developer's would.
+TEST_WORKERS ?= $(if $(TESTS),0,4)
+test: install ## run the test suite in parallel (TESTS="path ..." for a part, TEST_WORKERS=n); installs nginx/Redis if missing (root)
 	@bash .ci/test-packages
-	$(RUN) pytest $(TESTS)
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PATH="$(dir $(UV)):$$PATH" $(RUN) pytest -n $(TEST_WORKERS) $(TESTS)
 
 lint: install ## ruff, mypy, and the import-linter contracts in pyproject.toml (the layers of app/)
 	$(RUN) ruff check .

@@ -146,8 +146,9 @@ def throughput(target: Target, ctx: Context, protocol: str, token: str | None, d
         server.stop()
 
 
-WORKERS_CONNECTION_FACTOR = 4
-"""Keep-alive connections are spread over workers at accept() time, so both runs get 4x the connections."""
+WORKERS_CONNECTION_FACTOR = 1
+"""Both runs get the steady run's connections. Not more: (d) runs with its default caps, and the load comes from one
+caller, whose in-flight cap (16 per process) a single worker must honour too; more connections would measure 429s."""
 
 
 def workers_scaling(target: Target, ctx: Context, protocol: str, token: str | None, d: Durations) -> dict[str, Any]:

@@ -144,16 +144,27 @@ def _bench_token(ctx: Context) -> str | None:
     return ctx.keys.token()
 
 
+def find_uv() -> str | None:
+    """uv on PATH, else where `make` installs it (`pip install --user`: ~/.local/bin, often not on PATH)."""
+    found = shutil.which("uv")
+    if found is not None:
+        return found
+    user_uv = Path.home() / ".local" / "bin" / "uv"
+    return str(user_uv) if os.access(user_uv, os.X_OK) else None
+
+
 def _prepare_fastmcp(ctx: Context) -> str | None:
     """Create bench/.venvs/fastmcp on demand: latest fastmcp, plus uvicorn[standard] for uvloop/httptools."""
     python = FASTMCP_VENV / "bin" / "python"
     ready = FASTMCP_VENV / ".bench-ready"
     if ready.exists() and not ctx.refresh_fastmcp:
         return None
+    uv = find_uv()
+    if uv is None:
+        return "uv, which creates its venv, is neither on PATH nor in ~/.local/bin (`make install` puts it there)"
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
     print(f"[bench] creating {FASTMCP_VENV.relative_to(REPO_ROOT)} with the latest fastmcp ...", file=sys.stderr)
     try:
-        uv = shutil.which("uv") or "uv"
         subprocess.run([uv, "venv", "-q", "--clear", "--python", py, str(FASTMCP_VENV)], check=True)  # noqa: S603
         install = [uv, "pip", "install", "-q", "--upgrade", "--python", str(python), "fastmcp", "uvicorn[standard]"]
         subprocess.run(install, check=True)  # noqa: S603

@@ -22,6 +22,8 @@ TARGETS = ("a", "af", "b", "c", "d")
 PROTOCOLS = ("2025-11-25", "2026-07-28")
 COLUMNS = ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_mib")
 
+pytestmark = pytest.mark.slow  # its tests share one run of the suite, on one worker (tests/conftest.py)
+
 if shutil.which("wrk") is None:
     if os.environ.get("CI"):
         pytest.fail("wrk is not installed: .ci/test-packages installs it", pytrace=False)
@@ -70,3 +72,18 @@ def test_the_report_has_the_ratios_and_the_side_measurements(report: dict[str, A
         workers = report["workers"][target]
         assert workers["1"]["rps"] > 0 and workers["2"]["rps"] > 0, target
         assert workers["1"]["non_2xx"] == 0 and workers["2"]["non_2xx"] == 0, target
+
+
+def test_uv_is_found_where_make_installs_it_when_it_is_not_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.targets import find_uv
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert find_uv() is None  # then (c) is skipped with that reason: a failure in CI (report fixture), not a crash
+    user_uv = tmp_path / ".local" / "bin" / "uv"
+    user_uv.parent.mkdir(parents=True)
+    user_uv.write_text("#!/bin/sh\n")
+    user_uv.chmod(0o755)
+    assert find_uv() == str(user_uv)

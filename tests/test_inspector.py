@@ -1,6 +1,7 @@
 """Interop with the reference client: the MCP Inspector CLI lists and calls tools through our auth.
 
-`.ci/run` installs it (Node 22 + @modelcontextprotocol/inspector from npm) and sets MCP_INSPECTOR.
+`.ci/run` installs it (Node 22 + @modelcontextprotocol/inspector from npm) into .ci/.node and sets MCP_INSPECTOR;
+without MCP_INSPECTOR the tests use that install when there is one, and are skipped (saying why) when not.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.conftest import REPO
 from tests.support.servers import ServerThread
 
-INSPECTOR = os.environ.get("MCP_INSPECTOR", "")
-pytestmark = pytest.mark.skipif(not os.path.exists(INSPECTOR), reason="MCP_INSPECTOR is not installed (see .ci/run)")
+INSPECTOR = os.environ.get("MCP_INSPECTOR") or str(REPO / ".ci" / ".node" / "node_modules" / ".bin" / "mcp-inspector")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(INSPECTOR),
+    reason=f"the MCP Inspector is not installed at {INSPECTOR}: `bash .ci/run` installs it there from npm (or set "
+    "MCP_INSPECTOR to one)",
+)
 
 
 def _inspector(url: str, token: str | None, *args: str) -> subprocess.CompletedProcess[str]:

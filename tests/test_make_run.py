@@ -17,6 +17,8 @@ from app.auth.dev_issuer import DevKeyError, load_or_create_key, public_jwk
 from tests.conftest import REPO, mcp_client
 from tests.support.servers import free_port, wait_ready
 
+pytestmark = pytest.mark.slow  # real make, servers and dev issuers as subprocesses
+
 
 @pytest.mark.skipif(not (REPO / "Makefile").exists(), reason="needs the repo's Makefile")
 async def test_make_run_then_make_token_then_tools_list() -> None:

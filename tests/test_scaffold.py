@@ -58,6 +58,7 @@ def make(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 @needs_make
 def test_new_tool_output_passes_lint_and_test_unchanged(tmp_path: Path) -> None:
     root = repo_copy(tmp_path)
@@ -80,6 +81,7 @@ def test_new_tool_output_passes_lint_and_test_unchanged(tmp_path: Path) -> None:
     assert "test_tool_refuses_caller_without_its_grants[weather_report-app-[weather_report.read]] PASSED" in output
 
 
+@pytest.mark.slow
 @needs_make
 def test_editing_a_description_without_the_lock_fails_ci_naming_the_tool(tmp_path: Path) -> None:
     root = repo_copy(tmp_path)

@@ -201,6 +201,7 @@ def test_vault_down_fails_startup_within_the_timeout_naming_the_secrets(
     assert "value-that-must-not-show" not in message
 
 
+@pytest.mark.slow
 def test_an_unreachable_vault_stops_the_real_server_with_a_clear_message(tmp_path: Path) -> None:
     env = {
         "APP_ENV": "development",
@@ -236,6 +237,7 @@ def test_a_missing_tool_secret_fails_startup_naming_it(
     assert "weather--region" not in str(raised.value) and "west-europe-secret-value" not in str(raised.value)
 
 
+@pytest.mark.slow
 def test_a_missing_tool_secret_stops_the_real_server_with_a_clear_message(tmp_path: Path) -> None:
     tools = _write_tool(
         tmp_path / "t",
@@ -562,6 +564,7 @@ def _json_data(planted: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
     )
 
 
+@pytest.mark.slow
 @hypothesis_settings(max_examples=600)
 @given(st.data())
 def test_result_redaction_with_the_pre_scan_equals_the_full_walk(data: st.DataObject) -> None:

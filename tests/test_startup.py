@@ -138,6 +138,7 @@ def _uvicorn(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.slow
 def test_production_without_azuread_settings_exits_nonzero_with_a_clear_message(tmp_path: Path) -> None:
     result = _uvicorn({"APP_ENV": "production"}, tmp_path)
     assert result.returncode != 0
@@ -146,11 +147,13 @@ def test_production_without_azuread_settings_exits_nonzero_with_a_clear_message(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_production_is_the_default(tmp_path: Path) -> None:
     result = _uvicorn({}, tmp_path)
     assert result.returncode != 0 and "production mode needs" in result.stderr
 
 
+@pytest.mark.slow
 def test_unsafe_tool_stops_the_real_server_with_a_clear_message(tmp_path: Path) -> None:
     _write(tmp_path / "t", "nope.py", "from app import tool\n\n@tool()\ndef nope() -> str:\n    return ''\n")
     result = _uvicorn({"APP_ENV": "development", "TOOLS__DIR": str(tmp_path / "t")}, tmp_path)
@@ -158,6 +161,7 @@ def test_unsafe_tool_stops_the_real_server_with_a_clear_message(tmp_path: Path) 
     assert "nope" in result.stderr and "declares no scopes or roles" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_dev_key_file_that_cannot_be_used_stops_the_server_and_the_token_command_with_what_to_do(
     tmp_path: Path,
 ) -> None:

@@ -50,6 +50,7 @@ def audit(osv_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_known_vulnerability_in_a_locked_package_fails_the_audit(osv: tuple[OsvStandIn, str], tmp_path: Path) -> None:
     stand_in, url = osv
     stand_in.vulnerable = {"idna"}
@@ -67,12 +68,14 @@ def test_a_known_vulnerability_in_a_locked_package_fails_the_audit(osv: tuple[Os
     assert f"no known vulnerabilities; ignored: {VULN_ID}" in ignored.stdout
 
 
+@pytest.mark.slow
 def test_an_unreachable_database_is_reported_loudly_not_passed() -> None:
     result = audit(f"http://127.0.0.1:{free_port()}/v1/query")
     assert result.returncode == NOT_CHECKED
     assert "AUDIT NOT RUN: the osv vulnerability database could not be reached" in result.stderr
 
 
+@pytest.mark.slow
 def test_make_audit_passes_when_the_database_knows_no_vulnerabilities(osv: tuple[OsvStandIn, str]) -> None:
     stand_in, url = osv
     result = subprocess.run(
@@ -101,6 +104,7 @@ def test_packages_pip_audit_skipped_never_count_as_a_pass() -> None:
     assert verdict(interpret(clean), "pypi", [])[0] == CLEAN
 
 
+@pytest.mark.slow
 def test_ignore_entries_need_a_reason(tmp_path: Path) -> None:
     ignore = tmp_path / "ignore.txt"
     ignore.write_text("# comment\n\nGHSA-aaaa-bbbb-cccc  reached only from the CLI, see issue #12\n")
@@ -122,6 +126,7 @@ def test_the_committed_ignore_file_is_valid() -> None:
     read_ignores(REPO / "config" / "pip-audit-ignore.txt")
 
 
+@pytest.mark.slow
 def test_make_sbom_writes_cyclonedx_for_the_runtime_dependencies(tmp_path: Path) -> None:
     output = tmp_path / "sbom.cdx.json"
     result = subprocess.run(

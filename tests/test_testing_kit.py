@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.catalog.registry import Requirement, Spec
 from app.toolkit.testing import Denial, denials, discovered_tools, serve_tools
 from tests.conftest import TEST_TOOLS
@@ -25,6 +27,7 @@ def test_denials_leave_out_each_declared_grant_in_turn() -> None:
     assert denials(_spec(public=True)) == [Denial("t", "none", (), 401)]
 
 
+@pytest.mark.slow
 async def test_every_generated_refusal_happens_before_the_tool_runs() -> None:
     specs = discovered_tools(TEST_TOOLS)
     cases = [denial for spec in specs for denial in denials(spec)]

@@ -114,6 +114,7 @@ def test_lock_mode_defaults_and_off_is_development_only(entra: EntraStandIn) -> 
         settings_for(entra, free_port(), tools={"lock_mode": "off"})
 
 
+@pytest.mark.slow
 def test_tools_lock_cli_writes_then_check_names_the_changed_tool(tmp_path: Path) -> None:
     locked, edited, _ = _two_copies(tmp_path)
     lock_path = tmp_path / "cli.lock"
@@ -135,6 +136,7 @@ def test_tools_lock_cli_writes_then_check_names_the_changed_tool(tmp_path: Path)
     assert "tool 'search_notes': description changed" in checked.stderr
 
 
+@pytest.mark.slow
 def test_uvicorn_entry_point_prints_a_clear_refusal(tmp_path: Path, entra: EntraStandIn) -> None:
     """`uvicorn app.main:app` in production: exit 2 and one readable line naming the tool, no traceback."""
     _, edited, lock_path = _two_copies(tmp_path)
