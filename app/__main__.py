@@ -48,6 +48,10 @@ def _run(settings: Settings) -> None:
         proxy_headers=False,  # forwarded headers are handled in the app, from SECURITY__TRUSTED_PROXIES only
         server_header=False,
         timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
+        # Slow clients: at most this many connections per worker (503 beyond), idle keep-alive closed after this long.
+        # uvicorn has no header-read timeout: in production the proxy's (nginx `client_header_timeout`) is the bound.
+        limit_concurrency=settings.server.limit_concurrency,
+        timeout_keep_alive=settings.server.keep_alive_seconds,
         log_level=settings.log_level.lower(),
     )
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.observability.audit import GENESIS, AuditLog, AuditSinkError, canonical_json, digest, verify
+from app.observability.audit import GENESIS, AuditLog, canonical_json, digest, verify
 from app.settings import Settings
 from tests.conftest import REPO, TENANT, mcp_client
 from tests.support.servers import ServerThread
@@ -111,9 +111,11 @@ def test_a_restarted_process_continues_the_chain(tmp_path: Path) -> None:
     first, second = _records(path)
     assert second["prev"] == first["hash"] and second["seq"] == 2
     assert verify(path).ok
-    path.write_bytes(path.read_bytes()[:-5])  # a torn last line (crash mid-write) is refused, not extended
-    with pytest.raises(AuditSinkError, match="partial record"):
-        AuditLog.open(f"file:{path}")
+    path.write_bytes(path.read_bytes()[:-5])  # a torn last line (crash mid-write) is set aside, never extended
+    AuditLog.open(f"file:{path}").record("tool_call", target="third")
+    first, resumed, third = _records(path)
+    assert resumed["event"] == "audit_resumed" and resumed["prev"] == first["hash"] and third["target"] == "third"
+    assert verify(path).ok and len(list(tmp_path.glob("a.jsonl.torn-*"))) == 1
 
 
 def test_pid_placeholder_gives_each_process_its_own_file(tmp_path: Path) -> None:

@@ -184,14 +184,17 @@ async def test_a_lone_surrogate_is_a_parse_error_on_both_protocols_and_a_pair_is
     ] * 3  # refused before dispatch, and audited; the emoji call is the fourth record
 
 
-async def test_get_with_last_event_id_is_a_400_not_a_500(
+def test_get_with_last_event_id_is_a_4xx_not_a_500(
     serve: Callable[..., ServerThread], token: Callable[..., str]
 ) -> None:
-    """Found by the fuzzer: the SDK returns without any response when asked to resume with no event store."""
-    server = serve()
+    """Found by the fuzzer: the SDK returns without any response when asked to resume with no event store. Stateless,
+    a GET can carry nothing and is 405 before the SDK; in a stateful session, the resume is refused with 400."""
     headers = {"Authorization": f"Bearer {token()}", "Accept": "text/event-stream", "Last-Event-ID": "0"}
-    async with httpx2.AsyncClient(base_url=server.url, timeout=10) as http:
-        response = await http.get("/mcp", headers=headers)
+    with httpx2.Client(base_url=serve().url, timeout=10) as http:
+        assert http.get("/mcp", headers=headers).status_code == 405
+    with httpx2.Client(base_url=serve(mcp={"stateless": False}).url, timeout=10, headers=headers) as http:
+        session = _session(http)
+        response = http.get("/mcp", headers={**headers, **session, "MCP-Protocol-Version": "2025-11-25"})
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "request not supported by this server"
 

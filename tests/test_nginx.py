@@ -31,7 +31,8 @@ from tests.conftest import CLIENT_ID, REPO, TENANT, modern_call
 from tests.support.entra import EntraStandIn
 from tests.support.servers import ServerThread, free_port
 
-pytestmark = pytest.mark.timeout(90)
+# Its tests share nginx and two app processes (the `edge` fixture), on one worker (tests/conftest.py).
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 TEMPLATE = REPO / "config" / "nginx.test.conf.template"
@@ -323,8 +324,9 @@ async def test_sigterm_during_a_call_finishes_it_and_exits_0(
         SERVER__DRAIN_SECONDS="0.5",
         SERVER__SHUTDOWN_GRACE_SECONDS="10",
         SERVER__WORKERS=str(workers),
-    ).wait_healthy()
+    )
     try:
+        app.wait_healthy()
         async with client(app.url, token(), source="127.0.0.1") as (sdk, _):
             await sdk.list_tools()  # the client checks results against output schemas; fetch them while we can
             call = asyncio.create_task(sdk.call_tool("edge_sleep", {"seconds": 2.0}))
@@ -347,8 +349,9 @@ async def test_sigterm_during_a_call_finishes_it_and_exits_0(
 async def test_a_call_longer_than_the_grace_period_is_cut_off_and_the_exit_is_still_0(
     entra: EntraStandIn, workdir: Path, token: Callable[..., str]
 ) -> None:
-    app = start_app(entra, workdir, SERVER__SHUTDOWN_GRACE_SECONDS="1").wait_healthy()
+    app = start_app(entra, workdir, SERVER__SHUTDOWN_GRACE_SECONDS="1")
     try:
+        app.wait_healthy()
         async with client(app.url, token(), source="127.0.0.1") as (sdk, _):
             await sdk.list_tools()
             call = asyncio.create_task(sdk.call_tool("edge_sleep", {"seconds": 30.0}))
@@ -382,8 +385,9 @@ async def _poll_readyz(url: str, until: int, within: float) -> Any:
 
 async def test_readiness_is_false_while_the_jwks_is_unreachable(entra: EntraStandIn, workdir: Path) -> None:
     entra.down = True
-    app = start_app(entra, workdir).wait_healthy()
+    app = start_app(entra, workdir)
     try:
+        app.wait_healthy()
         async with httpx2.AsyncClient(base_url=app.url) as http:
             not_ready = await http.get("/readyz")
             assert not_ready.status_code == 503

@@ -25,6 +25,8 @@ if shutil.which("redis-server") is None:
         raise RuntimeError("redis-server is not installed")
     pytest.skip("redis-server is not installed (make test installs it when run as root)", allow_module_level=True)
 
+pytestmark = pytest.mark.slow  # its tests share Redis and two replicas, on one worker (tests/conftest.py)
+
 READER = "mcp.read"
 SECTIONS = ("APP_ENV", "AZUREAD__", "MCP__", "TOOLS__", "RATE_LIMIT__", "SECURITY__", "DEV_ISSUER__", "KEYVAULT__")
 OUTAGE = "rate-limit storage unavailable"

@@ -56,6 +56,7 @@ steps = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(strategy=st.sampled_from(list(REFERENCE)), steps=steps)
 def test_windows_decide_every_hit_and_test_as_limits_does(

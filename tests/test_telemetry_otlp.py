@@ -35,6 +35,9 @@ def receiver() -> Iterator[tuple[OtlpReceiver, str]]:
         yield sink, server.url
 
 
+ENDUSER_KEY = "telemetry-it-enduser-key-" + "0" * 16  # the pseudonym's HMAC key, so the test can compute it
+
+
 def _server_env(entra: EntraStandIn, port: int, otlp: str, audit: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREAD__", "MCP__", "APP_ENV", "TOOLS__"))}
     env = {k: v for k, v in env.items() if not k.startswith(("OTEL_", "AUDIT__", "LOG_"))}
@@ -50,6 +53,7 @@ def _server_env(entra: EntraStandIn, port: int, otlp: str, audit: Path) -> dict[
         "AUDIT__SINK": f"file:{audit}",
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
         "OTEL_SERVICE_NAME": "telemetry-it",
+        "TELEMETRY__ENDUSER_ID_KEY": ENDUSER_KEY,
         # Export only when the server flushes at shutdown: the test needs no sleeps and sees every point once.
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
         "OTEL_BSP_SCHEDULE_DELAY": "600000",
@@ -68,6 +72,7 @@ def _points(sink: OtlpReceiver, name: str) -> list[Any]:
     return [point for metric in metrics for point in getattr(metric, metric.WhichOneof("data")).data_points]
 
 
+@pytest.mark.slow
 async def test_otlp_export_trace_metrics_and_audit(
     entra: EntraStandIn, receiver: tuple[OtlpReceiver, str], tmp_path: Path
 ) -> None:
@@ -117,7 +122,7 @@ async def test_otlp_export_trace_metrics_and_audit(
     assert attrs["mcp.method.name"] == "tools/call"
     assert attrs["gen_ai.tool.name"] == "probe_read"
     assert "jsonrpc.request.id" in attrs
-    assert attrs["enduser.id"] == enduser_hash(OID) and OID not in attrs.values()
+    assert attrs["enduser.id"] == enduser_hash(OID, ENDUSER_KEY.encode()) and OID not in attrs.values()
     assert attrs["enduser.scope"] == "mcp.read"
     assert attrs["tenant.id"] == TENANT
     assert attrs["auth.outcome"] == "success"

@@ -1,8 +1,9 @@
-"""Request limits at the edge: body size, and concurrent tool calls per principal and overall."""
+"""Request limits at the edge: body size and read time, and concurrent tool calls per principal and overall."""
 
 from __future__ import annotations
 
 import logging
+import math
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,12 +24,24 @@ class _BodyTooLarge(Exception):
     """Raised out of `receive` once a streamed body passes the cap; LimitBody answers 413."""
 
 
-class LimitBody:
-    """413 for a body over the cap: from Content-Length before anything else runs, or while a chunked body is read."""
+class _BodyTooSlow(Exception):
+    """Raised out of `receive` when the body has not arrived by its deadline; LimitBody answers 408."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class LimitBody:
+    """413 for a body over the cap: from Content-Length before anything else runs, or while a chunked body is read.
+
+    Slow clients: a body must arrive in full within `timeout` seconds of the request's headers, or the request is
+    answered 408 and its connection closed (uvicorn would wait for it for as long as the client keeps sending). A
+    request answered before its body has arrived (a refusal that never reads it, such as 401) reads what is still
+    coming for a moment; if the body still has not ended, the connection closes with the answer, so a client
+    trickling a body cannot hold the connection open after it.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,44 +57,70 @@ class LimitBody:
         if declared and (not declared[0].isdigit() or int(declared[0]) > self.max_bytes):
             await self._refuse(receive, send)
             return
-        if len(declared) == 1 and not chunked:
-            # The HTTP server delivers exactly Content-Length bytes (anything after is the next request), so a
-            # declared size within the cap needs no counting while the body is read.
-            await self.app(scope, receive, send)
+        if not chunked and (not declared or not int(declared[0])):
+            await self.app(scope, receive, send)  # no body: nothing to wait for
             return
+        # With one Content-Length the HTTP server delivers exactly that many bytes (anything after is the next
+        # request), so a declared size within the cap needs no counting while the body is read.
+        counting = len(declared) != 1 or chunked
+        deadline = anyio.current_time() + self.timeout
         received = 0
-        started = False
+        complete = started = False
 
-        async def capped_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
+        async def bounded_receive() -> Message:
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            with anyio.CancelScope(deadline=deadline) as waiting:
+                message = await receive()  # uvicorn's receive is cancel-safe: nothing is consumed until it returns
+            if waiting.cancelled_caught:
+                raise _BodyTooSlow
+            if message["type"] != "http.request":
+                complete = True  # a disconnect: nothing more is coming
+            else:
+                complete = not message.get("more_body", False)
+                if counting:
+                    received += len(message.get("body", b""))
+                    if received > self.max_bytes:
+                        raise _BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, complete
+            if message["type"] == "http.response.start":
+                started = True
+                if not complete:
+                    complete = await self._drain(receive, deadline)
+                if not complete:
+                    message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
             await send(message)
 
         try:
-            await self.app(scope, capped_receive, tracking_send)
+            await self.app(scope, bounded_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
                 await self._refuse(receive, send)
+        except _BodyTooSlow:
+            if not started:
+                log.info("request body not received in time", extra={"timeout_seconds": self.timeout})
+                error = jsonrpc_error(INVALID_REQUEST, f"request body not received within {self.timeout:g} s")
+                await send_json(send, 408, error, [("Connection", "close")])
 
-    async def _refuse(self, receive: Receive, send: Send) -> None:
-        # Read (a bounded amount of) what the client is still sending first: closing a socket with unread data
-        # makes the kernel send a reset, and the client would lose the 413 for a connection error.
-        with anyio.move_on_after(DRAIN_SECONDS):
+    async def _drain(self, receive: Receive, deadline: float = math.inf) -> bool:
+        """Read and discard (a bounded amount of) what the client is still sending; whether the body ended."""
+        with anyio.move_on_after(min(DRAIN_SECONDS, max(0.0, deadline - anyio.current_time()))):
             drained = 0
             while drained <= DRAIN_FACTOR * self.max_bytes:
                 message = await receive()
                 drained += len(message.get("body", b""))
                 if message["type"] != "http.request" or not message.get("more_body", False):
-                    break
+                    return True
+        return False
+
+    async def _refuse(self, receive: Receive, send: Send) -> None:
+        # Read (a bounded amount of) what the client is still sending first: closing a socket with unread data
+        # makes the kernel send a reset, and the client would lose the 413 for a connection error.
+        await self._drain(receive)
         error = jsonrpc_error(INVALID_REQUEST, f"request body too large (limit {self.max_bytes} bytes)")
         await send_json(send, 413, error, [("Connection", "close")])
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
 from limits import RateLimitItem, WindowStats, parse_many
 from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import (
@@ -26,7 +27,7 @@ from limits.aio.strategies import (
 from limits.errors import StorageError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.operation import operation_from_scope
 from app.auth.principal import principal_from_scope
@@ -106,15 +107,16 @@ class Limiter:
                 return Verdict(False, await self._retry_after(item, key), 429, str(item))
         return ALLOWED
 
-    async def test(self, items: list[RateLimitItem], *identifiers: str) -> bool | None:
-        """Whether one more hit would be allowed (nothing is counted); None while storage is down and failing closed."""
+    async def test(self, items: list[RateLimitItem], *identifiers: str, cost: int = 1) -> bool | None:
+        """Whether `cost` more hits would be allowed (nothing is counted); None while storage is down and failing
+        closed."""
         key = self._key(identifiers)
         for item in items:
-            ok = await self._count(item, key, counting=False) if self.shared else self.local.test(item, key)
+            ok = await self._count(item, key, False, cost) if self.shared else self.local.test(item, key, cost)
             if ok is None:
                 if not self.fail_open:
                     return None
-                ok = self.local.test(item, key)
+                ok = self.local.test(item, key, cost)
             if not ok:
                 return False
         return True
@@ -126,9 +128,9 @@ class Limiter:
     def _refused_locally(self, item: RateLimitItem, key: str) -> Verdict:
         return Verdict(False, max(1, math.ceil(self.local.retry_after(item, key))), 429, str(item))
 
-    async def _count(self, item: RateLimitItem, key: str, counting: bool) -> bool | None:
+    async def _count(self, item: RateLimitItem, key: str, counting: bool, cost: int = 1) -> bool | None:
         """One hit (or test) on shared storage; None when it fails, or without trying while it is known to be down."""
-        return await self._on_storage(lambda s: s.hit(item, key) if counting else s.test(item, key))
+        return await self._on_storage(lambda s: s.hit(item, key) if counting else s.test(item, key, cost=cost))
 
     async def _retry_after(self, item: RateLimitItem, key: str) -> int:
         stats: WindowStats | None = await self._on_storage(lambda s: s.get_window_stats(item, key))
@@ -231,12 +233,19 @@ class ThrottleUnauthenticated:
 
     A request without a token is counted up front; one with a token is counted only if it fails to authenticate,
     so valid callers never spend this bucket. Once an IP's bucket is empty it is refused before any token work.
+
+    A request with a token is *pending* from admission until authentication has decided (the inner app first reads
+    the body or answers), and it is counted, if it failed, at that moment: before its 401 goes out, not once the whole
+    request is over. Pending attempts count against the bucket too: admission needs room for this attempt and every
+    other one from the IP still being checked. Without that, attempts that wait in validation (a kid miss waits for the
+    issuer's keys, up to its timeout) were all admitted, none counted until each had been answered.
     """
 
     def __init__(self, app: ASGIApp, limiter: Limiter, rate: str) -> None:
         self.app = app
         self.limiter = limiter
         self.rate = parse_many(rate)
+        self.pending: dict[str, int] = {}  # per IP: attempts with a token whose authentication is undecided
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -251,8 +260,14 @@ class ThrottleUnauthenticated:
                 return
             await self.app(scope, receive, send)
             return
+        pending = self.pending.get(ip, 0)
         # None (storage down, failing closed): let the authenticated path refuse it, with the request id.
-        if await self.limiter.test(self.rate, "ip", ip) is False:
+        if await self.limiter.test(self.rate, "ip", ip, cost=pending + 1) is False:
+            if pending and await self.limiter.test(self.rate, "ip", ip) is not False:
+                # Room for one more, but not for this one and the attempts from this IP still being checked.
+                record_rate_limit("rejected", "per-client-ip")
+                await too_many(send, Verdict(False, 1, 429, str(self.rate[0])), None, "client")
+                return
             verdict = await self.limiter.hit(self.rate, "ip", ip)  # normally refused again; this gives Retry-After
             if not verdict.allowed:
                 record_rate_limit("rejected", "per-client-ip")
@@ -260,6 +275,36 @@ class ThrottleUnauthenticated:
                 return
             await self.app(scope, receive, send)  # the window moved on meanwhile, and this request is counted
             return
-        await self.app(scope, receive, send)
-        if principal_from_scope(scope) is None:
-            await self.limiter.hit(self.rate, "ip", ip)
+        await self._pending(scope, receive, send, ip)
+
+    async def _pending(self, scope: Scope, receive: Receive, send: Send, ip: str) -> None:
+        self.pending[ip] = self.pending.get(ip, 0) + 1
+        decided = False
+
+        async def decide() -> None:
+            nonlocal decided
+            decided = True
+            left = self.pending[ip] - 1
+            if left:
+                self.pending[ip] = left
+            else:
+                del self.pending[ip]
+            if principal_from_scope(scope) is None:
+                await self.limiter.hit(self.rate, "ip", ip)
+
+        async def deciding_receive() -> Message:
+            if not decided:
+                await decide()
+            return await receive()
+
+        async def deciding_send(message: Message) -> None:
+            if not decided:
+                await decide()
+            await send(message)
+
+        try:
+            await self.app(scope, deciding_receive, deciding_send)
+        finally:
+            if not decided:  # ended without reading or answering (an error, a disconnect): it did not authenticate
+                with anyio.CancelScope(shield=True):
+                    await decide()

@@ -67,20 +67,23 @@ class Windows:
         state[2] += 1
         return True
 
-    def test(self, item: RateLimitItem, key: str) -> bool:
-        """Whether one more hit would be counted (nothing is counted)."""
+    def test(self, item: RateLimitItem, key: str, cost: int = 1) -> bool:
+        """Whether `cost` more hits would be counted (nothing is counted), as `limits`' `test(..., cost=)` decides."""
         now, amount, period = self.clock(), item.amount, item.get_expiry()
+        if cost > amount:
+            return False
         if self.strategy == "moving-window":
             stamps = self.stamps.get((amount, period), {}).get(key)
-            return stamps is None or len(stamps) < amount or now - stamps[0] > period
+            room = amount - cost  # hits the window may already hold
+            return stamps is None or len(stamps) <= room or now - stamps[-room - 1] > period
         state = self.counts.get((amount, period), {}).get(key)
         if state is None:
             return True
         if self.strategy == "fixed-window":
-            return now >= state[0] or state[1] < amount
+            return now >= state[0] or state[1] + cost <= amount
         state = list(state)  # a copy: asking must not move the window
         _slide(state, now, period)
-        return _weighted(state, now, period) < amount
+        return _weighted(state, now, period) < amount - cost + 1
 
     def retry_after(self, item: RateLimitItem, key: str) -> float:
         """About how many seconds until one more hit would be counted (for Retry-After); 0 when it would be now."""

@@ -6,6 +6,7 @@ times every MCP request (inside the SDK's own OpenTelemetry span, which it enric
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 import time
@@ -22,7 +23,15 @@ from starlette.types import Scope
 
 from app.auth.principal import Principal, principal_from_scope
 from app.catalog.registry import Catalog
-from app.observability.audit import AuditLog, client_ip, digest, principal_fields
+from app.observability.audit import (
+    AuditLog,
+    bounded,
+    canonical_json,
+    client_ip,
+    digest,
+    principal_fields,
+    text_digest,
+)
 from app.observability.telemetry import (
     AUTH_FAILURE_REASON,
     AUTH_FAILURES,
@@ -64,8 +73,15 @@ KNOWN_METHODS = frozenset(
 )
 
 
+# Raw arguments of a tool that opted in (`audit_arguments=True`) are written up to this size of canonical JSON.
+MAX_AUDITED_ARGUMENTS = 4096
+
+
 class Observer:
-    """Knows the telemetry switches, the audit sink, and which names are real (so labels stay bounded)."""
+    """Knows the telemetry switches, the audit sink, and which names are real (so labels stay bounded).
+
+    Audit records bound everything a caller chose (`_caller_fields`): a record stays a few hundred bytes however
+    large the request, and a made-up name never reads as a real one."""
 
     def __init__(self, telemetry: Telemetry, audit: AuditLog, catalog: Catalog) -> None:
         self.telemetry = telemetry
@@ -73,6 +89,9 @@ class Observer:
         self.tools = frozenset(spec.name for spec in catalog.of("tool"))
         self.prompts = frozenset(spec.name for spec in catalog.of("prompt"))
         self.audit_arguments = frozenset(spec.name for spec in catalog.of("tool") if spec.audit_arguments)
+        # Every target name a record may carry verbatim: tools, prompts, resource URIs and templates as declared.
+        uris = frozenset(spec.uri for spec in catalog.of("resource") if spec.uri is not None)
+        self.targets = self.tools | self.prompts | uris
 
     def _span(self) -> Span:
         """The current span; without a live tracer provider there is none, so skip the context lookups."""
@@ -89,7 +108,7 @@ class Observer:
             outcome="failure",
             reason=reason,
             principal=None,
-            client_ip=client_ip(scope),
+            client_ip=bounded(client_ip(scope)),
             correlation_id=correlation_id(span),
             latency_ms=_ms(started),
         )
@@ -107,15 +126,15 @@ class Observer:
         params = message.get("params") if isinstance(message, dict) else None
         params = params if isinstance(params, dict) else {}
         method = message.get("method") if isinstance(message, dict) else None
+        method = method if isinstance(method, str) else None
         self.audit.record(
             "authz_denied",
             outcome="denied",
             reason=reason,
-            method=method if isinstance(method, str) else None,
-            target=target,
+            **self._named(method, target),
             principal=principal_fields(principal),
-            client_ip=client_ip(scope),
-            request_id=_id(message.get("id") if isinstance(message, dict) else None),
+            client_ip=bounded(client_ip(scope)),
+            request_id=bounded(message.get("id") if isinstance(message, dict) else None),
             correlation_id=correlation_id(span),
             latency_ms=_ms(started),
             **self._arguments(target if method == "tools/call" else None, params.get("arguments")),
@@ -150,24 +169,43 @@ class Observer:
                 "tool_call",
                 outcome="success" if error_type is None else "error",
                 reason=error_type,
-                method=method,
-                target=name,
+                **self._named(method, name),
                 principal=principal_fields(principal),
-                client_ip=client_ip(scope),
-                request_id=_id(ctx.request_id),
+                client_ip=bounded(client_ip(scope)),
+                request_id=bounded(ctx.request_id),
                 correlation_id=correlation_id(span),
                 latency_ms=round(seconds * 1000, 3),
                 **self._arguments(name, ctx.params.get("arguments") if ctx.params else None),
             )
 
+    def _named(self, method: str | None, target: str | None) -> dict[str, Any]:
+        """`method` and `target` as a record carries them; every other field the caller chose (`request_id`, and
+        `client_ip`, a trusted proxy's word) is `bounded`, and raw arguments are capped (`_arguments`).
+
+        `method`: a known MCP method as is, anything else `bounded`. `target`: a name the catalog declares as is;
+        any other string is caller text, so `target` is null and `target_unknown` holds its `sha256:` digest (a
+        made-up name can neither pass for a real one nor make the record large)."""
+        fields: dict[str, Any] = {"method": method if method is None or method in KNOWN_METHODS else bounded(method)}
+        if target is None or target in self.targets:
+            fields["target"] = target
+        else:
+            fields["target"], fields["target_unknown"] = None, text_digest(target)
+        return fields
+
     def _arguments(self, tool: str | None, arguments: Any) -> dict[str, Any]:
-        """A digest of the arguments always; the arguments themselves only for tools that opted in."""
+        """A digest of the arguments always; the arguments themselves only for tools that opted in, and only up to
+        `MAX_AUDITED_ARGUMENTS` bytes of canonical JSON (beyond: `arguments_omitted: "too_large"`, digest only)."""
         if tool is None:
             return {}
         arguments = arguments if arguments is not None else {}
-        fields: dict[str, Any] = {"args_sha256": digest(arguments)}
-        if tool in self.audit_arguments:
+        if tool not in self.audit_arguments:
+            return {"args_sha256": digest(arguments)}
+        canonical = canonical_json(arguments)
+        fields: dict[str, Any] = {"args_sha256": hashlib.sha256(canonical).hexdigest()}
+        if len(canonical) <= MAX_AUDITED_ARGUMENTS:
             fields["arguments"] = arguments
+        else:
+            fields["arguments_omitted"] = "too_large"
         return fields
 
 
@@ -221,10 +259,6 @@ def _link_transport(span: Span, scope: Mapping[str, Any]) -> None:
     parent = getattr(span, "parent", None)
     if http is not None and http.is_valid and (parent is None or parent.span_id != http.span_id):
         span.add_link(http)
-
-
-def _id(value: Any) -> str | None:
-    return None if value is None else str(value)[:128]
 
 
 def _ms(started: float) -> float:

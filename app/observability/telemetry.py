@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import hmac
 import logging
 import os
+import secrets
 import sys
 import weakref
 from collections.abc import Iterable, Mapping
@@ -57,6 +59,11 @@ OPERATION_DURATION = _meter.create_histogram(
 )
 AUTH_FAILURES = _meter.create_counter(
     "mcp.server.auth.failures", unit="{failure}", description="Requests refused by authentication, by reason."
+)
+AUDIT_WRITE_FAILURES = _meter.create_counter(
+    "mcp.server.audit.write_failures",
+    unit="{record}",
+    description="Audit records the sink did not take (logged, never partly written), by error.type.",
 )
 RATE_LIMIT_REJECTIONS = _meter.create_counter(
     "mcp.server.rate_limit.rejections", unit="{request}", description="Requests refused by the rate limiter."
@@ -109,6 +116,7 @@ class Telemetry:
     metrics: bool
     enduser_id: Literal["hashed", "raw", "off"] = "hashed"
     owned: list[Any] = field(default_factory=list)  # providers this process installed from OTEL_*
+    enduser_key: bytes = field(default=b"", repr=False)  # the pseudonym's HMAC key; empty: this process's own
 
     def fastapi_config(self) -> TelemetryConfig:
         """FastAPI's native OpenTelemetry makes the HTTP server span (the parent of the SDK's MCP spans)."""
@@ -134,15 +142,37 @@ class Telemetry:
             return
         if self.enduser_id != "off":
             raw = principal.oid or principal.sub
-            span.set_attribute(ENDUSER_ID, raw if self.enduser_id == "raw" else enduser_hash(raw))
+            span.set_attribute(ENDUSER_ID, raw if self.enduser_id == "raw" else enduser_hash(raw, self.enduser_key))
         span.set_attribute(ENDUSER_SCOPE, " ".join(sorted(principal.scopes or principal.roles)))
         span.set_attribute(TENANT_ID, principal.tid)
         span.set_attribute(AUTH_OUTCOME, "success")
 
 
-def enduser_hash(value: str) -> str:
-    """A stable pseudonym for an object id: the same caller correlates across spans without being named."""
-    return hashlib.sha256(value.encode()).hexdigest()[:32]
+def enduser_hash(value: str, key: bytes = b"") -> str:
+    """A stable pseudonym for an object id: HMAC-SHA256 under `key` (TELEMETRY__ENDUSER_ID_KEY; empty: this
+    process's random key). The same caller correlates across spans without being named, and without the key
+    nobody can tell whose object id a pseudonym is (a plain hash of an id anyone can list would be reversible)."""
+    return hmac.new(key or _PROCESS_KEY, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+_PROCESS_KEY = secrets.token_bytes(32)  # used when no key is configured: pseudonyms last as long as the process
+_told_about_key = False
+
+
+def _enduser_key(settings: Settings, tracing: bool) -> bytes:
+    """The configured pseudonym key; without one, this process's, said once (warning in production) when it shows."""
+    global _told_about_key
+    configured = settings.telemetry.enduser_id_key
+    if configured is not None:
+        return configured.get_secret_value().encode()
+    if tracing and settings.telemetry.enduser_id == "hashed" and not _told_about_key:
+        _told_about_key = True
+        log.log(
+            logging.WARNING if settings.app_env == "production" else logging.INFO,
+            "enduser.id pseudonyms use a random per-process key: they change on restart and differ between "
+            "processes; set TELEMETRY__ENDUSER_ID_KEY (Key Vault: telemetry--enduser-id-key) to keep them stable",
+        )
+    return b""
 
 
 _installed: tuple[TracerProvider | None, MeterProvider | None] | None = None
@@ -155,7 +185,7 @@ def setup_telemetry(settings: Settings, env: Mapping[str, str] | None = None) ->
     env = os.environ if env is None else env
     mode = settings.telemetry.enduser_id
     if _flag(env.get("OTEL_SDK_DISABLED")):
-        return Telemetry(tracing=False, metrics=False, enduser_id=mode)
+        return Telemetry(tracing=False, metrics=False, enduser_id=mode, enduser_key=_enduser_key(settings, False))
     if _installed is None:
         tracer_provider, meter_provider = providers_from_env(settings, env)
         if tracer_provider is not None:
@@ -172,6 +202,7 @@ def setup_telemetry(settings: Settings, env: Mapping[str, str] | None = None) ->
         metrics=metering,
         enduser_id=mode,
         owned=[p for p in _installed if p is not None],
+        enduser_key=_enduser_key(settings, tracing),
     )
 
 
