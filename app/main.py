@@ -5,7 +5,8 @@ Request path for the MCP endpoint, outermost first (the first four wrap every ro
     -> response headers: SecurityHeaders (nosniff, no-store, X-Accel-Buffering on SSE)
     -> forwarded headers: ForwardedHeaders (X-Forwarded-For/-Proto/-Host only from SECURITY__TRUSTED_PROXIES)
     -> Host / Origin allow-lists: HostOriginGuard (421 / 403; the SDK's own check sees the same lists)
-    -> body size: LimitBody (413 from Content-Length, or while a chunked body is read)
+    -> body size and read time: LimitBody (413 from Content-Length, or while a chunked body is read; 408 for a body
+       not in within SECURITY__BODY_TIMEOUT_SECONDS; an answer sent before the body arrived closes the connection)
     -> unauthenticated traffic per client IP: ThrottleUnauthenticated (429)
     -> authentication: AuthenticateBearer (401 / 400)
     -> the operation: ParseOperation (reads and parses the body once, classifies every method; refuses nothing)
@@ -13,6 +14,8 @@ Request path for the MCP endpoint, outermost first (the first four wrap every ro
        every authenticated request spends from its principal's budget)
     -> per-operation authorization: AuthorizeOperation (400 for what is malformed, batched or not classified,
        403 step-up; before dispatch)
+    -> long-lived streams (listen, stateful GET), per principal and overall: CapStreams (429 / 503, never queued;
+       ended cleanly at SECURITY__MAX_STREAM_SECONDS; a stateless GET is 405)
     -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued)
     -> the SDK's own DNS-rebinding check (given the same Host / Origin lists)
     -> MCP dispatch: the SDK's Streamable HTTP session manager, with its MCP span, then ObserveOperation
@@ -46,9 +49,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.authz import AuthorizeOperation, Guard
 from app.auth.challenge import Challenges
-from app.auth.dev_issuer import DevIssuer, DevKeyError, EmbeddedServer
+from app.auth.dev_issuer import DevIssuer, DevIssuerPortError, DevKeyError, EmbeddedServer, listen_socket
 from app.auth.downstream import OnBehalfOf, settings_credential
-from app.auth.metadata import protected_resource_metadata
+from app.auth.metadata import app_id_uri_warning, protected_resource_metadata, supported_scopes
 from app.auth.middleware import AuthenticateBearer
 from app.auth.operation import ParseOperation
 from app.auth.tokens import EntraTokenValidator
@@ -57,6 +60,7 @@ from app.core.asgi import EnsureResponse
 from app.edge.bounds import CapConcurrency, LimitBody
 from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders
 from app.edge.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
+from app.edge.streams import CapStreams
 from app.observability.access_log import install_access_log_filter
 from app.observability.audit import AuditLog, AuditSinkError
 from app.observability.logging import configure_logging
@@ -78,6 +82,9 @@ log = logging.getLogger("app")
 def create_app(settings: Settings | None = None) -> Entry:
     """Build the whole server from settings; every piece that can be prepared once is prepared here."""
     settings = settings or Settings()
+    embedded_issuer = settings.dev_issuer_active and settings.dev_issuer.embedded
+    # First of all: a taken dev-issuer port is then the one line printed, and the port is held from here on.
+    dev_socket = listen_socket(settings.dev_issuer.host, settings.dev_issuer.port) if embedded_issuer else None
     configure_logging(settings)
     install_access_log_filter()
     telemetry = setup_telemetry(settings)
@@ -86,15 +93,16 @@ def create_app(settings: Settings | None = None) -> Entry:
     install_redaction(secrets.plain_values)
     set_process_store(secrets)
     observer = Observer(telemetry, AuditLog.open(settings.audit.sink), catalog)
-    challenges = Challenges(
-        settings.resource_metadata_url, [settings.scope_uri(s) for s in settings.mcp.required_scopes]
-    )
+    if (mismatch := app_id_uri_warning(settings)) is not None:
+        log.warning(mismatch)
+    # The 401 names the scopes Protected Resource Metadata lists (`{app_id_uri}/{scope}`), never offline_access.
+    challenges = Challenges(settings.resource_metadata_url, supported_scopes(settings, catalog))
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
     downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
     content_check = content_safety_from(settings)
     threads = ToolThreads(settings.tools.threads)
     # Built here, not at startup, so a bad dev key is reported like any other configuration error.
-    issuer = DevIssuer(settings) if settings.dev_issuer_active and settings.dev_issuer.embedded else None
+    issuer = DevIssuer(settings, catalog) if embedded_issuer else None
     mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream, content_check, threads)
     # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
     if settings.tools_lock_mode != "off":
@@ -117,12 +125,19 @@ def create_app(settings: Settings | None = None) -> Entry:
     mcp_endpoint = CapConcurrency(
         mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls
     )
+    mcp_endpoint = CapStreams(
+        mcp_endpoint,
+        security.max_streams_per_principal,
+        security.max_streams,
+        security.max_stream_seconds,
+        settings.mcp.stateless,
+    )
     mcp_endpoint = AuthorizeOperation(mcp_endpoint, guard, challenges, observer)
     mcp_endpoint = RateLimit(mcp_endpoint, limiter, rates.default, catalog)
     mcp_endpoint = ParseOperation(mcp_endpoint)
     mcp_endpoint = AuthenticateBearer(mcp_endpoint, validator, challenges, observer)
     mcp_endpoint = ThrottleUnauthenticated(mcp_endpoint, limiter, rates.unauthenticated)
-    mcp_endpoint = LimitBody(mcp_endpoint, security.max_body_bytes)
+    mcp_endpoint = LimitBody(mcp_endpoint, security.max_body_bytes, security.body_timeout_seconds)
 
     readiness = Readiness()  # other components register theirs: readiness.add("redis", ping)
     # Rate-limit storage is deliberately not a readiness check: a Redis outage must not take every replica out of
@@ -140,7 +155,7 @@ def create_app(settings: Settings | None = None) -> Entry:
             stack.push_async_callback(http.aclose)
             stack.callback(threads.close)
             if issuer is not None:
-                dev_server = await issuer.serve()
+                dev_server = await issuer.serve(dev_socket)
                 stack.push_async_callback(_stop, dev_server)
                 _announce_dev(settings)
             if (close := getattr(content_check, "aclose", None)) is not None:
@@ -184,6 +199,8 @@ def create_app(settings: Settings | None = None) -> Entry:
         JSONResponse(protected_resource_metadata(settings, catalog)), limiter, rates.unauthenticated
     )
     app.router.routes.append(Route(f"/.well-known/oauth-protected-resource{settings.mcp.path}", prm, methods=["GET"]))
+    # And at the root, where clients that ignore the path (and Entra's MCP guidance) look for it.
+    app.router.routes.append(Route("/.well-known/oauth-protected-resource", prm, methods=["GET"]))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -285,7 +302,7 @@ def __getattr__(name: str) -> Any:
         except (KeyVaultError, SecretsError) as exc:
             print(f"secrets error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        except (TelemetryConfigError, AuditSinkError, DevKeyError, OSError) as exc:
+        except (TelemetryConfigError, AuditSinkError, DevKeyError, DevIssuerPortError, OSError) as exc:
             print(f"configuration error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     return _app

@@ -100,7 +100,7 @@ async def test_missing_scope_gets_403_step_up_and_the_tool_never_runs(
     assert response.status_code == 403
     www = response.headers["www-authenticate"]
     assert 'error="insufficient_scope"' in www
-    assert f'scope="api://{CLIENT_ID}/files.write"' in www
+    assert f'scope="{app_server.url}/mcp/files.write"' in www  # {App ID URI}/{scope}; the URI defaults to the resource
     assert "resource_metadata=" in www
     assert probe.calls == before
 

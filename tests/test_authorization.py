@@ -52,10 +52,11 @@ async def test_step_up_lists_every_scope_the_operation_needs_and_the_tool_does_n
     response = await _call(server, token("mcp.access"), "probe_write")
     assert response.status_code == 403
     www = response.headers["www-authenticate"]
-    assert f'scope="api://{CLIENT_ID}/files.write api://{CLIENT_ID}/mcp.access"' in www
+    app_id_uri = f"{server.url}/mcp"  # scopes are {App ID URI}/{scope}; the URI defaults to the resource
+    assert f'scope="{app_id_uri}/files.write {app_id_uri}/mcp.access"' in www
     assert 'error="insufficient_scope"' in www
     assert probe.calls == before
-    assert response.json()["scope"] == f"api://{CLIENT_ID}/files.write api://{CLIENT_ID}/mcp.access"
+    assert response.json()["scope"] == f"{app_id_uri}/files.write {app_id_uri}/mcp.access"
     # The base scope alone is checked on every request, even ones that name no tool.
     async with httpx2.AsyncClient(base_url=server.url) as http:
         listing = await http.post(
@@ -68,7 +69,7 @@ async def test_step_up_lists_every_scope_the_operation_needs_and_the_tool_does_n
             },
         )
     assert listing.status_code == 403
-    assert f'scope="api://{CLIENT_ID}/mcp.access"' in listing.headers["www-authenticate"]
+    assert f'scope="{app_id_uri}/mcp.access"' in listing.headers["www-authenticate"]
 
 
 async def test_tools_list_shows_only_callable_tools(app_server: ServerThread, token: Callable[..., str]) -> None:

@@ -5,15 +5,41 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx2
 import pytest
 from pydantic import ValidationError
 
+import app.auth.keys
 from app.settings import Settings
 from tests.conftest import CLIENT_ID, OTHER_TENANT, TENANT, mcp_client, modern_call
 from tests.support.entra import EntraStandIn, SigningKey, new_key
 from tests.support.servers import ServerThread
+
+
+class KeysClock:
+    """The clock of the JWKS refresh window (`app.auth.keys` reads `time.monotonic()`), moved only by the test.
+
+    A window measured on the wall clock also runs out while a loaded machine is still serving one burst, and a second
+    refresh inside the burst is then correct; with this clock the test alone says when the window has passed.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0  # only differences count; whole and half seconds add up exactly
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def keys_clock(monkeypatch: pytest.MonkeyPatch) -> KeysClock:
+    clock = KeysClock()
+    monkeypatch.setattr(app.auth.keys, "time", clock)
+    return clock
 
 
 async def _status(server: ServerThread, token: str, tool: str = "probe_read") -> int:
@@ -25,7 +51,8 @@ async def _status(server: ServerThread, token: str, tool: str = "probe_read") ->
 
 async def test_v2_and_v1_tokens_are_both_accepted(app_server: ServerThread, entra: EntraStandIn) -> None:
     v2 = entra.token(tenant=TENANT, audience=CLIENT_ID, version="2.0", app_id="client-v2")
-    v1 = entra.token(tenant=TENANT, audience=f"api://{CLIENT_ID}", version="1.0", app_id="client-v1")
+    # A v1 token's audience is the App ID URI: by default the resource URL (Entra's guidance for MCP servers).
+    v1 = entra.token(tenant=TENANT, audience=f"{app_server.url}/mcp", version="1.0", app_id="client-v1")
     for token, client_app in ((v2, "client-v2"), (v1, "client-v1")):
         async with mcp_client(app_server.url, token) as client:
             who = await client.call_tool("probe_whoami", {})
@@ -35,17 +62,28 @@ async def test_v2_and_v1_tokens_are_both_accepted(app_server: ServerThread, entr
 
 async def test_v1_can_be_switched_off(serve: Callable[..., ServerThread], entra: EntraStandIn) -> None:
     server = serve(azuread={"accept_v1": False})
-    v1 = entra.token(tenant=TENANT, audience=f"api://{CLIENT_ID}", version="1.0")
+    v1 = entra.token(tenant=TENANT, audience=f"{server.url}/mcp", version="1.0")
     assert await _status(server, v1) == 401
 
 
-async def test_audiences_are_the_client_id_the_app_id_uri_and_the_resource(
+async def test_audiences_are_the_client_id_and_the_app_id_uri_which_defaults_to_the_resource(
     app_server: ServerThread, entra: EntraStandIn
 ) -> None:
-    for audience in (CLIENT_ID, f"api://{CLIENT_ID}", f"{app_server.url}/mcp"):
+    for audience in (CLIENT_ID, f"{app_server.url}/mcp"):
         assert await _status(app_server, entra.token(tenant=TENANT, audience=audience)) == 200, audience
-    for audience in (f"api://{CLIENT_ID}/", "https://graph.microsoft.com", f"{app_server.url}/other"):
+    refused = (f"api://{CLIENT_ID}", f"{app_server.url}/mcp/", "https://graph.microsoft.com", f"{app_server.url}/other")
+    for audience in refused:
         assert await _status(app_server, entra.token(tenant=TENANT, audience=audience)) == 401, audience
+
+
+async def test_an_api_app_id_uri_is_the_audience_in_place_of_the_resource(
+    serve: Callable[..., ServerThread], entra: EntraStandIn
+) -> None:
+    server = serve(azuread={"app_id_uri": "api://{client_id}"})
+    for audience in (CLIENT_ID, f"api://{CLIENT_ID}"):
+        assert await _status(server, entra.token(tenant=TENANT, audience=audience)) == 200, audience
+    for audience in (f"api://{CLIENT_ID}/", f"{server.url}/mcp"):
+        assert await _status(server, entra.token(tenant=TENANT, audience=audience)) == 401, audience
 
 
 async def test_a_tid_that_does_not_match_the_issuer_is_rejected(app_server: ServerThread, entra: EntraStandIn) -> None:
@@ -60,7 +98,7 @@ async def test_multi_tenant_allow_list(serve: Callable[..., ServerThread], entra
     server = serve(azuread={"tenant_id": "organizations", "allowed_tenants": [TENANT]})
     allowed = entra.token(tenant=TENANT, audience=CLIENT_ID)
     stranger = entra.token(tenant=OTHER_TENANT, audience=CLIENT_ID)
-    v1_allowed = entra.token(tenant=TENANT, audience=f"api://{CLIENT_ID}", version="1.0")
+    v1_allowed = entra.token(tenant=TENANT, audience=f"{server.url}/mcp", version="1.0")
     mismatched = entra.token(tenant=OTHER_TENANT, audience=CLIENT_ID, tid=TENANT)  # issuer of another tenant
     assert await _status(server, allowed) == 200
     assert await _status(server, v1_allowed) == 200
@@ -79,25 +117,27 @@ def test_multi_tenant_without_allow_list_refuses_production() -> None:
 
 
 async def test_a_rotated_key_is_accepted_once_the_refresh_window_allows(
-    serve: Callable[..., ServerThread], entra: EntraStandIn
+    serve: Callable[..., ServerThread], entra: EntraStandIn, keys_clock: KeysClock
 ) -> None:
     server = serve(azuread={"jwks_refresh_seconds": 1.5})
     new = entra.rotate()
     try:
         token = entra.token(tenant=TENANT, audience=CLIENT_ID, key=new)
-        assert await _status(server, token) == 401  # keys were fetched moments ago: no refresh yet
-        await asyncio.sleep(1.6)
+        assert await _status(server, token) == 401  # keys were fetched at startup, within the window: no refresh yet
+        keys_clock.now += 1.0
+        assert await _status(server, token) == 401  # nor later within the window
+        keys_clock.now += 0.5
         assert await _status(server, token) == 200  # the kid miss refreshes, and the new key is trusted
     finally:
         entra.keys.remove(new)
 
 
 async def test_a_hundred_concurrent_unknown_kids_cause_one_fetch(
-    serve: Callable[..., ServerThread], entra: EntraStandIn
+    serve: Callable[..., ServerThread], entra: EntraStandIn, keys_clock: KeysClock
 ) -> None:
     # 100 failing tokens from one IP: lift the per-IP throttle for unauthenticated traffic, not under test here.
     server = serve(azuread={"jwks_refresh_seconds": 1.0}, rate_limit={"unauthenticated": "1000/minute"})
-    await asyncio.sleep(1.1)  # let the startup fetch age out of the refresh window
+    keys_clock.now += 1.0  # the startup fetch ages out of the refresh window; the clock stands still for the burst
     before = entra.jwks_fetches
     stranger = new_key()  # one unpublished key, presented under 100 different unknown kids
     tokens = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx2
 
-from tests.conftest import CLIENT_ID, TENANT
+from tests.conftest import TENANT
 from tests.support.entra import EntraStandIn
 from tests.support.servers import ServerThread
 
@@ -18,7 +18,8 @@ async def test_prm_fields(app_server: ServerThread, entra: EntraStandIn) -> None
     assert doc["resource"] == f"{app_server.url}/mcp"
     assert doc["authorization_servers"] == [f"{entra.base}{TENANT}/v2.0"]
     assert doc["bearer_methods_supported"] == ["header"]
-    assert set(doc["scopes_supported"]) == {f"api://{CLIENT_ID}/mcp.read", f"api://{CLIENT_ID}/files.write"}
+    resource = f"{app_server.url}/mcp"  # scopes are {App ID URI}/{scope}; the App ID URI defaults to the resource
+    assert set(doc["scopes_supported"]) == {f"{resource}/mcp.read", f"{resource}/files.write"}
     assert all(value not in ([], "", None) for value in doc.values())
 
 

@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import errno
 import hashlib
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +28,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from app.auth.dev_edge import DevIssuerEdge
+from app.auth.dev_oauth import DevAuthorizationServer
+from app.auth.dev_requests import DevUser
+from app.catalog.registry import Catalog, ToolDiscoveryError, discover
 from app.settings import Settings, is_loopback_host
 
 DEV_USER_OID = "22222222-2222-4222-8222-222222222222"
@@ -35,6 +42,31 @@ DEV_CLIENT_APP_ID = "33333333-3333-4333-8333-333333333333"
 
 class DevKeyError(Exception):
     """The dev signing key file exists but is not a usable RSA private key."""
+
+
+class DevIssuerPortError(Exception):
+    """The embedded dev issuer cannot listen on its address (the port is taken, or not allowed)."""
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The embedded issuer's listening socket, bound when the app is built: a taken port is then a one-line
+    configuration error before anything starts (not a failure inside the server's startup), and the port stays
+    held until the issuer serves on it."""
+    if not is_loopback_host(host):
+        raise RuntimeError("the dev issuer listens on loopback only")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no clash
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        why = "address in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or type(exc).__name__).lower()
+        raise DevIssuerPortError(
+            f"the dev issuer cannot listen on {host}:{port} ({why}); set DEV_ISSUER__PORT to a free port, "
+            "or DEV_ISSUER__EMBEDDED=false to use one already running"
+        ) from None
+    return sock
 
 
 def load_or_create_key(key_dir: Path) -> rsa.RSAPrivateKey:
@@ -96,7 +128,7 @@ def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
 class DevIssuer:
     """One tenant's discovery documents and keys, and a token mint for them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
         if settings.app_env == "production":
             raise RuntimeError("the dev issuer never runs in production")
         self.settings = settings
@@ -104,6 +136,8 @@ class DevIssuer:
         self.tenant = settings.tenant_id
         self.key = load_or_create_key(settings.dev_issuer.key_dir)
         self.jwk = public_jwk(self.key)
+        # Sign-in for local OAuth clients (app/auth/dev_oauth.py); `catalog` names the scopes and roles it offers.
+        self.oauth = DevAuthorizationServer(settings, self.base, self.tenant, self.mint, catalog)
 
     @property
     def v2_issuer(self) -> str:
@@ -113,8 +147,18 @@ class DevIssuer:
     def v1_issuer(self) -> str:
         return f"{self.base}/{self.tenant}/"
 
-    def mint(self, scopes: str = "", roles: str = "", app_only: bool = False, lifetime: int = 3600) -> str:
-        """A v2 access token for this server, shaped like Entra's (delegated, or app-only with roles)."""
+    def mint(
+        self,
+        scopes: str = "",
+        roles: str = "",
+        app_only: bool = False,
+        lifetime: int = 3600,
+        *,
+        user: DevUser | None = None,
+        client_app: str | None = None,
+    ) -> str:
+        """A v2 access token for this server, shaped like Entra's (delegated, or app-only with roles); `user` and
+        `client_app` (the `azp`) are the sign-in page's test user and OAuth client."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.v2_issuer,
@@ -124,26 +168,21 @@ class DevIssuer:
             "iat": now,
             "nbf": now,
             "exp": now + lifetime,
-            "azp": DEV_CLIENT_APP_ID,
+            "azp": client_app or DEV_CLIENT_APP_ID,
             "uti": uuid.uuid4().hex,
         }
         if app_only:
             claims.update(sub=DEV_CLIENT_APP_ID, oid=DEV_CLIENT_APP_ID, idtyp="app")
         else:
-            claims.update(
-                sub=hashlib.sha256(DEV_USER_OID.encode()).hexdigest()[:43],
-                oid=DEV_USER_OID,
-                name="Dev User",
-                preferred_username="dev@localhost",
-                scp=scopes,
-            )
+            who = user or DevUser(DEV_USER_OID, "Dev User", "dev@localhost")
+            claims.update(sub=who.sub, oid=who.oid, name=who.name, preferred_username=who.username, scp=scopes)
         if roles:
             claims["roles"] = roles.split()
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.jwk["kid"]})
 
-    def asgi_app(self) -> Starlette:
+    def asgi_app(self) -> ASGIApp:
         async def v2(_: Request) -> JSONResponse:
-            return JSONResponse(self._discovery(self.v2_issuer, "discovery/v2.0/keys"))
+            return JSONResponse(self._discovery(self.v2_issuer, "discovery/v2.0/keys") | self.oauth.metadata())
 
         async def v1(_: Request) -> JSONResponse:
             return JSONResponse(self._discovery(self.v1_issuer, "discovery/keys"))
@@ -152,14 +191,20 @@ class DevIssuer:
             return JSONResponse({"keys": [self.jwk]})
 
         t = self.tenant
-        return Starlette(
+        app = Starlette(
             routes=[
                 Route(f"/{t}/v2.0/.well-known/openid-configuration", v2),
+                # RFC 8414 (and its OpenID form) put the issuer's path after the well-known name.
+                Route(f"/.well-known/oauth-authorization-server/{t}/v2.0", v2),
+                Route(f"/.well-known/openid-configuration/{t}/v2.0", v2),
                 Route(f"/{t}/.well-known/openid-configuration", v1),
                 Route(f"/{t}/discovery/v2.0/keys", keys),
                 Route(f"/{t}/discovery/keys", keys),
+                *self.oauth.routes(),
             ]
         )
+        issuer = self.settings.dev_issuer
+        return DevIssuerEdge(app, issuer.host, issuer.port, self.settings.rate_limit.unauthenticated)
 
     def _discovery(self, issuer: str, keys_path: str) -> dict[str, Any]:
         return {
@@ -170,15 +215,16 @@ class DevIssuer:
             "id_token_signing_alg_values_supported": ["RS256"],
         }
 
-    async def serve(self) -> EmbeddedServer:
-        """Start serving on the configured loopback address; returns the running server."""
+    async def serve(self, sock: socket.socket | None = None) -> EmbeddedServer:
+        """Start serving on `sock` (from `listen_socket`), else on the configured loopback address; returns the
+        running server."""
         host, port = self.settings.dev_issuer.host, self.settings.dev_issuer.port
         if not is_loopback_host(host):
             raise RuntimeError("the dev issuer listens on loopback only")
         server = EmbeddedServer(
             uvicorn.Config(self.asgi_app(), host=host, port=port, log_level="warning", lifespan="off", access_log=False)
         )
-        task = asyncio.create_task(server.serve(), name="dev-issuer")
+        task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None), name="dev-issuer")
         while not server.started:
             if task.done():
                 raise RuntimeError(f"the dev issuer could not listen on {host}:{port} (is the port in use?)")
@@ -210,8 +256,9 @@ def main() -> None:
     if not settings.dev_issuer_active:
         parser.error("AzureAd settings are configured: get tokens from Entra (see docs/tokens.md), not the dev issuer")
     try:
-        issuer = DevIssuer(settings)
-    except DevKeyError as exc:
+        # The sign-in page offers the scopes and roles the tools declare, as the embedded issuer's does.
+        issuer = DevIssuer(settings, discover(settings.tools.dir) if args.command == "serve" else None)
+    except (DevKeyError, ToolDiscoveryError) as exc:
         parser.exit(2, f"dev issuer: {exc}\n")
     if args.command == "serve":
         if not is_loopback_host(settings.dev_issuer.host):

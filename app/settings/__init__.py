@@ -227,15 +227,20 @@ class Settings(BaseSettings):
         return origins
 
     @property
+    def app_id_uri(self) -> str:
+        """The Application ID URI: AZUREAD__APP_ID_URI (`{client_id}` filled in), else the resource identifier."""
+        return (self.azuread.app_id_uri or self.resource).replace("{client_id}", self.client_id)
+
+    @property
     def audiences(self) -> list[str]:
-        """Token audiences this server accepts: its own client id, its App ID URI, and its resource URL."""
+        """Token audiences this server accepts: its own client id (v2 tokens) and its App ID URI (v1 tokens)."""
         if self.azuread.audiences:
             return list(self.azuread.audiences)
-        return [self.client_id, f"api://{self.client_id}", self.resource]
+        return [self.client_id, self.app_id_uri]
 
     def scope_uri(self, scope: str) -> str:
-        """The form clients request a scope in from Entra: `api://{client_id}/{scope}`."""
-        return scope if "://" in scope else f"api://{self.client_id}/{scope}"
+        """The form clients request a scope in from Entra: `{app_id_uri}/{scope}`."""
+        return scope if "://" in scope else f"{self.app_id_uri}/{scope}"
 
 
 def describe_invalid(exc: ValidationError) -> str:

@@ -8,6 +8,7 @@ import json
 import re
 import typing
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -16,6 +17,8 @@ from pydantic_settings import NoDecode
 # Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
 DEV_TENANT_ID = "00000000-0000-4000-8000-000000000de0"
 DEV_CLIENT_ID = "11111111-1111-4111-8111-111111111111"
+# The public client the dev issuer's sign-in page serves (DEV_ISSUER__CLIENT_ID): a client pre-registered in Entra.
+DEV_PUBLIC_CLIENT_ID = "33333333-3333-4333-8333-333333333333"
 
 
 class Section(BaseModel):
@@ -48,6 +51,26 @@ def is_loopback_host(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def app_id_uri_shape(value: str | None) -> str | None:
+    """An Entra Application ID URI: `api://…`, or an `https://` URL (plain http only for a loopback host); no query,
+    fragment or trailing slash, since scopes are `{app id uri}/{scope}`. `{client_id}` may stand for the client id."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    parts = urlsplit(value.replace("{client_id}", "client-id"))
+    scheme_ok = (
+        parts.scheme == "api"
+        or parts.scheme == "https"
+        or (parts.scheme == "http" and is_loopback_host(parts.hostname))
+    )
+    if not scheme_ok or not parts.netloc or parts.query or parts.fragment or "#" in value or value.endswith("/"):
+        raise ValueError(
+            "AZUREAD__APP_ID_URI must look like https://mcp.contoso.com/mcp (the resource URL) or api://{client_id}, "
+            "with no query, fragment or trailing slash"
+        )
+    return value
 
 
 _HOST = r"(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:([0-9]{1,5}|\*))?"

@@ -10,9 +10,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from app.settings.fields import (
+    DEV_PUBLIC_CLIENT_ID,
     CsvList,
     SecretList,
     Section,
+    app_id_uri_shape,
     csv_list,
     is_loopback_host,
 )
@@ -28,8 +30,13 @@ class AzureAdSettings(Section):
     embedded dev issuer stands in for Entra."""
     client_id: str | None = None
     """The Application (client) ID of this server's app registration."""
+    app_id_uri: str | None = None
+    """The Application ID URI of this server's app registration ("Expose an API"). Scopes are requested as
+    `{app id uri}/{scope}`. Default: the resource identifier `{MCP__RESOURCE_HOST}{MCP__PATH}`, as Entra's guidance for
+    MCP servers says (clients send it as RFC 8707 `resource`, and Entra refuses a `resource` that is not the App ID
+    URI). `api://{client_id}` is the fallback without a verified domain (`{client_id}` is replaced by the client id)."""
     audiences: CsvList | None = None
-    """Override of the accepted token audiences (default: the client id, `api://{client id}` and the resource URL)."""
+    """Override of the accepted token audiences (default: the client id and the App ID URI)."""
     accept_v1: bool = True
     """Accept v1.0 tokens (issuer `https://sts.windows.net/{tid}/`) as well as v2.0."""
     allowed_tenants: CsvList = Field(default_factory=list)
@@ -47,6 +54,11 @@ class AzureAdSettings(Section):
     """A PEM file with this server's private key and certificate, for on-behalf-of calls (preferred over a secret)."""
 
     _split_lists = field_validator("audiences", "allowed_tenants", mode="before")(csv_list)
+
+    @field_validator("app_id_uri")
+    @classmethod
+    def _app_id_uri_shape(cls, value: str | None) -> str | None:
+        return app_id_uri_shape(value)
 
     @field_validator("client_secret", "client_certificate_path", mode="before")
     @classmethod
@@ -188,13 +200,37 @@ class DevIssuerSettings(Section):
     embedded: bool = True
     """Start the issuer inside the server; false trusts one already running (`python -m app.auth.dev_issuer serve`),
     e.g. for several workers."""
+    client_id: str = Field(default=DEV_PUBLIC_CLIENT_ID, pattern=r"^[A-Za-z0-9._~:/-]{1,200}$")
+    """The one public OAuth client the dev issuer's sign-in page serves (authorization code with PKCE, loopback redirect
+    URIs on any port); it plays a client pre-registered in Entra. Configure it as the client id in your MCP client."""
+    token_seconds: int = Field(default=3600, ge=1, le=86400)
+    """Lifetime of the access tokens the dev issuer's `/token` endpoint issues (short values help test refresh)."""
 
 
 class TelemetrySettings(Section):
     """What the framework adds to OpenTelemetry; exporters themselves come from the standard `OTEL_*` variables."""
 
     enduser_id: Literal["hashed", "raw", "off"] = "hashed"
-    """`enduser.id` on spans: `hashed` (a pseudonym of the caller's object id), `raw` (the object id) or `off`."""
+    """`enduser.id` on spans: `hashed` (a keyed pseudonym of the caller's object id), `raw` (the object id) or `off`."""
+    enduser_id_key: SecretStr | None = None
+    """The key of the `hashed` pseudonym (HMAC-SHA256 of the object id), at least 32 characters; keep it in Key Vault
+    (`telemetry--enduser-id-key`) and give every replica the same one. Unset: a random key per process, so pseudonyms
+    change on restart and differ between replicas."""
+
+    @field_validator("enduser_id_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("enduser_id_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "TELEMETRY__ENDUSER_ID_KEY must be at least 32 characters; generate one with "
+                '`python -c "import secrets; print(secrets.token_hex(32))"`'
+            )
+        return value
 
 
 class AuditSettings(Section):

@@ -12,7 +12,8 @@ from app.settings.fields import HOST_RE, ORIGIN_RE, CsvList, Section, allow_list
 
 class SecuritySettings(Section):
     """The network edge (which peers may set forwarded headers, which Host and Origin values are served), and
-    resource limits on every request: body size, tool run time, concurrent tool calls, tool result size."""
+    resource limits on every request: body size and read time, tool run time, concurrent tool calls, tool result size,
+    long-lived streams."""
 
     trusted_proxies: CsvList = Field(default_factory=list)
     """IPs or CIDRs of your reverse proxies; only their `X-Forwarded-*` headers are believed. Empty: none."""
@@ -33,6 +34,18 @@ class SecuritySettings(Section):
     """Tool calls one principal may have in flight per process; more get 429 at once."""
     max_result_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Tool result cap in bytes (JSON on the wire); a larger result becomes a tool error."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """A request body must arrive in full within this many seconds of its headers; otherwise 408 and the connection
+    closes."""
+    max_streams_per_principal: int = Field(default=4, ge=1)
+    """Long-lived streams (2026-07-28 `subscriptions/listen`, stateful `GET /mcp`) one principal may hold open per
+    process; more get 429 at once."""
+    max_streams: int = Field(default=256, ge=1, le=1024)
+    """Long-lived streams open per process; more get 503 at once. At most 1024, the SDK's own listen-stream limit, so
+    the SDK's "limit reached" is never what a caller sees."""
+    max_stream_seconds: float = Field(default=3600.0, ge=1, le=86400)
+    """A long-lived stream is ended cleanly after this many seconds (a listen stream with its graceful-close result);
+    clients open a new one."""
 
     _split = field_validator("trusted_proxies", "allowed_hosts", "allowed_origins", mode="before")(csv_list)
 
@@ -62,7 +75,7 @@ class SecuritySettings(Section):
 
 
 class ServerSettings(Section):
-    """How `python -m app` runs uvicorn: bind address, worker processes, graceful shutdown."""
+    """How `python -m app` runs uvicorn: bind address, worker processes, connection limits, graceful shutdown."""
 
     host: str = "127.0.0.1"
     """Bind address of `python -m app`; use 0.0.0.0 inside a container."""
@@ -76,6 +89,10 @@ class ServerSettings(Section):
     """Then stop accepting, and let in-flight requests finish for at most this long."""
     gc_threshold: int = Field(default=10_000, ge=0, le=1_000_000)
     """Allocations between young-generation garbage collections (Python's default: 700); 0 keeps Python's default."""
+    limit_concurrency: int = Field(default=1000, ge=1)
+    """Open connections (or requests being served) per worker before uvicorn answers new requests with 503."""
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    """uvicorn closes a keep-alive connection idle for this long; keep a proxy's upstream keep-alive shorter."""
 
 
 _STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")

@@ -1,0 +1,204 @@
+"""The dev issuer's authorization requests, held to the rules Entra holds a pre-registered public client to.
+
+A request names the one public client (DEV_ISSUER__CLIENT_ID), a loopback redirect URI (RFC 8252, any port), PKCE
+with S256 (plain or missing is refused before any code exists), scopes of this server's App ID URI, and optionally
+RFC 8707 `resource`, which must be the App ID URI, as at Entra (AADSTS9010010 otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from app.settings import is_loopback_host
+
+OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
+# The authorization-request parameters the sign-in form carries back, exactly as the client sent them.
+REQUEST_PARAMS = (
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "response_mode",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "resource",
+)
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded
+_SCOPE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,120}")
+
+
+class OAuthError(Exception):
+    """An OAuth error response: `error` and a description a developer can act on (RFC 6749 section 5.2)."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+@dataclass(frozen=True)
+class DevUser:
+    """A test user the sign-in page offers."""
+
+    oid: str
+    name: str
+    username: str
+
+    @property
+    def sub(self) -> str:
+        return hashlib.sha256(self.oid.encode()).hexdigest()[:43]
+
+
+TEST_USERS = (
+    DevUser("22222222-2222-4222-8222-222222222222", "Dev User", "dev@localhost"),
+    DevUser("44444444-4444-4444-8444-444444444444", "Second User", "second@localhost"),
+)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a request must match: the one client, the App ID URI, and the scope names this server declares."""
+
+    client_id: str
+    app_id_uri: str
+    known_scopes: tuple[str, ...] = ()
+    known_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthRequest:
+    """A validated authorization request."""
+
+    params: dict[str, str]  # the request parameters the form echoes (only those in REQUEST_PARAMS)
+    redirect_uri: str
+    code_challenge: str
+    resource: str | None
+    scopes: tuple[str, ...]  # short names of this server's scopes, as requested
+    default_scope: bool  # `{app_id_uri}/.default`: everything this server declares
+    offline: bool  # `offline_access` requested: a refresh token, as at Entra
+
+    @property
+    def state(self) -> str | None:
+        return self.params.get("state")
+
+
+def single_params(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Request parameters as a dict; RFC 6749 section 3.1: a parameter sent twice is an error."""
+    params: dict[str, str] = {}
+    for name, value in items:
+        if name in params:
+            raise OAuthError("invalid_request", f"the parameter {name!r} is sent more than once")
+        params[name] = value
+    return params
+
+
+def loopback_redirect(uri: str) -> str:
+    """RFC 8252 section 7.3: `http://127.0.0.1:{any port}/path` (or [::1], or localhost, which Entra also allows)."""
+    try:
+        parts = urlsplit(uri)
+        loopback = (
+            parts.scheme == "http"
+            and is_loopback_host(parts.hostname)
+            and (parts.port is not None or not parts.netloc.endswith(":"))
+            and parts.username is None
+        )
+    except ValueError:  # an unbalanced [ in the host, a port that is not a number
+        loopback = False
+    if not loopback or len(uri) > 2000 or "#" in uri:
+        raise OAuthError(
+            "invalid_request",
+            f"redirect_uri {uri[:200]!r} is not a loopback redirect URI: the dev issuer's public client accepts "
+            "http://127.0.0.1:{port}/path, http://[::1]:{port}/path or http://localhost:{port}/path (RFC 8252)",
+        )
+    return uri
+
+
+def check_client(client_id: str | None, rules: Rules) -> None:
+    if client_id != rules.client_id:
+        raise OAuthError(
+            "invalid_client" if client_id else "invalid_request",
+            f"unknown client_id {str(client_id)[:80]!r}: the dev issuer serves one public client, "
+            f"DEV_ISSUER__CLIENT_ID={rules.client_id} (as a client pre-registered in Entra; there is no registration)",
+        )
+
+
+def check_resource(resource: str | None, rules: Rules) -> None:
+    """RFC 8707 `resource` against the App ID URI, as Entra compares it (AADSTS9010010 when they differ)."""
+    if resource is not None and resource != rules.app_id_uri:
+        raise OAuthError(
+            "invalid_target",
+            f"AADSTS9010010: the resource parameter {resource[:200]!r} does not match the Application ID URI of the "
+            f"app that owns the requested scopes ({rules.app_id_uri!r}); Entra refuses this request the same way. "
+            "MCP clients send the server's URL as resource. Fix: make the App ID URI the server's URL: set the app "
+            f"registration's Application ID URI to {resource[:200]} and leave AZUREAD__APP_ID_URI unset (its default "
+            "is that URL); see docs/tokens.md",
+        )
+
+
+def parse_scopes(scope: str | None, rules: Rules) -> tuple[tuple[str, ...], bool, bool]:
+    """Requested scopes: (this server's short names, `.default` asked for, `offline_access` asked for)."""
+    names: list[str] = []
+    default = offline = False
+    prefix = rules.app_id_uri + "/"
+    for item in (scope or "").split():
+        if item in OIDC_SCOPES:
+            offline = offline or item == "offline_access"
+        elif item == prefix + ".default":
+            default = True
+        elif item.startswith(prefix) and _SCOPE_NAME.fullmatch(item[len(prefix) :]):
+            names.append(item[len(prefix) :])
+        elif "://" not in item:
+            raise OAuthError(
+                "invalid_scope",
+                f"scope {item[:80]!r} has no App ID URI: Entra reads a bare scope as a Microsoft Graph permission; "
+                f"request it as {prefix}{item[:80]} (the form Protected Resource Metadata lists)",
+            )
+        else:
+            raise OAuthError(
+                "invalid_scope",
+                f"scope {item[:120]!r} is not a scope of this server: its scopes are {prefix}{{scope}} "
+                "(AZUREAD__APP_ID_URI; Protected Resource Metadata lists them)",
+            )
+    if not names and not default:
+        raise OAuthError(
+            "invalid_scope", f"no scope of this server is requested: ask for {prefix}{{scope}} (see scopes_supported)"
+        )
+    return tuple(dict.fromkeys(names)), default, offline
+
+
+def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) -> AuthRequest:
+    """Validate every parameter; the sign-in form's POST goes through this again, with what it carried back."""
+    params = single_params((k, v) for k, v in items if k in REQUEST_PARAMS)
+    check_client(params.get("client_id"), rules)
+    redirect_uri = loopback_redirect(params.get("redirect_uri", ""))
+    if params.get("response_type") != "code":
+        raise OAuthError("unsupported_response_type", "response_type must be code (authorization code with PKCE)")
+    if params.get("response_mode", "query") != "query":
+        raise OAuthError("invalid_request", "response_mode must be query")
+    method, challenge = params.get("code_challenge_method"), params.get("code_challenge")
+    if not challenge or not method:
+        raise OAuthError("invalid_request", "PKCE is required: send code_challenge and code_challenge_method=S256")
+    if method != "S256":
+        raise OAuthError("invalid_request", f"code_challenge_method {method[:20]!r} is refused: only S256 is allowed")
+    if not _CHALLENGE.fullmatch(challenge):
+        raise OAuthError("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier (43 chars)")
+    if len(params.get("state", "")) > 2000:
+        raise OAuthError("invalid_request", "state is longer than 2000 characters")
+    resource = params.get("resource")
+    check_resource(resource, rules)
+    scopes, default, offline = parse_scopes(params.get("scope"), rules)
+    return AuthRequest(params, redirect_uri, challenge, resource, scopes, default, offline)
+
+
+def expect(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise OAuthError("invalid_request", f"{name} is required")
+    return value
