@@ -8,7 +8,7 @@ ROLES ?=
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help run test lint fmt token install audit-verify new-tool tools-lock audit sbom bench docs
+.PHONY: help run test lint fmt token install audit-verify new-tool new-route tools-lock audit sbom bench docs
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,11 @@ new-tool: install ## scaffold tools/NAME.py and tests/tools/test_NAME.py, then u
 	$(RUN) python -m app.toolkit.scaffold "$(NAME)"
 	$(RUN) python -m app.toolkit.toolslock write
 	@echo "next: edit tools/$(NAME).py and its test; review the tools.lock diff before you commit"
+
+new-route: install ## scaffold routes/NAME.py (GET /api/NAME) and tests/routes/test_NAME.py (NAME=my_route)
+	@if [ -z "$(NAME)" ]; then echo "usage: make new-route NAME=my_route" >&2; exit 2; fi
+	$(RUN) python -m app.toolkit.scaffold --kind route "$(NAME)"
+	@echo "next: edit routes/$(NAME).py (its scopes and roles) and its test"
 
 tools-lock: install ## regenerate tools.lock from the served tool metadata (review and commit the diff)
 	$(RUN) python -m app.toolkit.toolslock write

@@ -1,22 +1,32 @@
-"""secure-mcp-server framework. Tool authors import from here: `from app import tool, current_principal, secret`."""
+"""secure-mcp-server framework. Tool and route authors import from here: `from app import tool, Caller, requires`."""
 
 from mcp.server.mcpserver.exceptions import ToolError
 
+from app.auth.dependencies import Caller, authenticated, public, requires
 from app.auth.downstream import DownstreamAuthError, downstream_token
 from app.auth.principal import NotAuthenticatedError, Principal, current_principal
+from app.catalog.injection import Downstream, Secret
 from app.catalog.registry import completion, prompt, resource, tool
+from app.edge.route_limits import limiter
 from app.secrets.store import secret
 from app.server.content import untrusted
 
 __all__ = [
+    "Caller",
+    "Downstream",
     "DownstreamAuthError",
     "NotAuthenticatedError",
     "Principal",
+    "Secret",
     "ToolError",
+    "authenticated",
     "completion",
     "current_principal",
     "downstream_token",
+    "limiter",
     "prompt",
+    "public",
+    "requires",
     "resource",
     "secret",
     "tool",

@@ -24,6 +24,9 @@ Request path for the MCP endpoint, outermost first (the first four wrap every ro
        and ToolBounds (timeout, result size)
     -> the tool (a plain `def` tool on a worker thread of the TOOLS__THREADS pool: app/server/threads.py)
 
+Routes beside MCP (`routes/`, app/api/): the same edge and body bounds, then FastAPI with the auth dependencies
+(app/auth/dependencies.py: /mcp's token rules, challenges, audit and per-IP budget for failed attempts).
+
 Secrets come from settings (Key Vault among the sources) into a `SecretStore`, re-read in the background when
 KEYVAULT__REFRESH_SECONDS is set; every log record is scrubbed of them (and of tokens) by the redaction filter.
 """
@@ -34,7 +37,7 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -42,24 +45,34 @@ import httpx2
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.discovery import RouteDiscoveryError, discover_routes
+from app.api.mount import mount_routes
 from app.auth.authz import AuthorizeOperation, Guard
 from app.auth.challenge import Challenges
-from app.auth.dev_issuer import DevIssuer, DevIssuerPortError, DevKeyError, EmbeddedServer, listen_socket
+from app.auth.dependencies import RouteAuth
+from app.auth.dev_issuer import (
+    DevIssuer,
+    DevIssuerPortError,
+    DevKeyError,
+    EmbeddedServer,
+    announce_dev,
+    listen_socket,
+)
 from app.auth.downstream import OnBehalfOf, settings_credential
-from app.auth.metadata import app_id_uri_warning, protected_resource_metadata, supported_scopes
+from app.auth.metadata import app_id_uri_warning, declared_scopes, protected_resource_metadata, supported_scopes
 from app.auth.middleware import AuthenticateBearer
 from app.auth.operation import ParseOperation
 from app.auth.tokens import EntraTokenValidator
-from app.catalog.registry import ToolDiscoveryError, discover
+from app.catalog.registry import Requirement, ToolDiscoveryError, discover
 from app.core.asgi import EnsureResponse
 from app.edge.bounds import CapConcurrency, LimitBody
-from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders
+from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders, sdk_transport_security
 from app.edge.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
+from app.edge.route_throttle import FailedAuthThrottle
 from app.edge.streams import CapStreams
 from app.observability.access_log import install_access_log_filter
 from app.observability.audit import AuditLog, AuditSinkError
@@ -89,6 +102,8 @@ def create_app(settings: Settings | None = None) -> Entry:
     install_access_log_filter()
     telemetry = setup_telemetry(settings)
     catalog = discover(settings.tools.dir)
+    routes = discover_routes(settings.routes.dir)  # FastAPI routes from ROUTES__DIR, each guarded or declared public
+    route_requirement = Requirement(frozenset(routes.scopes), frozenset(routes.roles))
     secrets = SecretStore(settings, load_tool_secrets(catalog.secrets, settings))
     install_redaction(secrets.plain_values)
     set_process_store(secrets)
@@ -96,13 +111,13 @@ def create_app(settings: Settings | None = None) -> Entry:
     if (mismatch := app_id_uri_warning(settings)) is not None:
         log.warning(mismatch)
     # The 401 names the scopes Protected Resource Metadata lists (`{app_id_uri}/{scope}`), never offline_access.
-    challenges = Challenges(settings.resource_metadata_url, supported_scopes(settings, catalog))
+    challenges = Challenges(settings.resource_metadata_url, supported_scopes(settings, catalog, route_requirement))
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
     downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
     content_check = content_safety_from(settings)
     threads = ToolThreads(settings.tools.threads)
     # Built here, not at startup, so a bad dev key is reported like any other configuration error.
-    issuer = DevIssuer(settings, catalog) if embedded_issuer else None
+    issuer = DevIssuer(settings, catalog, route_requirement) if embedded_issuer else None
     mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream, content_check, threads)
     # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
     if settings.tools_lock_mode != "off":
@@ -111,7 +126,7 @@ def create_app(settings: Settings | None = None) -> Entry:
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,
         json_response=settings.mcp.json_response,
-        transport_security=_transport_security(settings),
+        transport_security=sdk_transport_security(settings),
         max_request_body_size=settings.security.max_body_bytes,
     )
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
@@ -157,7 +172,7 @@ def create_app(settings: Settings | None = None) -> Entry:
             if issuer is not None:
                 dev_server = await issuer.serve(dev_socket)
                 stack.push_async_callback(_stop, dev_server)
-                _announce_dev(settings)
+                announce_dev(settings)
             if (close := getattr(content_check, "aclose", None)) is not None:
                 stack.push_async_callback(close)
             await validator.start()
@@ -168,7 +183,7 @@ def create_app(settings: Settings | None = None) -> Entry:
                 refresher = SecretRefresher(secrets, catalog.secrets, settings.keyvault.refresh_seconds)
                 stack.push_async_callback(_cancel, asyncio.create_task(refresher.run(), name="secret-refresh"))
                 if settings.keyvault.url:  # reachable = the last background re-read got through (no extra calls)
-                    readiness.add("key_vault", _last_refresh_ok(refresher))
+                    readiness.add("key_vault", refresher.last_refresh_ok)
             stack.callback(REDACTOR.remove, secrets.plain_values)  # this app's values stop mattering once it stops
             await stack.enter_async_context(mcp.session_manager.run())
             stack.enter_context(drain_on_sigterm(readiness, settings.server.drain_seconds))
@@ -184,9 +199,10 @@ def create_app(settings: Settings | None = None) -> Entry:
     app = FastAPI(
         title=settings.mcp.server_name,
         lifespan=lifespan,
-        docs_url=None,
+        max_body_size=settings.security.max_body_bytes,  # routes' bodies, also bounded in time by LimitBody (Entry)
+        docs_url=None,  # no Swagger UI page (it loads from a CDN); the schema alone with ROUTES__OPENAPI
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json" if settings.routes.openapi else None,
         redirect_slashes=False,  # `/mcp/` is a 404, never a redirect clients would follow with their token
         telemetry=telemetry.fastapi_config(),
     )
@@ -196,7 +212,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     app.router.routes.append(Route(settings.mcp.path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     # Metadata is public and static: one prepared response, behind the per-IP limit for unauthenticated traffic.
     prm = ThrottleUnauthenticated(
-        JSONResponse(protected_resource_metadata(settings, catalog)), limiter, rates.unauthenticated
+        JSONResponse(protected_resource_metadata(settings, catalog, route_requirement)), limiter, rates.unauthenticated
     )
     app.router.routes.append(Route(f"/.well-known/oauth-protected-resource{settings.mcp.path}", prm, methods=["GET"]))
     # And at the root, where clients that ignore the path (and Entra's MCP guidance) look for it.
@@ -210,6 +226,11 @@ def create_app(settings: Settings | None = None) -> Entry:
     async def readyz() -> JSONResponse:
         failing = await readiness.failing()  # names are logged, never returned: no internal detail on the wire
         return JSONResponse({"status": "not ready" if failing else "ready"}, status_code=503 if failing else 200)
+
+    # Routes beside MCP, with /mcp's token rules, challenges and audit; failed attempts spend the per-IP budget too.
+    throttle = FailedAuthThrottle(limiter, rates.unauthenticated)
+    route_auth = RouteAuth(validator, challenges, guard, observer, throttle)
+    mount_routes(app, routes, route_auth, settings, declared_scopes(settings, catalog, route_requirement))
 
     # With tracing on, /mcp goes through FastAPI so its native HTTP span parents the SDK's MCP span.
     return Entry(app, settings, mcp_endpoint, via_fastapi=telemetry.tracing)
@@ -225,14 +246,20 @@ class Entry:
     def __init__(self, api: FastAPI, settings: Settings, mcp_endpoint: ASGIApp, via_fastapi: bool) -> None:
         self.api, self.state = api, api.state
         path = settings.mcp.path
+        # Routes beside MCP get the same body bounds (size, and read time: no slow-loris on a webhook either).
+        bounded_api = LimitBody(api, settings.security.max_body_bytes, settings.security.body_timeout_seconds)
 
         async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http" and scope["path"] == path:
-                await mcp_endpoint(scope, receive, send)
-            else:
+            if scope["type"] != "http":
                 await api(scope, receive, send)
+            elif scope["path"] != path:
+                await bounded_api(scope, receive, send)
+            elif via_fastapi:  # the MCP route is in FastAPI, its own LimitBody inside
+                await api(scope, receive, send)
+            else:
+                await mcp_endpoint(scope, receive, send)
 
-        inner: ASGIApp = api if via_fastapi else dispatch
+        inner: ASGIApp = dispatch
         # Outermost first: response headers, forwarded headers (only from trusted proxies), Host/Origin allow-lists.
         inner = HostOriginGuard(inner, hosts=settings.allowed_hosts, origins=settings.allowed_origins)
         if settings.security.trusted_proxies:  # default: trust no proxy at all
@@ -243,25 +270,6 @@ class Entry:
         await self._app(scope, receive, send)
 
 
-def _transport_security(settings: Settings) -> TransportSecuritySettings:
-    """The SDK's DNS-rebinding protection, from the same allow-lists as HostOriginGuard.
-
-    It sees the Host after ForwardedHeaders, i.e. the public host a trusted proxy reported, so it holds behind proxies.
-    """
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=settings.allowed_hosts,
-        allowed_origins=settings.allowed_origins,
-    )
-
-
-def _last_refresh_ok(refresher: SecretRefresher) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return not refresher.failing
-
-    return check
-
-
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -270,16 +278,6 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 async def _stop(server: EmbeddedServer) -> None:
     server.should_exit = True
     await server.task
-
-
-def _announce_dev(settings: Settings) -> None:
-    base = settings.resource
-    log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", settings.instance)
-    log.info(
-        "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
-        '--transport http --method tools/list --header "Authorization: Bearer $(make -s token)"',
-        base,
-    )
 
 
 _app: Entry | None = None
@@ -298,6 +296,9 @@ def __getattr__(name: str) -> Any:
             raise SystemExit(2) from None
         except ToolDiscoveryError as exc:
             print(f"tools error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except RouteDiscoveryError as exc:
+            print(f"routes error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         except (KeyVaultError, SecretsError) as exc:
             print(f"secrets error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from tests.conftest import REPO
 COPIED = [
     "app",
     "tools",
+    "routes",
     "tests",
     "config",
     "Makefile",
@@ -79,6 +80,34 @@ def test_new_tool_output_passes_lint_and_test_unchanged(tmp_path: Path) -> None:
     # the generated guard tests cover the new tool the moment it exists
     assert "test_tool_refuses_caller_without_its_grants[weather_report-user-[]] PASSED" in output
     assert "test_tool_refuses_caller_without_its_grants[weather_report-app-[weather_report.read]] PASSED" in output
+
+
+@pytest.mark.slow
+@needs_make
+def test_new_route_output_passes_lint_and_test_unchanged(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path)
+    created = make(root, "new-route", "NAME=status_board")
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert (root / "routes" / "status_board.py").is_file()
+    assert (root / "tests" / "routes" / "test_status_board.py").is_file()
+
+    lint = make(root, "lint")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    tested = make(root, "test", "TESTS=tests/routes")
+    output = tested.stdout + tested.stderr
+    assert tested.returncode == 0, output
+    for name in ("", "_needs_the_scope", "_app_role", "_needs_a_token"):
+        assert f"test_status_board.py::test_status_board{name} PASSED" in output, output
+
+    again = make(root, "new-route", "NAME=status_board")
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+
+@needs_make
+def test_new_route_needs_a_name(tmp_path: Path) -> None:
+    result = make(repo_copy(tmp_path), "new-route")
+    assert result.returncode != 0 and "usage: make new-route NAME=my_route" in result.stderr
 
 
 @pytest.mark.slow

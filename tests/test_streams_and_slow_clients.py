@@ -18,10 +18,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -38,7 +37,8 @@ from mcp.server.subscriptions import ListenHandler
 
 from app.edge.windows import Windows
 from app.settings.serving import SecuritySettings
-from tests.conftest import CLIENT_ID, MODERN_HEADERS, REPO, REQUEST_STATE_KEY, TENANT, mcp_client, rpc
+from tests.conftest import MODERN_HEADERS, REPO, mcp_client, rpc
+from tests.support.app_process import app_process
 from tests.support.entra import EntraStandIn
 from tests.support.servers import ServerThread, free_port
 
@@ -229,50 +229,6 @@ async def test_the_official_client_reopens_its_get_stream_after_the_lifetime(
 
 
 # ---- defect 7: uvicorn's limits, body time, connections answered early --------------------------------------------
-@contextmanager
-def app_process(entra: EntraStandIn, tmp_path: Path, **env: str) -> Iterator[str]:
-    """`python -m app` in production mode against the Entra stand-in; its URL."""
-    port = free_port()
-    values = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(REPO),
-        "APP_ENV": "production",
-        "LOG_LEVEL": "WARNING",
-        "AZUREAD__INSTANCE": entra.base,
-        "AZUREAD__TENANT_ID": TENANT,
-        "AZUREAD__CLIENT_ID": CLIENT_ID,
-        "MCP__RESOURCE_HOST": f"http://127.0.0.1:{port}",
-        "MCP__REQUEST_STATE_KEYS": REQUEST_STATE_KEY,
-        "TOOLS__DIR": str(Path(__file__).resolve().parent / "support" / "tools"),
-        "TOOLS__LOCK_MODE": "warn",
-        "SERVER__PORT": str(port),
-        **env,
-    }
-    log = tmp_path / "app.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=tmp_path, env=values, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"app exited: {log.read_text()[-2000:]}"
-            try:
-                if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"app did not start: {log.read_text()[-2000:]}"
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def connect(url: str) -> socket.socket:
     host, port = url.rsplit("//", 1)[1].split(":")
     sock = socket.create_connection((host, int(port)), timeout=5)

@@ -2,10 +2,11 @@
 
 from typing import Any
 
-from app import current_principal, tool
+from app import Caller, tool
 
 
 @tool(scopes=["mcp.read"], roles=["mcp.read.all"])
-def whoami() -> dict[str, Any]:
+def whoami(caller: Caller) -> dict[str, Any]:
     """Return the caller's identity as this server sees it (object id, tenant, client app, scopes, roles)."""
-    return current_principal().public_view()
+    # `caller` is injected by the framework (the same as `current_principal()`); it is not a tool argument.
+    return caller.public_view()

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import socket
 import time
@@ -33,7 +34,8 @@ from starlette.types import ASGIApp
 from app.auth.dev_edge import DevIssuerEdge
 from app.auth.dev_oauth import DevAuthorizationServer
 from app.auth.dev_requests import DevUser
-from app.catalog.registry import Catalog, ToolDiscoveryError, discover
+from app.auth.metadata import NONE
+from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError, discover
 from app.settings import Settings, is_loopback_host
 
 DEV_USER_OID = "22222222-2222-4222-8222-222222222222"
@@ -128,7 +130,7 @@ def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
 class DevIssuer:
     """One tenant's discovery documents and keys, and a token mint for them."""
 
-    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None, routes: Requirement = NONE) -> None:
         if settings.app_env == "production":
             raise RuntimeError("the dev issuer never runs in production")
         self.settings = settings
@@ -137,7 +139,7 @@ class DevIssuer:
         self.key = load_or_create_key(settings.dev_issuer.key_dir)
         self.jwk = public_jwk(self.key)
         # Sign-in for local OAuth clients (app/auth/dev_oauth.py); `catalog` names the scopes and roles it offers.
-        self.oauth = DevAuthorizationServer(settings, self.base, self.tenant, self.mint, catalog)
+        self.oauth = DevAuthorizationServer(settings, self.base, self.tenant, self.mint, catalog, routes)
 
     @property
     def v2_issuer(self) -> str:
@@ -273,6 +275,17 @@ def main() -> None:
         )
         return
     print(issuer.mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime))
+
+
+def announce_dev(settings: Settings) -> None:
+    """What `make run` prints once the embedded issuer is up: where tokens come from, and a first command to try."""
+    log = logging.getLogger("app")
+    log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", settings.instance)
+    log.info(
+        "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
+        '--transport http --method tools/list --header "Authorization: Bearer $(make -s token)"',
+        settings.resource,
+    )
 
 
 if __name__ == "__main__":

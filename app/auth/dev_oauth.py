@@ -34,7 +34,7 @@ from app.auth.dev_requests import (
 )
 from app.auth.dev_signin import FormTokens, page_headers, render_sign_in
 from app.auth.metadata import declared_roles, declared_scopes
-from app.catalog.registry import Catalog
+from app.catalog.registry import Catalog, Requirement
 from app.settings import Settings
 
 MAX_FORM_BYTES = 16 * 1024
@@ -59,12 +59,14 @@ class Mint(Protocol):
 class DevAuthorizationServer:
     """Authorization code with PKCE for the one public client DEV_ISSUER__CLIENT_ID."""
 
-    def __init__(self, settings: Settings, base: str, tenant: str, mint: Mint, catalog: Catalog | None) -> None:
+    def __init__(
+        self, settings: Settings, base: str, tenant: str, mint: Mint, catalog: Catalog | None, routes: Requirement
+    ) -> None:
         self.rules = Rules(
             client_id=settings.dev_issuer.client_id,
             app_id_uri=settings.app_id_uri,
-            known_scopes=tuple(declared_scopes(settings, catalog)) if catalog else (),
-            known_roles=tuple(declared_roles(settings, catalog)) if catalog else (),
+            known_scopes=tuple(declared_scopes(settings, catalog, routes)) if catalog else (),
+            known_roles=tuple(declared_roles(settings, catalog, routes)) if catalog else (),
         )
         self.authorize_path = f"/{tenant}/oauth2/v2.0/authorize"
         self.token_path = f"/{tenant}/oauth2/v2.0/token"

@@ -22,3 +22,7 @@ class AuthEvents(Protocol):
     def authz_denied(
         self, scope: Scope, principal: Principal, message: Any, target: str | None, reason: str, started: float
     ) -> None: ...
+
+    def route_access(
+        self, scope: Scope, principal: Principal, route: str, denied_reason: str | None, started: float
+    ) -> None: ...

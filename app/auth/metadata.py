@@ -4,36 +4,47 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.catalog.registry import Catalog
+from app.catalog.registry import Catalog, Requirement
 from app.settings import Settings
 
 # OpenID Connect scopes belong to the authorization server, never to this resource: offline_access in particular is
 # the client's to add (MCP 2026-07-28, when the authorization server lists it), so it is never advertised here.
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+NONE = Requirement()  # no routes: the scopes and roles their guards name (app/api/discovery.py) join the catalog's
 
 
-def declared_scopes(settings: Settings, catalog: Catalog) -> list[str]:
-    """Every delegated scope a tool, resource or prompt declares, plus MCP__REQUIRED_SCOPES (short names, sorted)."""
-    scopes = {*settings.mcp.required_scopes, *(s for spec in catalog.specs for s in spec.requirement.scopes)}
+def declared_scopes(settings: Settings, catalog: Catalog, routes: Requirement = NONE) -> list[str]:
+    """Every delegated scope a tool, resource, prompt or route guard declares, plus MCP__REQUIRED_SCOPES (short
+    names, sorted)."""
+    scopes = {
+        *settings.mcp.required_scopes,
+        *routes.scopes,
+        *(s for spec in catalog.specs for s in spec.requirement.scopes),
+    }
     return sorted(scopes - OIDC_SCOPES)
 
 
-def declared_roles(settings: Settings, catalog: Catalog) -> list[str]:
-    """Every app role a tool, resource or prompt declares, plus MCP__REQUIRED_ROLES (sorted)."""
-    return sorted({*settings.mcp.required_roles, *(r for spec in catalog.specs for r in spec.requirement.roles)})
+def declared_roles(settings: Settings, catalog: Catalog, routes: Requirement = NONE) -> list[str]:
+    """Every app role a tool, resource, prompt or route guard declares, plus MCP__REQUIRED_ROLES (sorted)."""
+    roles = {
+        *settings.mcp.required_roles,
+        *routes.roles,
+        *(r for spec in catalog.specs for r in spec.requirement.roles),
+    }
+    return sorted(roles)
 
 
-def supported_scopes(settings: Settings, catalog: Catalog) -> list[str]:
+def supported_scopes(settings: Settings, catalog: Catalog, routes: Requirement = NONE) -> list[str]:
     """The scopes as clients request them from Entra: `{app_id_uri}/{scope}` (PRM and the 401 challenge)."""
-    return [settings.scope_uri(scope) for scope in declared_scopes(settings, catalog)]
+    return [settings.scope_uri(scope) for scope in declared_scopes(settings, catalog, routes)]
 
 
-def protected_resource_metadata(settings: Settings, catalog: Catalog) -> dict[str, Any]:
+def protected_resource_metadata(settings: Settings, catalog: Catalog, routes: Requirement = NONE) -> dict[str, Any]:
     """`resource` is exactly what clients use; scopes are in the form clients request them from Entra."""
     metadata: dict[str, Any] = {
         "resource": settings.resource,
         "authorization_servers": [f"{settings.instance}{settings.tenant_id}/v2.0"],
-        "scopes_supported": supported_scopes(settings, catalog),
+        "scopes_supported": supported_scopes(settings, catalog, routes),
         "bearer_methods_supported": ["header"],
         "resource_name": settings.mcp.server_name,
     }

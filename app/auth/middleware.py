@@ -6,6 +6,7 @@ import functools
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -42,29 +43,17 @@ class AuthenticateBearer:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        values, content_types = _authorization_and_content_type(scope["headers"])
-        if len(values) > 1:
-            self.observer.auth_failed(scope, "duplicate_authorization", started)
-            await self.challenges.invalid_request(send, "send exactly one Authorization header")
+        presented = read_bearer(scope)
+        if presented.refusal is not None:
+            reason, description = presented.refusal
+            self.observer.auth_failed(scope, reason, started)
+            await self.challenges.invalid_request(send, description)
             return
-        token = _bearer(values[0]) if values else None
-        # OAuth 2.1 §5.1: a query-string token is never used; next to a header token it is a malformed request.
-        in_query = b"access_token" in scope.get("query_string", b"") and "access_token" in parse_qs(
-            scope["query_string"].decode("latin-1")
-        )
-        if in_query and token is not None:
-            self.observer.auth_failed(scope, "token_in_query", started)
-            await self.challenges.invalid_request(send, "send the access token only in the Authorization header")
-            return
-        if content_types and _FORM in b"".join(content_types).lower():
-            # A form body is never MCP; refuse it outright rather than risk reading a token from it.
-            self.observer.auth_failed(scope, "form_body", started)
-            await self.challenges.invalid_request(send, "send the access token only in the Authorization header")
-            return
+        token = presented.token
         if not token:
             log.info("auth failed", extra={"reason": "no_token"})
             self.observer.auth_failed(scope, "no_token", started)
-            await self.challenges.unauthorized(send, token_presented=bool(values))
+            await self.challenges.unauthorized(send, token_presented=presented.header_sent)
             return
         try:
             principal = await self.validator.validate(token)
@@ -79,6 +68,34 @@ class AuthenticateBearer:
         scope["user"], scope["auth"] = _sdk_identity(principal)
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """What a request presents as its credential: a bearer token, or why the request is malformed (400)."""
+
+    token: str | None = None
+    header_sent: bool = False  # an Authorization header came, usable or not (RFC 6750: then the 401 says invalid)
+    refusal: tuple[str, str] | None = None  # (reason for metrics and audit, description for the caller)
+
+
+_ONLY_IN_HEADER = "send the access token only in the Authorization header"
+
+
+def read_bearer(scope: Scope) -> Presented:
+    """The token transport rules, one place for /mcp and FastAPI routes: one Authorization header, a token only
+    there (OAuth 2.1 §5.1: never from the query string; next to a header token that is a malformed request), and
+    never a form body (not MCP, and not a place a token may come from)."""
+    values, content_types = _authorization_and_content_type(scope["headers"])
+    if len(values) > 1:
+        return Presented(refusal=("duplicate_authorization", "send exactly one Authorization header"))
+    token = _bearer(values[0]) if values else None
+    query = scope.get("query_string", b"")
+    if token is not None and b"access_token" in query and "access_token" in parse_qs(query.decode("latin-1")):
+        return Presented(refusal=("token_in_query", _ONLY_IN_HEADER))
+    if content_types and _FORM in b"".join(content_types).lower():
+        return Presented(refusal=("form_body", _ONLY_IN_HEADER))
+    return Presented(token, bool(values))
 
 
 @functools.lru_cache(maxsize=4096)

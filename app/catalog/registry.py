@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import inspect
 import logging
-import sys
 import types
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from limits import parse_many
 from mcp.types import ToolAnnotations
 
+from app.catalog.injection import declared_secrets
+from app.core.modules import modules_under, package_for
+
 log = logging.getLogger("app.tools")
+REPO_TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
 F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["tool", "resource", "prompt", "completion"]
@@ -218,17 +220,17 @@ def discover(directory: Path) -> Catalog:
     directory = directory.resolve()
     if not directory.is_dir():
         raise ToolDiscoveryError(f"tools directory {directory} does not exist")
-    package = _package_for(directory)
+    package = package_for(directory, REPO_TOOLS, "tools")
     catalog = Catalog()
     seen: dict[tuple[Kind, str], Spec] = {}
-    for module_name, path in _modules_under(directory, package):
+    for module_name, path in modules_under(directory, package):
         module = _import(module_name, path)
         for value in vars(module).values():
             spec = getattr(value, SPEC_ATTR, None) if inspect.isfunction(value) else None
             if not isinstance(spec, Spec) or spec.fn.__module__ != module.__name__:
                 continue  # not ours, or imported from another module (counted where it is defined)
             if spec.kind != "completion":
-                _check(spec)
+                spec = _check(spec)
             key = (spec.kind, spec.uri or spec.name)
             if key in seen:
                 raise ToolDiscoveryError(
@@ -243,32 +245,6 @@ def discover(directory: Path) -> Catalog:
     return catalog
 
 
-def _package_for(directory: Path) -> str:
-    """The import name for a tools directory: `tools` for the repo's own, a private name for any other."""
-    repo_tools = Path(__file__).resolve().parents[2] / "tools"
-    if directory == repo_tools:
-        importlib.import_module("tools")
-        return "tools"
-    name = "_tools_" + hashlib.sha256(str(directory).encode()).hexdigest()[:10]
-    if name not in sys.modules:
-        module = types.ModuleType(name)
-        module.__path__ = [str(directory)]
-        sys.modules[name] = module
-    return name
-
-
-def _modules_under(directory: Path, package: str) -> list[tuple[str, Path]]:
-    """Every module file below `directory`, as import names; plain folders count, `__init__.py` or not."""
-    found = []
-    for path in sorted(directory.rglob("*.py")):
-        parts = path.relative_to(directory).with_suffix("").parts
-        if any(part.startswith(".") or part == "__pycache__" for part in parts):
-            continue
-        parts = parts[:-1] if parts[-1] == "__init__" else parts
-        found.append((".".join((package, *parts)), path))
-    return found
-
-
 def _import(module_name: str, path: Path) -> types.ModuleType:
     try:
         return importlib.import_module(module_name)
@@ -276,7 +252,8 @@ def _import(module_name: str, path: Path) -> types.ModuleType:
         raise ToolDiscoveryError(f"could not import tools module {path}: {type(exc).__name__}: {exc}") from exc
 
 
-def _check(spec: Spec) -> None:
+def _check(spec: Spec) -> Spec:
+    """Refuse an unsafe declaration; returns `spec` with the secrets its parameters declare (`Secret(...)`)."""
     _check_limits(spec)
     if not spec.requirement.declared:
         raise ToolDiscoveryError(
@@ -285,6 +262,10 @@ def _check(spec: Spec) -> None:
         )
     if spec.requirement.public:
         log.warning("%s %r (%s) is public: any authenticated caller may use it", spec.kind, spec.name, spec.where)
+    try:
+        return replace(spec, secrets=spec.secrets | declared_secrets(spec.fn))
+    except ValueError as exc:
+        raise ToolDiscoveryError(f"{spec.kind} {spec.name!r} ({spec.where}): {exc}") from None
 
 
 def _check_limits(spec: Spec) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.core.asgi import send_json
+from app.settings import Settings
 
 log = logging.getLogger("app.edge")
 
@@ -141,3 +143,15 @@ def _secured(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     if sse and not accel:
         headers.append((b"x-accel-buffering", b"no"))
     return headers
+
+
+def sdk_transport_security(settings: Settings) -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding protection, from the same allow-lists as HostOriginGuard.
+
+    It sees the Host after ForwardedHeaders, i.e. the public host a trusted proxy reported, so it holds behind proxies.
+    """
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+    )

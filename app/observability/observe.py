@@ -140,6 +140,22 @@ class Observer:
             **self._arguments(target if method == "tools/call" else None, params.get("arguments")),
         )
 
+    def route_access(
+        self, scope: Scope, principal: Principal, route: str, denied_reason: str | None, started: float
+    ) -> None:
+        """One audit record per guarded route call: allowed, or denied with the reason."""
+        self.audit.record(
+            "route_access",
+            outcome="denied" if denied_reason else "allowed",
+            reason=denied_reason,
+            http_method=bounded(scope.get("method")),
+            route=bounded(route),
+            principal=principal_fields(principal),
+            client_ip=bounded(client_ip(scope)),
+            correlation_id=correlation_id(self._span()),
+            latency_ms=_ms(started),
+        )
+
     # ---- MCP operations --------------------------------------------------------------------------------------
     def operation(self, ctx: ServerRequestContext[Any, Any], error_type: str | None, seconds: float) -> None:
         method = ctx.method

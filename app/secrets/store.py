@@ -187,6 +187,10 @@ class SecretRefresher:
         self.store, self.tool_secret_names, self.interval = store, sorted(set(tool_secret_names)), interval
         self.failing = False
 
+    async def last_refresh_ok(self) -> bool:
+        """The readiness check for Key Vault: the last background re-read got through (no extra calls)."""
+        return not self.failing
+
     def load(self) -> tuple[Settings, dict[str, SecretStr]]:
         settings = self.store.settings.reload()
         return settings, load_tool_secrets(self.tool_secret_names, settings)

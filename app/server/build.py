@@ -26,6 +26,7 @@ from app.observability.observe import ObserveOperation, Observer
 from app.observability.redaction import REDACTOR, Redactor
 from app.secrets.store import SecretStore, bound_store
 from app.server.content import ContentSafetyCheck, checking_content_with
+from app.server.injection import served_function
 from app.server.sdk_gaps import apply_log_level, fill_sdk_gaps
 from app.server.threads import ToolThreads
 from app.server.tool_bounds import ToolBounds
@@ -123,12 +124,13 @@ def build_mcp_server(
         # The SDK's MCP span middleware ships on; with no tracer installed it would only make no-op spans.
         chain = server._lowlevel_server.middleware
         chain[:] = [layer for layer in chain if not isinstance(layer, OpenTelemetryMiddleware)]
+    # Injected parameters (caller, secrets, downstream tokens) are filled here and never reach the SDK's schemas.
     for spec in catalog.of("tool"):
-        server.add_tool(threads.serve(spec.fn), name=spec.name, **spec.options)
+        server.add_tool(served_function(spec, threads), name=spec.name, **spec.options)
     for spec in catalog.of("resource"):
-        server.resource(spec.uri or "", name=spec.name, **spec.options)(spec.fn)
+        server.resource(spec.uri or "", name=spec.name, **spec.options)(served_function(spec, threads))
     for spec in catalog.of("prompt"):
-        server.prompt(name=spec.name, **spec.options)(spec.fn)
+        server.prompt(name=spec.name, **spec.options)(served_function(spec, threads))
     completers = catalog.completers()
     if completers:
         server.completion()(_dispatch_completions(completers))  # type: ignore[no-untyped-call]  # untyped in the SDK

@@ -22,6 +22,7 @@ from app.settings.sections import (
     ContentSafetySettings,
     DevIssuerSettings,
     McpSettings,
+    RoutesSettings,
     TelemetrySettings,
     ToolsSettings,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "KeyVaultSettings",
     "McpSettings",
     "RateLimitSettings",
+    "RoutesSettings",
     "SecuritySettings",
     "ServerSettings",
     "Settings",
@@ -78,6 +80,8 @@ class Settings(BaseSettings):
     """The MCP endpoint."""
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     """Tool discovery."""
+    routes: RoutesSettings = Field(default_factory=RoutesSettings)
+    """FastAPI routes beside MCP."""
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings)
     """The embedded dev issuer."""
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -154,6 +154,17 @@ class ToolsSettings(Section):
         return self.lock_file or self.dir.resolve().parent / "tools.lock"
 
 
+class RoutesSettings(Section):
+    """FastAPI routes served beside MCP, discovered from a folder as tools are."""
+
+    dir: Path = Path(__file__).resolve().parents[2] / "routes"
+    """Where route modules (each with a module-level `router = APIRouter()`) are discovered; a missing folder means
+    no routes (default: the repository's `routes/` folder)."""
+    openapi: bool = False
+    """Serve the routes' OpenAPI schema at `/openapi.json`, with the OAuth2 scheme and each route's scopes. Off by
+    default: it describes the server to anyone who asks."""
+
+
 class ContentSafetySettings(Section):
     """The optional content-safety check `app.server.content.untrusted()` runs on external content (off by default)."""
 

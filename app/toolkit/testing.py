@@ -8,12 +8,14 @@ exactly as it validates Entra's; clients are the official MCP SDK client. One se
         async with as_user(scopes=["weather.read"]) as client:
             result = await client.call_tool("forecast", {"city": "Oslo"})
         assert result.structured_content == {"result": "sunny in Oslo"}
+
+Routes (`routes/`) get an HTTP client the same way: `async with api_as_user(scopes=[...]) as http: await
+http.get("/api/...")`, and `api_as_app(roles=[...])`; `mcp_server.api(None)` sends no token.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import socket
 import threading
@@ -38,8 +40,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app.auth.dev_issuer import public_jwk
-from app.catalog.registry import Spec, discover
-from app.settings import Settings, ToolsSettings
+from app.settings import Settings
+from app.toolkit.guards import Denial as Denial
+from app.toolkit.guards import default_tools_dir
+from app.toolkit.guards import denials as denials
+from app.toolkit.guards import discovered_tools as discovered_tools
 
 TEST_TENANT = "7e57e57e-0000-4000-8000-000000007e57"
 TEST_CLIENT_ID = "7e57e57e-0000-4000-8000-00000000c11e"
@@ -47,6 +52,7 @@ TEST_USER_OID = "7e57e57e-0000-4000-8000-0000000005e7"
 TEST_APP_ID = "7e57e57e-0000-4000-8000-000000000a77"
 
 Caller = Callable[..., AbstractAsyncContextManager[Client]]
+ApiCaller = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
 
 
 def free_port() -> int:
@@ -194,6 +200,19 @@ class TestServer:
     def as_app(self, roles: list[str] | tuple[str, ...] = (), **claims: Any) -> AbstractAsyncContextManager[Client]:
         return self.client(self.issuer.app_token(roles, **claims))
 
+    @asynccontextmanager
+    async def api(self, token: str | None) -> AsyncIterator[httpx2.AsyncClient]:
+        """An HTTP client for the routes beside MCP (`routes/`), sending `token` as the bearer token."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with httpx2.AsyncClient(base_url=self.url, headers=headers, timeout=30) as http:
+            yield http
+
+    def api_as_user(self, scopes: list[str] | tuple[str, ...] = (), **claims: Any) -> AbstractAsyncContextManager[Any]:
+        return self.api(self.issuer.user_token(scopes, **claims))
+
+    def api_as_app(self, roles: list[str] | tuple[str, ...] = (), **claims: Any) -> AbstractAsyncContextManager[Any]:
+        return self.api(self.issuer.app_token(roles, **claims))
+
     async def post(self, method: str, params: dict[str, Any], token: str | None) -> httpx2.Response:
         """One raw JSON-RPC POST, for asserting on HTTP status (401/403 happen before any MCP dispatch)."""
         headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
@@ -202,11 +221,6 @@ class TestServer:
         async with httpx2.AsyncClient(timeout=30) as http:
             body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
             return await http.post(self.endpoint, json=body, headers=headers)
-
-
-def default_tools_dir() -> Path:
-    """`TOOLS__DIR` if set, else the repo's `tools/` (what the server itself would discover)."""
-    return Path(os.environ["TOOLS__DIR"]) if os.environ.get("TOOLS__DIR") else ToolsSettings().dir
 
 
 @contextmanager
@@ -230,45 +244,6 @@ def serve_tools(tools_dir: Path, issuer: LocalIssuer | None = None, **overrides:
 
         with ServerThread(create_app(settings), port=port) as server:
             yield TestServer(server.url, issuer, settings)
-
-
-# ---- every tool refuses callers who lack what it declares -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Denial:
-    """A caller a tool must refuse: `kind` user or app (or none: no token), with these scopes or roles."""
-
-    tool: str
-    kind: str
-    grants: tuple[str, ...]
-    expect: int
-
-    @property
-    def id(self) -> str:
-        return f"{self.tool}-{self.kind}-[{' '.join(self.grants)}]"
-
-
-def denials(spec: Spec) -> list[Denial]:
-    """Callers `spec` must refuse: no token (401); every caller missing one declared scope or role (403)."""
-    req, name = spec.requirement, spec.name
-    found = [Denial(name, "none", (), 401)]
-    if req.public:
-        return found
-    scopes, roles = sorted(req.scopes), sorted(req.roles)
-    if scopes:
-        found += [Denial(name, "user", tuple(s for s in scopes if s != missing), 403) for missing in scopes]
-    else:
-        found.append(Denial(name, "user", tuple(roles), 403))  # a user holding the role names as scopes
-    if roles:
-        found += [Denial(name, "app", tuple(r for r in roles if r != missing), 403) for missing in roles]
-    else:
-        found.append(Denial(name, "app", tuple(scopes), 403))  # an app holding the scope names as roles
-    return found
-
-
-def discovered_tools(tools_dir: Path | None = None) -> list[Spec]:
-    return discover(tools_dir or default_tools_dir()).of("tool")
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------------------
@@ -297,3 +272,15 @@ def as_user(mcp_server: TestServer) -> Caller:
 def as_app(mcp_server: TestServer) -> Caller:
     """`async with as_app(roles=[...], **claims) as client:` an SDK client acting as an app (no user)."""
     return mcp_server.as_app
+
+
+@pytest.fixture
+def api_as_user(mcp_server: TestServer) -> ApiCaller:
+    """`async with api_as_user(scopes=[...], **claims) as http:` an HTTP client for routes, as a signed-in user."""
+    return mcp_server.api_as_user
+
+
+@pytest.fixture
+def api_as_app(mcp_server: TestServer) -> ApiCaller:
+    """`async with api_as_app(roles=[...], **claims) as http:` an HTTP client for routes, as an app (no user)."""
+    return mcp_server.api_as_app

@@ -1,0 +1,95 @@
+"""Route discovery: import every module under ROUTES__DIR and collect its `router`, refusing unguarded routes.
+
+Modules are imported the way tools are (app/core/modules.py): the repository's `routes/` as the `routes` package,
+any other folder under a private package name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from app.auth.dependencies import Requires, authenticated, public
+from app.core.modules import modules_under, package_for
+
+log = logging.getLogger("app.routes")
+
+REPO_ROUTES = Path(__file__).resolve().parents[2] / "routes"
+
+
+class RouteDiscoveryError(RuntimeError):
+    """A route module that cannot be served: it does not import, or a route declares no auth."""
+
+
+@dataclass
+class RouteCatalog:
+    """The discovered routers and the scopes and roles their guards name (for PRM and the OpenAPI scheme)."""
+
+    routers: list[APIRouter] = field(default_factory=list)
+    scopes: set[str] = field(default_factory=set)
+    roles: set[str] = field(default_factory=set)
+
+
+def discover_routes(directory: Path) -> RouteCatalog:
+    """Every `router` under `directory` (none if the folder does not exist), each route checked for its auth."""
+    catalog = RouteCatalog()
+    directory = directory.resolve()
+    if not directory.is_dir():
+        return catalog
+    for module_name, path in modules_under(directory, package_for(directory, REPO_ROUTES, "routes")):
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise RouteDiscoveryError(f"could not import routes module {path}: {type(exc).__name__}: {exc}") from exc
+        router = getattr(module, "router", None)
+        if router is None:
+            continue  # a helper module
+        if not isinstance(router, APIRouter):
+            raise RouteDiscoveryError(f"{path}: `router` is a {type(router).__name__}, not a fastapi.APIRouter")
+        for route in router.routes:
+            _check(route, path, catalog)
+        catalog.routers.append(router)
+    return catalog
+
+
+def _check(route: object, path: Path, catalog: RouteCatalog) -> None:
+    """Default-deny: every route authenticates (`Caller`, `requires`) or is declared public; nothing else serves."""
+    if not isinstance(route, APIRoute):
+        raise RouteDiscoveryError(
+            f"{path}: {type(route).__name__} {getattr(route, 'path', '?')!r} is not an API route; only "
+            "@router.get/post/... routes (APIRoute) are served, each with its auth declared"
+        )
+    name = f"{','.join(sorted(route.methods or ()))} {route.path} ({path.name}:{route.name})"
+    for call, scopes in _calls(route.dependant):
+        if isinstance(call, Requires):
+            catalog.scopes.update(scopes)
+            catalog.roles.update(call.roles)
+    if is_guarded(route):
+        return
+    calls = list(_calls(route.dependant))
+    if any(call is public for call, _ in calls):
+        log.warning("route %s is public: anyone may call it, without a token", name)
+        return
+    raise RouteDiscoveryError(
+        f"route {name} declares no auth: add a `caller: Caller` parameter or dependencies=[requires(scopes=[...])], "
+        "or dependencies=[Depends(public)] to serve it to anyone without a token"
+    )
+
+
+def is_guarded(route: APIRoute) -> bool:
+    """Whether the route authenticates its caller (`Caller`, `requires`, or `authenticated` itself)."""
+    return any(call is authenticated for call, _ in _calls(route.dependant))
+
+
+def _calls(dependant: Dependant) -> Iterator[tuple[object, list[str]]]:
+    """Every dependency callable in the tree, with the security scopes it was declared with."""
+    for sub in dependant.dependencies:
+        yield sub.call, list(sub.own_oauth_scopes or [])
+        yield from _calls(sub)

@@ -1,0 +1,21 @@
+"""Rate-limited test routes (tests/test_route_limits.py): a limit per caller, and one per client IP on a public one."""
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from app import Caller, limiter, public
+
+router = APIRouter(prefix="/api/limited")
+
+
+@router.get("/caller")
+@limiter.limit("5/minute")
+async def per_caller(request: Request, caller: Caller) -> dict[str, Any]:
+    return {"caller": caller.key}
+
+
+@router.get("/public", dependencies=[Depends(public)])
+@limiter.limit("3/minute")
+async def per_ip(request: Request) -> dict[str, Any]:
+    return {"status": "ok"}
