@@ -322,7 +322,7 @@ def test_every_field_of_every_method_with_a_wrong_json_type_is_a_clear_error(
             else:
                 assert "Traceback" not in response.read().decode(errors="replace"), where
 
-    with httpx2.Client(base_url=server.url, timeout=10, headers=auth) as http:
+    with httpx2.Client(base_url=server.url, timeout=30, headers=auth) as http:
         session = {} if stateless else _session(http)
         for era in ("legacy", "modern"):
             for method in VALID_PARAMS:
