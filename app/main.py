@@ -199,7 +199,6 @@ def create_app(settings: Settings | None = None) -> Entry:
     app = FastAPI(
         title=settings.mcp.server_name,
         lifespan=lifespan,
-
         docs_url=None,  # no Swagger UI page (it loads from a CDN); the schema alone with ROUTES__OPENAPI
         redoc_url=None,
         openapi_url="/openapi.json" if settings.routes.openapi else None,
