@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx2
 
 from tests.conftest import TENANT
@@ -41,3 +43,18 @@ async def test_resource_identifier_is_normalised(serve: object) -> None:
     )
     assert settings.resource == "https://mcp.contoso.com/mcp"
     assert settings.resource_metadata_url == "https://mcp.contoso.com/.well-known/oauth-protected-resource/mcp"
+
+
+async def test_prm_is_also_at_the_root_and_offline_access_appears_nowhere(serve: Callable[..., ServerThread]) -> None:
+    """Even when configured as a required scope, offline_access is the client's to add (MCP 2026-07-28)."""
+    server = serve(mcp={"required_scopes": ["offline_access", "mcp.read"]})
+    async with httpx2.AsyncClient(base_url=server.url) as http:
+        at_path = await http.get("/.well-known/oauth-protected-resource/mcp")
+        at_root = await http.get("/.well-known/oauth-protected-resource")
+        challenge = await http.post("/mcp", json={})
+        route_challenge = await http.get("/api/whoami")
+    assert at_root.status_code == 200 and at_root.json() == at_path.json()
+    assert f"{server.url}/mcp/mcp.read" in at_path.json()["scopes_supported"]
+    for text in (at_path.text, challenge.headers["www-authenticate"], route_challenge.headers["www-authenticate"]):
+        assert "offline_access" not in text
+    assert 'scope="' in challenge.headers["www-authenticate"]  # the 401 names the scopes PRM lists (2025-11-25)
