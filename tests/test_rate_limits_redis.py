@@ -6,19 +6,16 @@ import asyncio
 import logging
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx2
 import pytest
 
-from tests.conftest import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT, TEST_TOOLS, modern_call
+from tests.conftest import modern_call
 from tests.support.entra import EntraStandIn
 from tests.support.redis import RedisServer
-from tests.support.servers import ServerThread, free_port
+from tests.support.replicas import Replica
+from tests.support.servers import ServerThread
 
 if shutil.which("redis-server") is None:
     if os.environ.get("CI"):  # CI installs it (.ci/test-packages): missing there is a failure, not a skip
@@ -28,61 +25,8 @@ if shutil.which("redis-server") is None:
 pytestmark = pytest.mark.slow  # its tests share Redis and two replicas, on one worker (tests/conftest.py)
 
 READER = "mcp.read"
-SECTIONS = ("APP_ENV", "AZUREAD__", "MCP__", "TOOLS__", "RATE_LIMIT__", "SECURITY__", "DEV_ISSUER__", "KEYVAULT__")
 OUTAGE = "rate-limit storage unavailable"
 RECOVERED = "rate-limit storage is reachable again"
-
-
-class Replica:
-    """One `uvicorn app.main:app` process, configured only through the environment like a real deployment."""
-
-    def __init__(self, entra: EntraStandIn, redis: RedisServer, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith(SECTIONS)}
-        env |= {
-            "APP_ENV": "production",
-            "AZUREAD__INSTANCE": entra.base,
-            "AZUREAD__TENANT_ID": TENANT,
-            "AZUREAD__CLIENT_ID": CLIENT_ID,
-            "MCP__RESOURCE_HOST": self.url,
-            "MCP__REQUEST_STATE_KEYS": REQUEST_STATE_KEY,  # one key ring for both replicas
-            "TOOLS__DIR": str(TEST_TOOLS),
-            "TOOLS__LOCK_MODE": "warn",  # the test tools have no tools.lock
-            "RATE_LIMIT__DEFAULT": "20/minute",
-            "RATE_LIMIT__STORAGE_URI": redis.uri,
-            "SECURITY__MAX_CONCURRENT_CALLS_PER_PRINCIPAL": "64",  # the bursts here test rates, not concurrency
-        }
-        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [*command, "--log-level", "warning"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process.poll() is None, self.log_path.read_text()
-            try:
-                if httpx2.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"replica did not become ready:\n{self.log_path.read_text()}"
-            time.sleep(0.1)
-
-    def log_count(self, text: str) -> int:
-        return self.log_path.read_text().count(text)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +41,16 @@ def replicas(
     entra: EntraStandIn, redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[Replica]]:
     logs = tmp_path_factory.mktemp("replicas")
-    started = [Replica(entra, redis, logs / f"replica-{i}.log") for i in range(2)]
+    started = [
+        Replica(
+            entra,
+            redis,
+            logs / f"replica-{i}.log",
+            RATE_LIMIT__DEFAULT="20/minute",
+            SECURITY__MAX_CONCURRENT_CALLS_PER_PRINCIPAL="64",  # the bursts here test rates, not concurrency
+        )
+        for i in range(2)
+    ]
     try:
         for replica in started:
             replica.wait_ready()

@@ -14,9 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx2
@@ -32,9 +30,10 @@ from app.auth.principal import Principal
 from app.edge.ratelimit import STORAGE_RETRY_SECONDS
 from app.edge.route_limits import RouteLimiter, RouteLimits, configure_route_limits, route_key
 from app.settings import Settings
-from tests.conftest import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT
+from tests.conftest import CLIENT_ID, REPO, TENANT
 from tests.support.entra import EntraStandIn
 from tests.support.redis import RedisServer
+from tests.support.replicas import Replica
 from tests.support.servers import ServerThread, free_port
 
 pytestmark = pytest.mark.slow  # two processes share one Redis: the module runs on one worker (tests/conftest.py)
@@ -419,55 +418,6 @@ async def test_real_tokens_on_the_served_routes(serve: Callable[..., ServerThrea
 
 
 # ---- acceptance: two processes, one Redis ---------------------------------------------------------------------------
-SECTIONS = ("APP_ENV", "AZUREAD__", "MCP__", "TOOLS__", "ROUTES__", "RATE_LIMIT__", "SECURITY__", "DEV_ISSUER__")
-
-
-class Replica:
-    """One `uvicorn app.main:app` process serving tests/support/limited_routes, configured through the environment."""
-
-    def __init__(self, entra: EntraStandIn, redis: RedisServer, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith(SECTIONS)}
-        env |= {
-            "APP_ENV": "production",
-            "AZUREAD__INSTANCE": entra.base,
-            "AZUREAD__TENANT_ID": TENANT,
-            "AZUREAD__CLIENT_ID": CLIENT_ID,
-            "MCP__RESOURCE_HOST": self.url,
-            "MCP__REQUEST_STATE_KEYS": REQUEST_STATE_KEY,
-            "TOOLS__DIR": str(REPO / "tests" / "support" / "tools"),
-            "TOOLS__LOCK_MODE": "warn",
-            "ROUTES__DIR": str(LIMITED_ROUTES),
-            "RATE_LIMIT__STORAGE_URI": redis.uri,
-        }
-        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [*command, "--log-level", "warning"], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process.poll() is None, self.log_path.read_text()
-            try:
-                if httpx2.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"replica did not become ready:\n{self.log_path.read_text()}"
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 def _redis_server() -> RedisServer:
@@ -482,7 +432,7 @@ def _redis_server() -> RedisServer:
 def replicas(entra: EntraStandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Replica]]:
     redis = _redis_server()
     logs = tmp_path_factory.mktemp("route-limit-replicas")
-    started = [Replica(entra, redis, logs / f"replica-{i}.log") for i in range(2)]
+    started = [Replica(entra, redis, logs / f"replica-{i}.log", ROUTES__DIR=str(LIMITED_ROUTES)) for i in range(2)]
     try:
         for replica in started:
             replica.wait_ready()

@@ -125,6 +125,36 @@ class LimitBody:
         await send_json(send, 413, error, [("Connection", "close")])
 
 
+class Slots:
+    """Slots held per principal and overall (CapConcurrency, CapStreams). Plain ints: the event loop is
+    single-threaded and nothing awaits between the check and the take."""
+
+    def __init__(self, per_principal: int, overall: int) -> None:
+        self.per_principal = per_principal
+        self.overall = overall
+        self.total = 0
+        self.by_principal: dict[str, int] = {}
+
+    def take(self, key: str) -> tuple[int, str] | None:
+        """Takes a slot for `key`, or says whose limit is reached: (503, the server), or (429, this caller)."""
+        mine = self.by_principal.get(key, 0)
+        if self.total >= self.overall:
+            return 503, "the server"
+        if mine >= self.per_principal:
+            return 429, "this caller"
+        self.total += 1
+        self.by_principal[key] = mine + 1
+        return None
+
+    def release(self, key: str) -> None:
+        self.total -= 1
+        left = self.by_principal[key] - 1
+        if left:
+            self.by_principal[key] = left
+        else:
+            del self.by_principal[key]
+
+
 class CapConcurrency:
     """In-flight `tools/call` requests, per principal (429) and overall (503): excess is refused at once, not queued.
 
@@ -132,15 +162,11 @@ class CapConcurrency:
     call ends without one). The SDK's transport can return well after the response went out (stateless teardown),
     and holding the slot until then refused callers whose calls were long finished.
 
-    Counters are plain ints: the event loop is single-threaded and nothing awaits between check and increment.
     """
 
     def __init__(self, app: ASGIApp, per_principal: int, overall: int) -> None:
         self.app = app
-        self.per_principal = per_principal
-        self.overall = overall
-        self.total = 0
-        self.by_principal: dict[str, int] = {}
+        self.slots = Slots(per_principal, overall)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         operation = operation_from_scope(scope)
@@ -149,27 +175,19 @@ class CapConcurrency:
             await self.app(scope, receive, send)
             return
         key = principal.key
-        mine = self.by_principal.get(key, 0)
-        if self.total >= self.overall or mine >= self.per_principal:
-            status, who = (503, "the server") if self.total >= self.overall else (429, "this caller")
+        if (refused := self.slots.take(key)) is not None:
+            status, who = refused
             record_rate_limit("rejected", "in-flight")
             error = jsonrpc_error(BUSY, f"too many tool calls in flight for {who}; retry shortly", operation.request_id)
             await send_json(send, status, error, [("Retry-After", "1")])
             return
-        self.total += 1
-        self.by_principal[key] = mine + 1
         held = True
 
         def release() -> None:
             nonlocal held
             if held:
                 held = False
-                self.total -= 1
-                left = self.by_principal[key] - 1
-                if left:
-                    self.by_principal[key] = left
-                else:
-                    del self.by_principal[key]
+                self.slots.release(key)
 
         async def send_then_release(message: Message) -> None:
             try:

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.auth.operation import INVALID_REQUEST, operation_from_scope
 from app.auth.principal import principal_from_scope
 from app.core.asgi import jsonrpc_error, send_json
-from app.edge.bounds import BUSY
+from app.edge.bounds import BUSY, Slots
 from app.observability.telemetry import record_rate_limit
 
 log = logging.getLogger("app.streams")
@@ -47,17 +47,13 @@ class CapStreams:
     """Listen streams and stateful GET streams: admitted under the caps (429 / 503, never queued), ended at their
     lifetime. One budget covers both kinds (a client uses one protocol era or the other).
 
-    Counters are plain ints: the event loop is single-threaded and nothing awaits between check and increment.
     """
 
     def __init__(self, app: ASGIApp, per_principal: int, overall: int, lifetime: float, stateless: bool) -> None:
         self.app = app
-        self.per_principal = per_principal
-        self.overall = overall
+        self.slots = Slots(per_principal, overall)
         self.lifetime = lifetime
         self.stateless = stateless
-        self.total = 0
-        self.by_principal: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,24 +83,16 @@ class CapStreams:
             await self.app(scope, receive, send)
             return
         key = principal.key
-        mine = self.by_principal.get(key, 0)
-        if self.total >= self.overall or mine >= self.per_principal:
-            status, who = (503, "the server") if self.total >= self.overall else (429, "this caller")
+        if (refused := self.slots.take(key)) is not None:
+            status, who = refused
             record_rate_limit("rejected", "streams")
             error = jsonrpc_error(BUSY, f"too many open streams for {who}; retry shortly", listen_id)
             await send_json(send, status, error, [("Retry-After", "1")])
             return
-        self.total += 1
-        self.by_principal[key] = mine + 1
         try:
             await self._serve(scope, receive, send, method == "POST", listen_id)
         finally:
-            self.total -= 1
-            left = self.by_principal[key] - 1
-            if left:
-                self.by_principal[key] = left
-            else:
-                del self.by_principal[key]
+            self.slots.release(key)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, listen: bool, listen_id: Any) -> None:
         deadline = anyio.current_time() + self.lifetime
