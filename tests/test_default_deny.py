@@ -219,3 +219,38 @@ async def test_in_flight_slots_are_held_exactly_while_calls_run(
     assert requests > 0 and refused == 0, f"{refused} of {requests} refused with 12 connections"
     requests, refused = await asyncio.to_thread(_wrk, server.url, caller, "slow_read", 24, tmp_path)
     assert requests > 0 and refused > 0  # 24 connections of a slow tool: past the cap, 429
+
+
+async def test_a_slot_is_free_before_the_response_reaches_the_client() -> None:
+    """The next call on a connection can arrive as soon as the last bytes of the previous answer are written, before
+    the previous call's task runs again; it must find the slot free. Cap 1: the outer `send` starts that next call
+    the moment it gets the final body, as a fast client on a keep-alive connection does."""
+    from app.auth.operation import Operation
+    from app.auth.principal import Principal
+    from app.edge.bounds import CapConcurrency
+
+    async def tool_call(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}", "more_body": False})
+
+    cap = CapConcurrency(tool_call, per_principal=1, overall=1)
+    caller = Principal("t", "s", "o", "c", frozenset({"mcp.read"}), frozenset(), "iss", "2.0", "jti")
+
+    def scope() -> dict[str, Any]:
+        state = {"operation": Operation("tools/call", 1), "principal": caller}
+        return {"type": "http", "method": "POST", "path": "/mcp", "headers": [], "state": state}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    statuses: list[int] = []
+
+    async def client(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+        elif len(statuses) < 3 and not message.get("more_body", False):
+            await cap(scope(), receive, client)  # the next call, before the previous task resumes
+
+    await cap(scope(), receive, client)
+    assert statuses == [200, 200, 200]
+    assert cap.slots.total == 0 and cap.slots.by_principal == {}

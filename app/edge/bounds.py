@@ -158,9 +158,11 @@ class Slots:
 class CapConcurrency:
     """In-flight `tools/call` requests, per principal (429) and overall (503): excess is refused at once, not queued.
 
-    A slot is held exactly while the call runs: from admission until its response has been sent in full (or the
-    call ends without one). The SDK's transport can return well after the response went out (stateless teardown),
-    and holding the slot until then refused callers whose calls were long finished.
+    A slot is held exactly while the call runs: from admission until its response is complete (or the call ends
+    without one). The SDK's transport can return well after the response went out (stateless teardown), and
+    holding the slot until then refused callers whose calls were long finished. The slot is freed just before the
+    response's last bytes are handed on, not after: once they are written, the client may send its next call
+    before this task runs again, and that call must find the slot free.
 
     """
 
@@ -189,14 +191,12 @@ class CapConcurrency:
                 held = False
                 self.slots.release(key)
 
-        async def send_then_release(message: Message) -> None:
-            try:
-                await send(message)
-            finally:
-                if message["type"] == "http.response.body" and not message.get("more_body", False):
-                    release()
+        async def release_then_send(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()
+            await send(message)
 
         try:
-            await self.app(scope, receive, send_then_release)
+            await self.app(scope, receive, release_then_send)
         finally:
             release()
