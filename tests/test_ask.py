@@ -151,3 +151,44 @@ async def test_an_answer_without_the_sealed_state_is_not_taken_and_the_state_is_
         tampered[1]["params"]["arguments"] = {"topic": "y"}
         refused = (await http.post(f"{server.url}/mcp", json=tampered[1], headers={**tampered[0], **auth})).json()
     assert refused["error"]["data"] == {"reason": "invalid_request_state"}
+
+
+def _question(text: str) -> Any:
+    from mcp_types import ElicitRequest, ElicitRequestFormParams
+
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    return ElicitRequest(params=ElicitRequestFormParams(message=text, requested_schema=schema))
+
+
+def test_an_answer_counts_only_for_the_question_as_worded_when_asked() -> None:
+    import json
+
+    from app.server.ask import _NeedInput, _Round
+
+    with pytest.raises(_NeedInput) as first:
+        _Round({}).answer(_question("Delete it?"))
+    state = first.value.state
+    answer = {"action": "accept", "content": {"ok": True}}
+    # Answered, and asked again in the same words: taken, and recorded for later rounds.
+    resumed = _Round({"requestState": state, "inputResponses": {"ask-0": answer}})
+    assert resumed.answer(_question("Delete it?")) == answer
+    # The tool changed its question meanwhile (a redeploy): the answer is not taken, the new question is asked.
+    with pytest.raises(_NeedInput):
+        _Round({"requestState": state, "inputResponses": {"ask-0": answer}}).answer(_question("Delete everything?"))
+    # A recorded answer is reused on later rounds, for the same question only.
+    resumed.pending = {}
+    with pytest.raises(_NeedInput) as second:
+        resumed.answer(_question("Really?"))
+    later = json.loads(second.value.state)["app.ask"]
+    assert later["answers"]["ask-0"]["a"] == answer and list(later["pending"]) == ["ask-1"]
+    assert _Round({"requestState": second.value.state}).answer(_question("Delete it?")) == answer
+    with pytest.raises(_NeedInput):
+        _Round({"requestState": second.value.state}).answer(_question("Delete all?"))
+
+
+def test_unreadable_state_asks_again_rather_than_failing() -> None:
+    from app.server.ask import _NeedInput, _Round
+
+    for state in ("not json", "[1, 2]", '{"app.ask": "x"}'):
+        with pytest.raises(_NeedInput):
+            _Round({"requestState": state, "inputResponses": {"ask-0": {"action": "accept"}}}).answer(_question("Q?"))
