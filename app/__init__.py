@@ -9,9 +9,11 @@ from app.catalog.injection import Downstream, Secret
 from app.catalog.registry import completion, prompt, resource, tool
 from app.edge.route_limits import limiter
 from app.secrets.store import secret
+from app.server.ask import Ask, ask
 from app.server.content import untrusted
 
 __all__ = [
+    "Ask",
     "Caller",
     "Downstream",
     "DownstreamAuthError",
@@ -19,6 +21,7 @@ __all__ = [
     "Principal",
     "Secret",
     "ToolError",
+    "ask",
     "authenticated",
     "completion",
     "current_principal",

@@ -47,7 +47,13 @@ REQUEST_STATE_KEY = "test-request-state-key-0123456789abcdef"
 # Every other test goes to whichever worker is free. (xdist_group marks would say this per test, but pytest-xdist 3.8
 # drops them under pytest 9.2: pytest-xdist issue 1386.)
 ONE_WORKER_MODULES = frozenset(
-    {"tests/test_bench.py", "tests/test_nginx.py", "tests/test_rate_limits_redis.py", "tests/test_route_limits.py"}
+    {
+        "tests/test_bench.py",
+        "tests/test_conformance.py",  # one run of the conformance suite per mode serves all its tests
+        "tests/test_nginx.py",
+        "tests/test_rate_limits_redis.py",
+        "tests/test_route_limits.py",
+    }
 )
 
 

@@ -25,6 +25,7 @@ from app.catalog.registry import COMPLETION_REFS, Catalog, Kind
 from app.observability.observe import ObserveOperation, Observer
 from app.observability.redaction import REDACTOR, Redactor
 from app.secrets.store import SecretStore, bound_store
+from app.server.ask import AskClient
 from app.server.content import ContentSafetyCheck, checking_content_with
 from app.server.injection import served_function
 from app.server.sdk_gaps import apply_log_level, fill_sdk_gaps
@@ -118,6 +119,7 @@ def build_mcp_server(
             SecretGuard(store, REDACTOR),
             CallerContext(guard, settings.tools.filter_list, downstream, content_check),
             ToolBounds(catalog, settings.security),
+            AskClient(),  # `ask` in tool bodies: pushed, or input-required at 2026-07-28 (app/server/ask.py)
         ],
     )
     if not observer.telemetry.tracing:
