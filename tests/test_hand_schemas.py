@@ -196,7 +196,8 @@ def test_a_broken_schema_fails_discovery_naming_the_tool(tmp_path: Path, schema:
 )
 def test_a_function_that_cannot_take_the_schema_fails_startup(tmp_path: Path, signature: str, problem: str) -> None:
     schema = '{"type": "object", "properties": {"a": {"type": "string"}, "c": {"type": "string"}}}'
-    folder = _tools_dir(tmp_path, f"@tool(public=True, input_schema={schema})\ndef mismatched({signature}):\n    return 1\n")
+    source = f"@tool(public=True, input_schema={schema})\ndef mismatched({signature}):\n    return 1\n"
+    folder = _tools_dir(tmp_path, source)
     with pytest.raises(ToolDiscoveryError, match="tool 'mismatched'") as refused:
         current_for(folder)  # builds the server exactly as startup does
     assert problem in str(refused.value)
