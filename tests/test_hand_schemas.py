@@ -4,6 +4,7 @@ enforced on every call, over a real uvicorn with the official SDK client at both
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tests.support.servers import ServerThread
 
 SCHEMA_TOOLS = Path(__file__).resolve().parent / "support" / "schema_tools"
 MODES = ["legacy", "2026-07-28"]
+PROTOCOL = {"legacy": "2025-11-25", "2026-07-28": "2026-07-28"}  # what each client mode negotiates
 SECRET_VALUE = "VALUE-7f3a-must-not-echo"
 
 
@@ -79,6 +81,7 @@ async def test_valid_arguments_reach_the_function_as_json(
     schema_server: ServerThread, token: Callable[..., str], mode: str
 ) -> None:
     async with mcp_client(schema_server.url, token(), mode=mode) as client:
+        assert client.protocol_version == PROTOCOL[mode]
         hello = await client.call_tool("json_schema_2020_12_tool", {"name": "Ada", "address": {"city": "London"}})
         order = await client.call_tool(
             "place_order", {"customer": "c1", "lines": [{"sku": "ABC-1", "qty": 2}, {"sku": "XYZ-9", "qty": 3}]}
@@ -99,14 +102,24 @@ async def test_valid_arguments_reach_the_function_as_json(
     ],
 )
 async def test_invalid_arguments_are_a_tool_error_that_names_the_problem_not_the_value(
-    schema_server: ServerThread, token: Callable[..., str], mode: str, arguments: dict[str, Any], expected: str
+    schema_server: ServerThread,
+    token: Callable[..., str],
+    mode: str,
+    arguments: dict[str, Any],
+    expected: str,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     async with mcp_client(schema_server.url, token(), mode=mode) as client:
         result = await client.call_tool("json_schema_2020_12_tool", arguments)
     assert result.is_error
     text = _text(result)
     assert "invalid arguments for tool 'json_schema_2020_12_tool'" in text and expected in text
     assert SECRET_VALUE not in text and "extra" not in text
+    captured = capsys.readouterr()  # the audit log (stdout) and the server's JSON logs
+    assert "invalid arguments for tool" in caplog.text and '"event":"tool_call"' in captured.out  # both looked at
+    assert SECRET_VALUE not in caplog.text + captured.out + captured.err
 
 
 async def test_order_refusals_name_schema_paths_and_missing_properties(

@@ -45,6 +45,7 @@ async def test_an_implied_scope_is_honoured_for_tools_lists_resources_prompts_an
     server = _notes_server(serve, scope_implies=IMPLIES)
     admin = token("notes.admin")  # implies notes.write, which implies notes.read: transitive
     async with mcp_client(server.url, admin, mode=mode) as client:
+        assert client.protocol_version == {"legacy": "2025-11-25", "2026-07-28": "2026-07-28"}[mode]
         called = await client.call_tool("read_notes", {})
         read = await client.read_resource("notes://items/7")
         prompt = await client.get_prompt("notes_prompt")
