@@ -214,3 +214,54 @@ def test_a_function_that_cannot_take_the_schema_fails_startup(tmp_path: Path, si
     with pytest.raises(ToolDiscoveryError, match="tool 'mismatched'") as refused:
         current_for(folder)  # builds the server exactly as startup does
     assert problem in str(refused.value)
+
+
+def test_sdk_seams_the_hand_written_schema_relies_on() -> None:
+    """The SDK publishes `Tool.parameters` and validates through `fn_metadata.arg_model`, read per call: if an SDK
+    upgrade changes either, this names the broken assumption (app/server/hand_schemas.py)."""
+    from pydantic import ValidationError
+
+    from app.catalog.registry import Spec
+    from app.server.hand_schemas import sdk_tool
+    from tests.support.schema_tools.schema_tools import json_schema_2020_12_tool
+
+    spec: Spec = json_schema_2020_12_tool.__mcp_spec__  # type: ignore[attr-defined]
+    tool = sdk_tool(spec, json_schema_2020_12_tool)
+    assert tool.parameters == CONFORMANCE_SCHEMA, "the SDK no longer publishes Tool.parameters as the input schema"
+    valid = tool.fn_metadata.validate_arguments({"name": "Ada", "address": {"city": "Oslo"}})
+    assert valid == {"name": "Ada", "address": {"city": "Oslo"}}, "FuncMetadata.validate_arguments changed"
+    with pytest.raises(ValidationError, match="must be of type string"):
+        tool.fn_metadata.validate_arguments({"name": 1})
+
+
+MARK = "\u2603"  # every string a caller sends below carries it; no schema or message text does
+MARKED_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20).map(MARK.__add__),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8).map(MARK.__add__), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+MARKED_ARGUMENTS = st.dictionaries(
+    st.sampled_from(["customer", "lines", "rush"]) | st.text(max_size=8).map(MARK.__add__), MARKED_VALUES, max_size=5
+)
+
+
+@settings(max_examples=300)
+@given(arguments=MARKED_ARGUMENTS)
+def test_a_refusal_never_quotes_what_the_caller_sent(arguments: dict[str, Any]) -> None:
+    """In process, many examples: every refusal is a pydantic ValidationError (the SDK's argument error), bounded,
+    and no string the caller sent (keys included) appears in it."""
+    from pydantic import ValidationError
+
+    from app.server.build import invalid_arguments
+    from app.server.hand_schemas import sdk_tool
+    from tests.support.schema_tools.schema_tools import place_order
+
+    tool = sdk_tool(place_order.__mcp_spec__, place_order)  # type: ignore[attr-defined]
+    try:
+        tool.fn_metadata.validate_arguments(arguments)
+    except ValidationError as exc:
+        message = invalid_arguments("place_order", exc)
+        assert len(message) < 1200
+        assert MARK not in message, message
