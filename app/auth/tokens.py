@@ -77,6 +77,7 @@ class EntraTokenValidator:
         self._multi_tenant = ad.multi_tenant
         self._allowed_tenants = {t.lower() for t in ad.allowed_tenants}
         self._leeway = ad.clock_skew_seconds
+        self._implied = settings.mcp.implied_scopes
         # Validated tokens, kept only until their own exp: the signature and claims can't change, so re-verifying
         # an identical token buys nothing (the RSA check dominates the request's auth cost). Keyed by the token
         # itself, which its Principal holds anyway (for on-behalf-of): a dict compares keys in full, and str
@@ -153,7 +154,7 @@ class EntraTokenValidator:
         except jwt.PyJWTError as exc:
             reason = next((code for kind, code in _REASONS if isinstance(exc, kind)), "invalid_claims")
             raise InvalidTokenError(reason) from None
-        return _principal(claims, family.version, token), family.keys, kid
+        return _principal(claims, family.version, token, self._implied), family.keys, kid
 
     def _match_issuer(self, iss: object, tid: str) -> tuple[_Family, str]:
         """The issuer family whose (tenant-substituted) issuer the token names, after tenant binding."""
@@ -183,7 +184,13 @@ def _tenant_in_issuer(issuer: str, tid: str) -> bool:
     return f"/{tid}/" in issuer.lower() + "/"
 
 
-def _principal(claims: Mapping[str, Any], version: str, token: str) -> Principal:
+def effective_scopes(granted: frozenset[str], implied: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """The granted scopes plus everything they imply (MCP__SCOPE_IMPLIES, closed transitively at startup)."""
+    return granted.union(*(implied[s] for s in granted if s in implied))
+
+
+def _principal(claims: Mapping[str, Any], version: str, token: str, implied: Mapping[str, frozenset[str]]) -> Principal:
+    # The scope hierarchy is applied once, here: every decision (tools, lists, routes) reads `Principal.scopes`.
     scp = claims.get("scp")
     roles = claims.get("roles")
     client_id = claims.get("azp") or claims.get("appid") or ""
@@ -192,7 +199,7 @@ def _principal(claims: Mapping[str, Any], version: str, token: str) -> Principal
         sub=str(claims.get("sub", "")),
         oid=str(claims["oid"]) if claims.get("oid") else None,
         client_id=str(client_id),
-        scopes=frozenset(scp.split()) if isinstance(scp, str) else frozenset(),
+        scopes=effective_scopes(frozenset(scp.split()), implied) if isinstance(scp, str) else frozenset(),
         roles=frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else frozenset(),
         issuer=str(claims["iss"]),
         token_version=str(claims.get("ver", version)),

@@ -16,6 +16,7 @@ from limits import parse_many
 from mcp.types import ToolAnnotations
 
 from app.catalog.injection import declared_secrets
+from app.catalog.schemas import published_schema
 from app.core.modules import modules_under, package_for
 
 log = logging.getLogger("app.tools")
@@ -67,6 +68,7 @@ class Spec:
     secrets: frozenset[str] = frozenset()
     audit_arguments: bool = False  # tools only: the audit log keeps the raw arguments, not just their digest
     limits: Limits = field(default_factory=Limits)  # enforced by the framework, never seen by the SDK
+    input_schema: dict[str, Any] | None = None  # tools only: a hand-written JSON Schema, published as written
 
     @property
     def where(self) -> str:
@@ -83,6 +85,7 @@ def _decorator(
     secrets: Iterable[str] = (),
     audit_arguments: bool = False,
     limits: Limits | None = None,
+    input_schema: dict[str, Any] | None = None,
     **options: Any,
 ) -> Callable[[F], F]:
     from app.secrets.store import check_tool_secret_name
@@ -95,7 +98,16 @@ def _decorator(
     def register(fn: F) -> F:
         chosen = {k: v for k, v in options.items() if v is not None}  # the SDK's options only
         spec = Spec(
-            kind, fn, name or fn.__name__, requirement, chosen, uri, declared, audit_arguments, limits or Limits()
+            kind,
+            fn,
+            name or fn.__name__,
+            requirement,
+            chosen,
+            uri,
+            declared,
+            audit_arguments,
+            limits or Limits(),
+            input_schema,
         )
         setattr(fn, SPEC_ATTR, spec)
         return fn
@@ -117,11 +129,15 @@ def tool(
     audit_arguments: bool = False,
     rate: str | None = None,
     timeout: float | None = None,
+    input_schema: dict[str, Any] | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP tool. Declare the delegated `scopes` and/or app `roles` it needs;
     `public=True` is the explicit, logged opt-out. `secrets` names the tool's own secrets (read with `secret()`).
     `audit_arguments=True` puts the raw arguments in the audit log (default: only their sha256), so opt in only
-    for arguments that are safe to keep. `rate="10/minute"` limits each caller; `timeout` is in seconds."""
+    for arguments that are safe to keep. `rate="10/minute"` limits each caller; `timeout` is in seconds.
+    `input_schema` publishes a hand-written JSON Schema 2020-12 instead of one derived from the signature; every call
+    is validated against it, and the function takes its top-level properties as keyword arguments (plain JSON
+    values). See docs/tools.md."""
     return _decorator(
         "tool",
         name,
@@ -131,6 +147,7 @@ def tool(
         secrets=secrets,
         audit_arguments=audit_arguments,
         limits=Limits(rate, timeout),
+        input_schema=input_schema,
         title=title,
         description=description,
         annotations=annotations,
@@ -255,6 +272,11 @@ def _import(module_name: str, path: Path) -> types.ModuleType:
 def _check(spec: Spec) -> Spec:
     """Refuse an unsafe declaration; returns `spec` with the secrets its parameters declare (`Secret(...)`)."""
     _check_limits(spec)
+    if spec.input_schema is not None:
+        try:
+            spec = replace(spec, input_schema=published_schema(spec.input_schema))
+        except ValueError as exc:
+            raise ToolDiscoveryError(f"tool {spec.name!r} ({spec.where}): {exc}") from None
     if not spec.requirement.declared:
         raise ToolDiscoveryError(
             f"{spec.kind} {spec.name!r} ({spec.where}) declares no scopes or roles: add scopes=[...] or "

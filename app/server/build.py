@@ -6,9 +6,10 @@ import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from mcp.server._otel import OpenTelemetryMiddleware
+from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -27,6 +28,7 @@ from app.observability.redaction import REDACTOR, Redactor
 from app.secrets.store import SecretStore, bound_store
 from app.server.ask import AskClient
 from app.server.content import ContentSafetyCheck, checking_content_with
+from app.server.hand_schemas import sdk_tool
 from app.server.injection import served_function
 from app.server.sdk_gaps import apply_log_level, fill_sdk_gaps
 from app.server.threads import ToolThreads
@@ -46,6 +48,12 @@ _LISTS = {
     "resources/list": ("resources", "resource", "uri"),
     "resources/templates/list": ("resourceTemplates", "resource", "uriTemplate"),
 }
+
+
+def list_cache_hints(ttl_ms: int) -> dict[CacheableMethod, CacheHint]:
+    """2026-07-28 `ttlMs` / `cacheScope` for the lists: filtered per caller, so always private (a cache hint only;
+    authorization is decided on every request regardless)."""
+    return {cast(CacheableMethod, method): CacheHint(ttl_ms=ttl_ms, scope="private") for method in _LISTS}
 
 
 class FrameworkServer(MCPServer[Any]):
@@ -109,11 +117,15 @@ def build_mcp_server(
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`; sync tools run on `threads`."""
     threads = threads or ToolThreads(settings.tools.threads)  # threads start on first use
     bus = InMemorySubscriptionBus()
+    # Injected parameters (caller, secrets, downstream tokens) are filled here and never reach the SDK's schemas.
+    tools = [sdk_tool(spec, served_function(spec, threads)) for spec in catalog.of("tool")]
     server: MCPServer[Any] = FrameworkServer(
         settings.mcp.server_name,
+        tools=tools,
         subscriptions=bus,
         log_level=settings.log_level,
         request_state_security=request_state_security(settings, store),
+        cache_hints=list_cache_hints(settings.mcp.list_ttl_ms),
         middleware=[
             ObserveOperation(observer),
             SecretGuard(store, REDACTOR),
@@ -126,9 +138,6 @@ def build_mcp_server(
         # The SDK's MCP span middleware ships on; with no tracer installed it would only make no-op spans.
         chain = server._lowlevel_server.middleware
         chain[:] = [layer for layer in chain if not isinstance(layer, OpenTelemetryMiddleware)]
-    # Injected parameters (caller, secrets, downstream tokens) are filled here and never reach the SDK's schemas.
-    for spec in catalog.of("tool"):
-        server.add_tool(served_function(spec, threads), name=spec.name, **spec.options)
     for spec in catalog.of("resource"):
         server.resource(spec.uri or "", name=spec.name, **spec.options)(served_function(spec, threads))
     for spec in catalog.of("prompt"):

@@ -96,6 +96,30 @@ def rate_string(value: str) -> str:
     return value
 
 
+SCOPE_NAME = re.compile(r"[^\s\"\\]{1,200}")
+
+
+def scope_closure(implies: dict[str, list[str]]) -> dict[str, frozenset[str]]:
+    """Every scope each scope implies, directly or through others; ValueError naming a cycle or a bad name."""
+    for name in {*implies, *(s for implied in implies.values() for s in implied)}:
+        if not SCOPE_NAME.fullmatch(name):
+            raise ValueError(f"MCP__SCOPE_IMPLIES: {name[:60]!r} is not a scope name (1-200 characters, no spaces)")
+    closure: dict[str, frozenset[str]] = {}
+
+    def visit(scope: str, path: tuple[str, ...]) -> frozenset[str]:
+        if scope in path:
+            cycle = " > ".join((*path[path.index(scope) :], scope))
+            raise ValueError(f"MCP__SCOPE_IMPLIES has a cycle: {cycle}")
+        if scope not in closure:
+            direct = implies.get(scope, [])
+            closure[scope] = frozenset(direct).union(*(visit(s, (*path, scope)) for s in direct))
+        return closure[scope]
+
+    for scope in implies:
+        visit(scope, ())
+    return {scope: found for scope, found in closure.items() if found}
+
+
 def _has_secret(annotation: Any) -> bool:
     return annotation is SecretStr or any(_has_secret(arg) for arg in typing.get_args(annotation))
 

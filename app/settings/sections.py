@@ -17,6 +17,7 @@ from app.settings.fields import (
     app_id_uri_shape,
     csv_list,
     is_loopback_host,
+    scope_closure,
 )
 
 
@@ -94,6 +95,14 @@ class McpSettings(Section):
     """Delegated scopes every user caller needs on top of each tool's own."""
     required_roles: CsvList = Field(default_factory=list)
     """App roles every app-only caller needs on top of each tool's own."""
+    scope_implies: dict[str, list[str]] = Field(default_factory=dict)
+    """Scope hierarchy, as JSON: `{"notes.write": ["notes.read"]}` means a token granted `notes.write` may do what
+    `notes.read` allows. Transitive; a cycle is refused at startup. Honoured by every decision (tools, resources,
+    prompts, list filtering, route guards); a 403 step-up still names the scopes the target declares."""
+    list_ttl_ms: int = Field(default=60_000, ge=0, le=86_400_000)
+    """How long (milliseconds) a 2026-07-28 client may cache `tools/list`, `prompts/list`, `resources/list` and
+    `resources/templates/list` results (`ttlMs`). They are filtered per caller, so they are always sent with
+    `cacheScope: "private"`; 0 means immediately stale."""
     server_name: str = "secure-mcp-server"
     """The name this server reports to clients."""
     request_state_keys: SecretList = Field(default_factory=list)
@@ -112,6 +121,17 @@ class McpSettings(Section):
                     '`python -c "import secrets; print(secrets.token_hex(32))"`'
                 )
         return value
+
+    @field_validator("scope_implies")
+    @classmethod
+    def _no_cycles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        scope_closure(value)
+        return value
+
+    @property
+    def implied_scopes(self) -> dict[str, frozenset[str]]:
+        """Each scope with everything it implies (transitively); scopes that imply nothing are absent."""
+        return scope_closure(self.scope_implies)
 
     @field_validator("path")
     @classmethod
