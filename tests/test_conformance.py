@@ -55,11 +55,6 @@ EXPECTED_FAILURES: dict[str, tuple[frozenset[str], str]] = {
         "owner: sessions (issue 20 build 4). WARNINGs: no event store, so no priming event (id, empty data) and no "
         "retry field on the POST SSE stream, and close_sse_stream() does nothing; in the default mode also no session",
     ),
-    "json-schema-2020-12": (
-        BOTH,
-        "owner: duties (issue 20 build 5). @tool cannot publish a hand-written JSON Schema yet, so the everything "
-        "tools define json_schema_2020_12_tool only once @tool(input_schema=...) exists",
-    ),
 }
 
 

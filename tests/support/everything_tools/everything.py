@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import json
 
 from mcp.server.mcpserver import Context, UserMessage
@@ -172,9 +171,7 @@ async def test_reconnection(ctx: Context) -> str:
     return "Reconnection test completed"
 
 
-# The pending json-schema-2020-12 scenario: a hand-written 2020-12 schema, published as written. Defined once
-# `@tool` takes `input_schema=` (issue 20, build 5); until then the scenario is an expected failure in
-# tests/test_conformance.py.
+# The json-schema-2020-12 scenario: a hand-written 2020-12 schema, published as written.
 SCHEMA_2020_12 = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -183,12 +180,11 @@ SCHEMA_2020_12 = {
     "additionalProperties": False,
 }
 
-if "input_schema" in inspect.signature(tool).parameters:
 
-    @tool(scopes=SCOPES, input_schema=SCHEMA_2020_12)  # type: ignore[call-arg,unused-ignore]
-    def json_schema_2020_12_tool(name: str = "", address: dict[str, str] | None = None) -> str:
-        """Tool with JSON Schema 2020-12 features."""
-        return f"name={name}, address={address}"
+@tool(scopes=SCOPES, input_schema=SCHEMA_2020_12)
+def json_schema_2020_12_tool(name: str = "", address: dict[str, str] | None = None) -> str:
+    """Tool with JSON Schema 2020-12 features."""
+    return f"name={name}, address={address}"
 
 
 # ---- resources -----------------------------------------------------------------------------------------------------
