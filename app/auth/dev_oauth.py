@@ -153,7 +153,11 @@ class DevAuthorizationServer:
             offered_scopes=self._offered(auth),
             roles=self.rules.known_roles,
         )
-        return HTMLResponse(html, headers=page_headers(auth))
+        headers = page_headers(auth)
+        if self._confidential(auth.params):  # the facade's callback redirects on to its own client, wherever it is
+            csp = headers["content-security-policy"].split("; form-action")[0]
+            headers["content-security-policy"] = csp + "; form-action 'self' http: https:"
+        return HTMLResponse(html, headers=headers)
 
     def _check_origin(self, request: Request) -> None:
         """A form post must come from this issuer's own page (the browser says so in Origin / Sec-Fetch-Site)."""

@@ -19,7 +19,7 @@ import jwt
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from app.authserver.consent import PAGE_HEADERS, render_consent
+from app.authserver.consent import consent_headers, render_consent
 from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, Context, read_form, single_params
 from app.authserver.errors import OAuthError
 from app.authserver.upstream import UpstreamError, pkce_pair
@@ -76,7 +76,7 @@ class Authorize:
             server_name=ctx.server_name,
             app_id_uri=ctx.app_id_uri,
         )
-        response = HTMLResponse(html, headers=PAGE_HEADERS)
+        response = HTMLResponse(html, headers=consent_headers(ctx.upstream.authorize_endpoint, redirect_uri))
         self._cookie(response, self.csrf_cookie, csrf, TRANSACTION_SECONDS)
         return response
 

@@ -25,13 +25,19 @@ button{border:0;border-radius:6px;padding:.6rem 1.6rem;font-size:1rem;cursor:poi
 """
 
 PAGE_HEADERS = {
-    "content-security-policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    ),
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
+
+
+def consent_headers(*redirect_targets: str) -> dict[str, str]:
+    """The form posts here only; browsers hold the post's redirects to `form-action` too (upstream, client)."""
+    origins = " ".join(f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in redirect_targets)
+    csp = PAGE_HEADERS["content-security-policy"] + f"; form-action 'self' {origins}"
+    # `same-origin`, not `no-referrer`: with no referrer the form post's Origin is `null`, which the edge refuses.
+    return PAGE_HEADERS | {"content-security-policy": csp, "referrer-policy": "same-origin"}
 
 
 def plain_scope(scope: str, app_id_uri: str, server_name: str) -> str:
