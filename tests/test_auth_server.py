@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,16 @@ from app.settings import AuthServerSettings, Settings
 from tests.conftest import JWT_SHAPED
 from tests.support.facade import Flow, query
 from tests.support.keyvault import make_tls
-from tests.support.oauth import Callback, MemoryStorage, chromium, require_chromium
+from tests.support.oauth import (
+    NODE,
+    TS_CLIENT,
+    TS_SDK,
+    Callback,
+    MemoryStorage,
+    chromium,
+    missing_ts_sdk,
+    require_chromium,
+)
 from tests.support.servers import ServerThread, free_port
 
 require_chromium()
@@ -181,6 +191,44 @@ async def test_python_sdk_with_a_cimd_client_id(facade: Facade) -> None:
     person = await _sign_in_list_call_refresh(facade, client_metadata_url=url)
     assert "CIMD Test Client" in person.consent_text and "verified" in person.consent_text
     assert "127.0.0.1" in person.consent_text  # the domain the document came from
+
+
+async def test_typescript_sdk_registers_with_dcr_and_signs_in(facade: Facade) -> None:
+    if (reason := missing_ts_sdk()) is not None:
+        pytest.skip(reason)
+    process = await asyncio.create_subprocess_exec(
+        NODE,
+        str(TS_CLIENT),
+        facade.resource,
+        "register",
+        env={**os.environ, "MCP_TS_SDK": TS_SDK},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert line, (await process.communicate())[1].decode()
+        authorize = json.loads(line)["authorize"]
+        assert authorize.startswith(f"{facade.url}/oauth/authorize?")
+        redirect_uri = query(authorize)["redirect_uri"]
+        async with chromium() as browser:
+            page = await browser.new_page()
+            await page.goto(authorize)
+            await page.get_by_role("button", name="Approve").click()
+            await page.get_by_label("Second User").check()
+            async with page.expect_navigation(url=f"{redirect_uri}?**"):
+                await page.get_by_role("button", name="Sign in").click()
+            assert "Signed in" in await page.inner_text("body")
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err.decode()
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["registered"].startswith("dcr-") and {"whoami", "search_notes"} <= set(result["tools"])
+    assert result["whoami"]["name"] == "Second User"
 
 
 async def test_metadata_names_the_facade_and_prm_points_to_it(facade: Facade) -> None:
