@@ -23,6 +23,7 @@ from app.authserver.consent import consent_headers, render_consent
 from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, Context, read_form, single_params
 from app.authserver.errors import OAuthError
 from app.authserver.upstream import UpstreamError, pkce_pair
+from app.observability.audit import AUTHSERVER_CODE, AUTHSERVER_CONSENT
 
 CONSENT_PATH = "/oauth/consent"
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -62,7 +63,7 @@ class Authorize:
         }
         user = await self._remembered_user(request, client.client_id)
         if user is not None:
-            ctx.record("authserver_consent", request, outcome="remembered", client_id=client.client_id, user=user)
+            ctx.record(AUTHSERVER_CONSENT, request, outcome="remembered", client_id=client.client_id, user=user)
             return await self._upstream(transaction, consented_now=False)
         txn, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         await ctx.sealed.put("transaction", txn, transaction | {"csrf": csrf}, TRANSACTION_SECONDS)
@@ -91,9 +92,9 @@ class Authorize:
             raise OAuthError("invalid_request", "this consent request has expired or was answered: start again", 400)
         client_id = transaction["client_id"]
         if form.get("decision") != "approve":
-            ctx.record("authserver_consent", request, outcome="denied", client_id=client_id)
+            ctx.record(AUTHSERVER_CONSENT, request, outcome="denied", client_id=client_id)
             return _back_to_client(transaction, {"error": "access_denied"}, ctx.issuer)
-        ctx.record("authserver_consent", request, outcome="granted", client_id=client_id)
+        ctx.record(AUTHSERVER_CONSENT, request, outcome="granted", client_id=client_id)
         return await self._upstream(transaction, consented_now=True)
 
     async def callback(self, request: Request) -> Response:
@@ -104,13 +105,13 @@ class Authorize:
             raise OAuthError("invalid_request", "unknown or expired sign-in: start again from the client")
         client_id = transaction["client_id"]
         if "code" not in params:
-            ctx.record("authserver_code", request, outcome="refused", client_id=client_id, reason="upstream_error")
+            ctx.record(AUTHSERVER_CODE, request, outcome="refused", client_id=client_id, reason="upstream_error")
             return _back_to_client(transaction, {"error": "access_denied"}, ctx.issuer)
         scope = " ".join(transaction["scopes"])
         try:
             tokens = await ctx.upstream.redeem(params["code"], transaction["verifier"], scope)
         except UpstreamError as exc:
-            ctx.record("authserver_code", request, outcome="refused", client_id=client_id, reason=str(exc))
+            ctx.record(AUTHSERVER_CODE, request, outcome="refused", client_id=client_id, reason=str(exc))
             return _back_to_client(transaction, {"error": "server_error"}, ctx.issuer)
         user = _user(tokens["access_token"])
         response_params: dict[str, str] = {}
@@ -118,7 +119,7 @@ class Authorize:
         record = {k: transaction[k] for k in ("client_id", "redirect_uri", "code_challenge")} | {"user": user}
         await ctx.sealed.put("code", code, record | {"tokens": _kept(tokens)}, CODE_SECONDS)
         response_params["code"] = code
-        ctx.record("authserver_code", request, outcome="issued", client_id=client_id, user=user)
+        ctx.record(AUTHSERVER_CODE, request, outcome="issued", client_id=client_id, user=user)
         response = _back_to_client(transaction, response_params, ctx.issuer)
         if user is not None and ctx.consent_seconds and transaction.get("consented_now"):
             await ctx.sealed.put("consent", f"{user}|{client_id}", {}, ctx.consent_seconds)

@@ -17,7 +17,7 @@ from app.authserver.consent import PAGE_HEADERS, render_error
 from app.authserver.errors import OAuthError
 from app.authserver.store import Sealed, StateStoreError
 from app.authserver.upstream import Upstream
-from app.observability.audit import AuditLog, client_ip
+from app.observability.audit import AuditLog, bounded, client_ip
 
 log = logging.getLogger("app.authserver")
 
@@ -59,7 +59,8 @@ class Context:
         return client
 
     def record(self, event: str, request: Request, **fields: Any) -> None:
-        self.audit.record(event, ip=client_ip(request.scope), **{k: v for k, v in fields.items() if v is not None})
+        kept = {k: bounded(v) for k, v in fields.items() if v is not None}  # caller text (a CIMD URL) stays bounded
+        self.audit.record(event, client_ip=bounded(client_ip(request.scope)), **kept)
 
 
 def single_params(items: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from app.authserver.context import NO_STORE, Context, read_body, read_form
 from app.authserver.errors import OAuthError
 from app.authserver.upstream import UpstreamError
+from app.observability.audit import AUTHSERVER_REGISTRATION, AUTHSERVER_TOKEN
 
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
 MAX_REGISTRATION_BYTES = 8 * 1024
@@ -66,9 +67,9 @@ class Token:
         try:
             answer = await self.ctx.registry.register(body)
         except OAuthError as exc:
-            self.ctx.record("authserver_registration", request, outcome="refused", reason=exc.error)
+            self.ctx.record(AUTHSERVER_REGISTRATION, request, outcome="refused", reason=exc.error)
             raise
-        self.ctx.record("authserver_registration", request, outcome="registered", client_id=answer["client_id"])
+        self.ctx.record(AUTHSERVER_REGISTRATION, request, outcome="registered", client_id=answer["client_id"])
         return JSONResponse(answer, status_code=201, headers=NO_STORE)
 
     async def token(self, request: Request) -> Response:
@@ -88,11 +89,11 @@ class Token:
                 raise OAuthError("unsupported_grant_type", "grant_type is authorization_code or refresh_token")
         except OAuthError as exc:
             self.ctx.record(
-                "authserver_token", request, outcome="refused", client_id=client_id, grant=grant_type[:40],
+                AUTHSERVER_TOKEN, request, outcome="refused", client_id=client_id, grant=grant_type[:40],
                 reason=exc.error,
             )  # fmt: skip
             raise
-        self.ctx.record("authserver_token", request, outcome="issued", client_id=client_id, grant=grant_type, user=user)
+        self.ctx.record(AUTHSERVER_TOKEN, request, outcome="issued", client_id=client_id, grant=grant_type, user=user)
         return JSONResponse(body, headers=NO_STORE)
 
     async def _code(self, params: dict[str, str], client_id: str) -> tuple[dict[str, Any], str | None]:
