@@ -295,6 +295,8 @@ async def test_a_wrong_verifier_and_a_reused_code_are_refused(facade: Facade, ht
     assert first_use.status_code == 200 and first_use.json()["token_type"] == "Bearer"
     reused = await flow.redeem(second["code"])
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant" and "already used" in reused.text
+    refused = [r for r in facade.audit_records() if r["event"] == "authserver_token" and r["outcome"] == "refused"]
+    assert [r["reason"] for r in refused if r["client_id"] == flow.client_id] == ["invalid_grant"] * 3
 
 
 async def test_denied_consent_issues_no_code_and_never_visits_the_upstream(
@@ -383,3 +385,24 @@ def test_production_refuses_the_facade_without_a_client_secret_and_it_is_off_by_
     with pytest.raises(ValueError, match="AUTH_SERVER__ENABLED needs"):
         Settings(_env_file=None, auth_server={"enabled": True}, **production)  # type: ignore[call-arg]
     assert AuthServerSettings().enabled is False
+
+
+async def test_the_facade_endpoints_spend_the_per_ip_unauthenticated_budget(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(
+        _env_file=None,
+        app_env="development",  # type: ignore[call-arg]
+        dev_issuer={"port": free_port(), "key_dir": tmp_path / "dev"},
+        mcp={"resource_host": f"http://127.0.0.1:{port}"},
+        azuread={"client_secret": FACADE_SECRET},
+        auth_server={"enabled": True},
+        rate_limit={"unauthenticated": "3/minute"},
+    )
+    with ServerThread(create_app(settings), port=port):
+        async with httpx2.AsyncClient() as http:
+            calls = [("GET", "/.well-known/oauth-authorization-server"), ("GET", "/oauth/authorize")]
+            calls += [("POST", "/oauth/register"), ("POST", "/oauth/token")]
+            answers = [
+                (await http.request(method, settings.resource_host + path)).status_code for method, path in calls
+            ]
+    assert 429 not in answers[:3] and answers[3] == 429  # the fourth request from this address in a minute

@@ -159,6 +159,11 @@ class Settings(BaseSettings):
             raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
         if self.auth_server.enabled and not self.azuread.client_secret:
             raise ValueError("AUTH_SERVER__ENABLED needs this server's credential at Entra: AZUREAD__CLIENT_SECRET")
+        if self.auth_server.enabled and self.workers > 1 and self.auth_server.state_uri is None:
+            raise ValueError(
+                "AUTH_SERVER__ENABLED with more than one worker needs AUTH_SERVER__STATE_URI=redis://...: codes, "
+                "consents and registrations must be shared"
+            )
         if self.content_safety.provider == "azure" and not self.content_safety.endpoint:
             raise ValueError("CONTENT_SAFETY__PROVIDER=azure needs CONTENT_SAFETY__ENDPOINT")
         if not self.mcp.request_state_keys and (self.mcp.stateless or self.workers > 1):
