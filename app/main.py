@@ -114,7 +114,8 @@ def create_app(settings: Settings | None = None) -> Entry:
     # The 401 names the scopes Protected Resource Metadata lists (`{app_id_uri}/{scope}`), never offline_access.
     challenges = Challenges(settings.resource_metadata_url, supported_scopes(settings, catalog, route_requirement))
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
+    credential = settings_credential(settings, lambda: secrets.settings.azuread.client_secret)  # OBO and the facade
+    downstream = OnBehalfOf(settings, credential)
     content_check = content_safety_from(settings)
     threads = ToolThreads(settings.tools.threads)
     # Built here, not at startup, so a bad dev key is reported like any other configuration error.
@@ -155,10 +156,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     mcp_endpoint = ThrottleUnauthenticated(mcp_endpoint, limiter, rates.unauthenticated)
     mcp_endpoint = LimitBody(mcp_endpoint, security.max_body_bytes, security.body_timeout_seconds)
 
-    scopes = supported_scopes(settings, catalog, route_requirement)  # the facade (AUTH_SERVER__ENABLED) offers these
-    auth_server = build_auth_server(
-        settings, http, limiter, observer.audit, lambda: secrets.settings.azuread.client_secret, scopes
-    )
+    auth_server = build_auth_server(settings, http, limiter, observer.audit, credential, challenges.default_scopes)
     readiness = Readiness()  # other components register theirs: readiness.add("redis", ping)
     # Rate-limit storage is deliberately not a readiness check: a Redis outage must not take every replica out of
     # rotation; RATE_LIMIT__ON_STORAGE_ERROR decides what callers get instead.

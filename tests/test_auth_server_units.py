@@ -3,21 +3,29 @@ trusted through SSL_CERT_FILE), sealed state, redirect URI matching and DCR meta
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from app.auth.downstream import certificate_credential
 from app.authserver.cimd import ClientDocuments
 from app.authserver.clients import Client, client_metadata
 from app.authserver.errors import OAuthError
 from app.authserver.store import MemoryStore, Sealed
+from app.authserver.upstream import client_assertion
 from tests.support.keyvault import make_tls
 from tests.support.servers import ServerThread
+from tests.support.tls import certificate, private_pem
 
 served: dict[str, Any] = {}
 
@@ -137,3 +145,17 @@ def test_dcr_metadata_rules(metadata: dict[str, Any], error: str | None) -> None
     with pytest.raises(OAuthError) as refused:
         client_metadata(metadata)
     assert refused.value.error == error
+
+
+def test_with_a_certificate_the_upstream_gets_a_signed_client_assertion(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = certificate(key, "facade")
+    pem = tmp_path / "facade.pem"
+    pem.write_bytes(private_pem(key) + cert.public_bytes(serialization.Encoding.PEM))
+    credential = certificate_credential(pem)  # the same loader on-behalf-of uses
+    endpoint = "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+    assertion = client_assertion(credential, "server-app", endpoint)
+    claims = jwt.decode(assertion, key.public_key(), algorithms=["RS256"], audience=endpoint)
+    assert claims["iss"] == claims["sub"] == "server-app" and claims["exp"] - claims["nbf"] == 600
+    thumbprint = base64.urlsafe_b64decode(jwt.get_unverified_header(assertion)["x5t"] + "=")
+    assert thumbprint == cert.fingerprint(hashes.SHA1())  # noqa: S303 - Entra's x5t is SHA-1

@@ -6,10 +6,10 @@ import contextlib
 from collections.abc import Callable
 
 import httpx2
-from pydantic import SecretStr
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, request_response
 
+from app.auth.downstream import ClientCredential
 from app.authserver.authorize import CONSENT_PATH, Authorize
 from app.authserver.cimd import ClientDocuments
 from app.authserver.clients import Registry
@@ -43,10 +43,10 @@ def build_auth_server(
     http: httpx2.AsyncClient,
     limiter: Limiter,
     audit: AuditLog,
-    secret: Callable[[], SecretStr | None],
-    scopes: list[str],
+    credential: Callable[[], ClientCredential | None],
+    scopes: str,
 ) -> AuthServer:
-    """`scopes`: this server's scopes as Protected Resource Metadata lists them (`{app_id_uri}/{scope}`)."""
+    """`scopes`: this server's scopes as Protected Resource Metadata lists them (`{app_id_uri}/{scope}`, spaced)."""
     config = settings.auth_server
     if not config.enabled:
         return AuthServer([], None, None)
@@ -62,14 +62,14 @@ def build_auth_server(
         resource=settings.resource,
         app_id_uri=settings.app_id_uri,
         server_name=settings.mcp.server_name,
-        scopes=scopes,
+        scopes=scopes.split(),
         consent_seconds=config.consent_seconds,
         refresh_seconds=config.refresh_seconds,
         secure_cookies=issuer.startswith("https://"),
         sealed=sealed,
         registry=Registry(config.clients, sealed),
         documents=documents,
-        upstream=Upstream(settings, http, secret, issuer + CALLBACK_PATH),
+        upstream=Upstream(settings, http, credential, issuer + CALLBACK_PATH),
         audit=audit,
     )
     authorize, token = Authorize(ctx), Token(ctx)

@@ -157,8 +157,11 @@ class Settings(BaseSettings):
             raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
         if self.tools.lock_mode == "off":
             raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
-        if self.auth_server.enabled and not self.azuread.client_secret:
-            raise ValueError("AUTH_SERVER__ENABLED needs this server's credential at Entra: AZUREAD__CLIENT_SECRET")
+        if self.auth_server.enabled and not (self.azuread.client_secret or self.azuread.client_certificate_path):
+            raise ValueError(
+                "AUTH_SERVER__ENABLED needs this server's credential at Entra: AZUREAD__CLIENT_CERTIFICATE_PATH "
+                "or AZUREAD__CLIENT_SECRET"
+            )
         if self.auth_server.enabled and self.workers > 1 and self.auth_server.state_uri is None:
             raise ValueError(
                 "AUTH_SERVER__ENABLED with more than one worker needs AUTH_SERVER__STATE_URI=redis://...: codes, "
