@@ -64,7 +64,7 @@ class Authorize:
         user = await self._remembered_user(request, client.client_id)
         if user is not None:
             ctx.record(AUTHSERVER_CONSENT, request, outcome="remembered", client_id=client.client_id, user=user)
-            return await self._upstream(transaction, consented_now=False)
+            return await self._upstream(transaction | {"consented_by": user}, consented_now=False)
         txn, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         await ctx.sealed.put("transaction", txn, transaction | {"csrf": csrf}, TRANSACTION_SECONDS)
         html = render_consent(
@@ -114,6 +114,10 @@ class Authorize:
             ctx.record(AUTHSERVER_CODE, request, outcome="refused", client_id=client_id, reason=str(exc))
             return _back_to_client(transaction, {"error": "server_error"}, ctx.issuer)
         user = _user(tokens["access_token"])
+        if not transaction.get("consented_now") and (user is None or user != transaction.get("consented_by")):
+            # The remembered approval was another user's (a shared browser): this one has not approved the client.
+            ctx.record(AUTHSERVER_CODE, request, outcome="refused", client_id=client_id, user=user, reason="no_consent")
+            return _back_to_client(transaction, {"error": "access_denied"}, ctx.issuer)
         response_params: dict[str, str] = {}
         code = secrets.token_urlsafe(32)
         record = {k: transaction[k] for k in ("client_id", "redirect_uri", "code_challenge")} | {"user": user}

@@ -72,8 +72,9 @@ class Flow:
         headers = {"content-type": "application/x-www-form-urlencoded", "origin": self.base}
         return await self.http.post(f"{self.base}/oauth/consent", content=urlencode(data), headers=headers)
 
-    async def sign_in_upstream(self, upstream: httpx2.Response) -> httpx2.Response:
-        """The dev issuer's page, submitted with its pre-selected choices; returns the facade callback's answer."""
+    async def sign_in_upstream(self, upstream: httpx2.Response, user: str | None = None) -> httpx2.Response:
+        """The dev issuer's page, submitted with its pre-selected choices (or as test user `user`, an oid); returns the
+        facade callback's answer."""
         location = upstream.headers["location"]
         self.visited.append(location)
         page = await self.http.get(location)
@@ -81,7 +82,8 @@ class Flow:
         fields.feed(page.text)
         parts = urlsplit(location)
         origin = f"{parts.scheme}://{parts.netloc}"
-        form = urlencode([*fields.hidden, *fields.checked])
+        chosen = [(k, v) for k, v in fields.checked if k != "user" or user is None] + ([("user", user)] if user else [])
+        form = urlencode([*fields.hidden, *chosen])
         headers = {"origin": origin, "content-type": "application/x-www-form-urlencoded"}
         signed_in = await self.http.post(location.split("?")[0], content=form, headers=headers)
         assert signed_in.status_code == 303, signed_in.text
