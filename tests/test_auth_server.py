@@ -346,6 +346,7 @@ async def test_consent_is_remembered_per_user_and_client_and_a_new_client_asks(
     await flow.code()
     again = await flow.authorize()  # same browser, same user, same client: straight to the upstream
     assert again.status_code == 303 and "/oauth2/v2.0/authorize?" in again.headers["location"]
+    assert (await flow.authorize(prompt="consent")).status_code == 200  # the client asks for the page: shown
     # Someone else signs in at the upstream in this browser: the remembered approval is not theirs.
     other_user = await flow.sign_in_upstream(await flow.authorize(), user="44444444-4444-4444-8444-444444444444")
     assert other_user.status_code == 303 and query(other_user.headers["location"])["error"] == "access_denied"

@@ -61,7 +61,8 @@ class Authorize:
             "code_challenge": challenge,
             "scopes": scopes,
         }
-        user = await self._remembered_user(request, client.client_id)
+        asks_consent = "consent" in params.get("prompt", "").split()  # OIDC prompt=consent: ask even if remembered
+        user = None if asks_consent else await self._remembered_user(request, client.client_id)
         if user is not None:
             ctx.record(AUTHSERVER_CONSENT, request, outcome="remembered", client_id=client.client_id, user=user)
             return await self._upstream(transaction | {"consented_by": user}, consented_now=False)
