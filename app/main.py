@@ -67,6 +67,7 @@ from app.auth.metadata import app_id_uri_warning, declared_scopes, protected_res
 from app.auth.middleware import AuthenticateBearer
 from app.auth.operation import ParseOperation
 from app.auth.tokens import EntraTokenValidator
+from app.authserver.build import build_auth_server
 from app.catalog.registry import Requirement, ToolDiscoveryError, discover
 from app.core.asgi import EnsureResponse
 from app.edge.bounds import CapConcurrency, LimitBody
@@ -113,7 +114,8 @@ def create_app(settings: Settings | None = None) -> Entry:
     # The 401 names the scopes Protected Resource Metadata lists (`{app_id_uri}/{scope}`), never offline_access.
     challenges = Challenges(settings.resource_metadata_url, supported_scopes(settings, catalog, route_requirement))
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    downstream = OnBehalfOf(settings, settings_credential(settings, lambda: secrets.settings.azuread.client_secret))
+    credential = settings_credential(settings, lambda: secrets.settings.azuread.client_secret)  # OBO and the facade
+    downstream = OnBehalfOf(settings, credential)
     content_check = content_safety_from(settings)
     threads = ToolThreads(settings.tools.threads)
     # Built here, not at startup, so a bad dev key is reported like any other configuration error.
@@ -154,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     mcp_endpoint = ThrottleUnauthenticated(mcp_endpoint, limiter, rates.unauthenticated)
     mcp_endpoint = LimitBody(mcp_endpoint, security.max_body_bytes, security.body_timeout_seconds)
 
+    auth_server = build_auth_server(settings, http, limiter, observer.audit, credential, challenges.default_scopes)
     readiness = Readiness()  # other components register theirs: readiness.add("redis", ping)
     # Rate-limit storage is deliberately not a readiness check: a Redis outage must not take every replica out of
     # rotation; RATE_LIMIT__ON_STORAGE_ERROR decides what callers get instead.
@@ -168,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Entry:
         async with AsyncExitStack() as stack:
             stack.callback(telemetry.flush)  # runs last: what shutdown itself recorded is exported too
             stack.push_async_callback(http.aclose)
+            stack.push_async_callback(auth_server.aclose)
             stack.callback(threads.close)
             if issuer is not None:
                 dev_server = await issuer.serve(dev_socket)
@@ -216,6 +220,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     app.router.routes.append(Route(f"/.well-known/oauth-protected-resource{settings.mcp.path}", prm, methods=["GET"]))
     # And at the root, where clients that ignore the path (and Entra's MCP guidance) look for it.
     app.router.routes.append(Route("/.well-known/oauth-protected-resource", prm, methods=["GET"]))
+    app.router.routes.extend(auth_server.routes)  # the authorization-server facade, when enabled (app/authserver/)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -35,7 +35,7 @@ from app.auth.dev_requests import (
 from app.auth.dev_signin import FormTokens, page_headers, render_sign_in
 from app.auth.metadata import declared_roles, declared_scopes
 from app.catalog.registry import Catalog, Requirement
-from app.settings import Settings
+from app.settings import CALLBACK_PATH, Settings
 
 MAX_FORM_BYTES = 16 * 1024
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
@@ -67,7 +67,9 @@ class DevAuthorizationServer:
             app_id_uri=settings.app_id_uri,
             known_scopes=tuple(declared_scopes(settings, catalog, routes)) if catalog else (),
             known_roles=tuple(declared_roles(settings, catalog, routes)) if catalog else (),
+            confidential=_facade_client(settings),
         )
+        self.facade_secret = settings.azuread.client_secret  # the facade's credential (AUTH_SERVER__ENABLED)
         self.authorize_path = f"/{tenant}/oauth2/v2.0/authorize"
         self.token_path = f"/{tenant}/oauth2/v2.0/token"
         self.base = base
@@ -124,7 +126,7 @@ class DevAuthorizationServer:
             raise OAuthError("invalid_request", "grant only the scopes and roles the sign-in page offers")
         if not scopes and not roles:
             raise OAuthError("invalid_request", "choose at least one scope or app role to grant")
-        client, offline = self.rules.client_id, auth.offline
+        client, offline = auth.params["client_id"], auth.offline
         grant = Grant(client, auth.redirect_uri, auth.code_challenge, auth.resource, scopes, roles, user, offline)
         answer = {"code": self.store.issue_code(grant)}
         if auth.state is not None:
@@ -151,7 +153,11 @@ class DevAuthorizationServer:
             offered_scopes=self._offered(auth),
             roles=self.rules.known_roles,
         )
-        return HTMLResponse(html, headers=page_headers(auth))
+        headers = page_headers(auth)
+        if self._confidential(auth.params):  # the facade's callback redirects on to its own client, wherever it is
+            csp = headers["content-security-policy"].split("; form-action")[0]
+            headers["content-security-policy"] = csp + "; form-action 'self' http: https:"
+        return HTMLResponse(html, headers=headers)
 
     def _check_origin(self, request: Request) -> None:
         """A form post must come from this issuer's own page (the browser says so in Origin / Sec-Fetch-Site)."""
@@ -170,7 +176,13 @@ class DevAuthorizationServer:
             raise OAuthError(
                 "unsupported_grant_type", f"grant_type {grant_type[:40]!r}: use authorization_code or refresh_token"
             )
-        if request.headers.get("authorization") or {"client_secret", "client_assertion"} & params.keys():
+        if self._confidential(params):
+            if request.headers.get("authorization") or "client_assertion" in params:
+                raise OAuthError("invalid_client", "the facade's client authenticates with client_secret_post")
+            secret = self.facade_secret.get_secret_value() if self.facade_secret else ""
+            if not secrets.compare_digest(params.get("client_secret", "").encode(), secret.encode()):
+                raise OAuthError("invalid_client", "client authentication failed", 401)
+        elif request.headers.get("authorization") or {"client_secret", "client_assertion"} & params.keys():
             raise OAuthError(
                 "invalid_client", "the dev issuer's client is public: send client_id only, no secret or assertion"
             )
@@ -186,6 +198,9 @@ class DevAuthorizationServer:
 
         renew, grant = self.store.redeem_refresh(expect(params, "refresh_token"), check)
         return self._tokens(grant, renew)
+
+    def _confidential(self, params: dict[str, str]) -> bool:
+        return self.rules.confidential is not None and params.get("client_id") == self.rules.confidential[0]
 
     def _redeem_code(self, params: dict[str, str]) -> Grant:
         grant = self.store.redeem_code(expect(params, "code"))  # used up from here on, whatever follows
@@ -216,6 +231,14 @@ class DevAuthorizationServer:
             scope.append("offline_access")
         body["scope"] = " ".join(scope)
         return JSONResponse(body, headers=NO_STORE)
+
+
+def _facade_client(settings: Settings) -> tuple[str, str] | None:
+    """The facade as a confidential client (its client id = this server's, with AZUREAD__CLIENT_SECRET), as Entra
+    sees this server's own app registration when the facade signs users in."""
+    if not (settings.auth_server.enabled and settings.azuread.client_secret):
+        return None
+    return settings.client_id, settings.auth_server_issuer + CALLBACK_PATH
 
 
 def _same_client(grant: Grant, params: dict[str, str]) -> None:

@@ -70,6 +70,8 @@ class Rules:
     app_id_uri: str
     known_scopes: tuple[str, ...] = ()
     known_roles: tuple[str, ...] = ()
+    # The authorization-server facade (AUTH_SERVER__ENABLED) as a confidential client: its id and callback URI.
+    confidential: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def loopback_redirect(uri: str) -> str:
 
 
 def check_client(client_id: str | None, rules: Rules) -> None:
-    if client_id != rules.client_id:
+    if client_id != rules.client_id and (rules.confidential is None or client_id != rules.confidential[0]):
         raise OAuthError(
             "invalid_client" if client_id else "invalid_request",
             f"unknown client_id {str(client_id)[:80]!r}: the dev issuer serves one public client, "
@@ -178,6 +180,12 @@ def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) 
     params = single_params((k, v) for k, v in items if k in REQUEST_PARAMS)
     check_client(params.get("client_id"), rules)
     redirect_uri = loopback_redirect(params.get("redirect_uri", ""))
+    if (
+        rules.confidential
+        and params.get("client_id") == rules.confidential[0]
+        and redirect_uri != rules.confidential[1]
+    ):
+        raise OAuthError("invalid_request", "the facade's client redirects only to its own callback")
     if params.get("response_type") != "code":
         raise OAuthError("unsupported_response_type", "response_type must be code (authorization code with PKCE)")
     if params.get("response_mode", "query") != "query":

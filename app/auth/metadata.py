@@ -43,7 +43,12 @@ def protected_resource_metadata(settings: Settings, catalog: Catalog, routes: Re
     """`resource` is exactly what clients use; scopes are in the form clients request them from Entra."""
     metadata: dict[str, Any] = {
         "resource": settings.resource,
-        "authorization_servers": [f"{settings.instance}{settings.tenant_id}/v2.0"],
+        # With the facade on (AUTH_SERVER__ENABLED), clients sign in through this server (app/authserver/).
+        "authorization_servers": [
+            settings.auth_server_issuer
+            if settings.auth_server.enabled
+            else f"{settings.instance}{settings.tenant_id}/v2.0"
+        ],
         "scopes_supported": supported_scopes(settings, catalog, routes),
         "bearer_methods_supported": ["header"],
         "resource_name": settings.mcp.server_name,

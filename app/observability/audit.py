@@ -40,6 +40,13 @@ _LINE = re.compile(rb'^(\{.*),"hash":"([0-9a-f]{64})"\}$', re.DOTALL)
 _RECORD_START = b'{"seq":'  # every line starts so (`seq` is the first field)
 
 
+# The authorization-server facade's events (app/authserver/): each names the client and the user, never a code or token.
+AUTHSERVER_REGISTRATION = "authserver_registration"  # DCR: registered, or refused with the reason
+AUTHSERVER_CONSENT = "authserver_consent"  # granted, denied, or remembered
+AUTHSERVER_CODE = "authserver_code"  # a code issued to the client, or refused (the upstream refused)
+AUTHSERVER_TOKEN = "authserver_token"  # noqa: S105 - an event name: issued or refused, with the grant type
+
+
 class AuditSinkError(ValueError):
     """The configured audit file cannot be continued safely."""
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from app.settings.authserver import CALLBACK_PATH, AuthServerSettings, PreRegisteredClient
 from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, is_loopback_host, secret_env_names
 from app.settings.keyvault import KeyVaultSettings
 from app.settings.sections import (
@@ -30,15 +31,18 @@ from app.settings.serving import RateLimitSettings, SecuritySettings, ServerSett
 from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources
 
 __all__ = [
+    "CALLBACK_PATH",
     "DEFAULT_SECRETS_DIR",
     "DEV_CLIENT_ID",
     "DEV_TENANT_ID",
     "AuditSettings",
+    "AuthServerSettings",
     "AzureAdSettings",
     "ContentSafetySettings",
     "DevIssuerSettings",
     "KeyVaultSettings",
     "McpSettings",
+    "PreRegisteredClient",
     "RateLimitSettings",
     "RoutesSettings",
     "SecuritySettings",
@@ -98,6 +102,8 @@ class Settings(BaseSettings):
     """Azure Key Vault."""
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     """Rate limits."""
+    auth_server: AuthServerSettings = Field(default_factory=AuthServerSettings)
+    """The authorization-server facade."""
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -151,6 +157,16 @@ class Settings(BaseSettings):
             raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
         if self.tools.lock_mode == "off":
             raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
+        if self.auth_server.enabled and not (self.azuread.client_secret or self.azuread.client_certificate_path):
+            raise ValueError(
+                "AUTH_SERVER__ENABLED needs this server's credential at Entra: AZUREAD__CLIENT_CERTIFICATE_PATH "
+                "or AZUREAD__CLIENT_SECRET"
+            )
+        if self.auth_server.enabled and self.workers > 1 and self.auth_server.state_uri is None:
+            raise ValueError(
+                "AUTH_SERVER__ENABLED with more than one worker needs AUTH_SERVER__STATE_URI=redis://...: codes, "
+                "consents and registrations must be shared"
+            )
         if self.content_safety.provider == "azure" and not self.content_safety.endpoint:
             raise ValueError("CONTENT_SAFETY__PROVIDER=azure needs CONTENT_SAFETY__ENDPOINT")
         if not self.mcp.request_state_keys and (self.mcp.stateless or self.workers > 1):
@@ -202,6 +218,11 @@ class Settings(BaseSettings):
     def resource(self) -> str:
         """The protected resource identifier (RFC 9728 `resource`)."""
         return f"{self.resource_host}{self.mcp.path}"
+
+    @property
+    def auth_server_issuer(self) -> str:
+        """The facade's issuer (AUTH_SERVER__ENABLED): this server's origin, as clients reach it."""
+        return self.resource_host
 
     @property
     def resource_metadata_url(self) -> str:

@@ -1,6 +1,7 @@
 // The TypeScript SDK's OAuth client against this server, as a user's Node program would run it.
 //
 // Usage: node ts_oauth_client.mjs <MCP server URL> <client id>   (MCP_TS_SDK: the @modelcontextprotocol/sdk package dir)
+// A client id of `register` registers the client dynamically instead (RFC 7591, at the authorization-server facade).
 //
 // A pre-registered public client (the dev issuer's DEV_ISSUER__CLIENT_ID) with a loopback redirect URI on a free port
 // (RFC 8252). It connects, gets 401, and the SDK discovers PRM and the authorization server and builds the authorization
@@ -63,7 +64,11 @@ class PreRegisteredClient {
     return this.expectedState;
   }
   clientInformation() {
+    if (clientId === "register") return this.registered; // undefined until the SDK has registered
     return { client_id: clientId, redirect_uris: [redirectUrl], token_endpoint_auth_method: "none" };
+  }
+  saveClientInformation(information) {
+    this.registered = information;
   }
   tokens() {
     return this.saved;
@@ -115,7 +120,8 @@ try {
   const tools = (await client.listTools()).tools.map((tool) => tool.name).sort();
   // --8<-- [end:ts-sign-in]
   const whoami = (await client.callTool({ name: "whoami", arguments: {} })).structuredContent;
-  console.log(JSON.stringify({ tools, whoami, scope: provider.saved?.scope ?? null }));
+  const registered = provider.registered?.client_id ?? null;
+  console.log(JSON.stringify({ tools, whoami, scope: provider.saved?.scope ?? null, registered }));
   await client.close();
 } finally {
   clearTimeout(timer);

@@ -1,0 +1,192 @@
+"""`/oauth/authorize`, the consent form, and the upstream's callback.
+
+1. `/oauth/authorize` checks the client and its redirect URI (exact; RFC 8252 loopback any port), PKCE S256, `state`,
+   `resource`, and holds the request as a transaction. A browser whose user approved this client before (a session
+   cookie, a remembered consent) goes straight on; otherwise the consent page is shown (a new client always asks).
+2. Approve: the facade sends the browser to the upstream with its own PKCE and state. Deny: back to the client with
+   `error=access_denied`; the upstream is never visited, no code exists.
+3. `/oauth/callback`: the upstream's code is exchanged at once; the client gets a one-time code (60 s) and `iss`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from app.authserver.consent import consent_headers, render_consent
+from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, Context, read_form, single_params
+from app.authserver.errors import OAuthError
+from app.authserver.upstream import UpstreamError, pkce_pair
+from app.observability.audit import AUTHSERVER_CODE, AUTHSERVER_CONSENT
+
+CONSENT_PATH = "/oauth/consent"
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+OIDC = ("openid", "profile", "email", "offline_access")
+
+
+class Authorize:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.csrf_cookie = ("__Host-" if ctx.secure_cookies else "") + "mcp_as_csrf"
+        self.session_cookie = ("__Host-" if ctx.secure_cookies else "") + "mcp_as_session"
+
+    async def authorize(self, request: Request) -> Response:
+        ctx = self.ctx
+        params = single_params(request.query_params.multi_items())
+        client = await ctx.client(params.get("client_id"))
+        redirect_uri = params.get("redirect_uri") or (client.redirect_uris[0] if len(client.redirect_uris) == 1 else "")
+        if not client.redirect_matches(redirect_uri):
+            raise OAuthError("invalid_request", "redirect_uri is not one this client registered")
+        if params.get("response_type") != "code":
+            raise OAuthError("unsupported_response_type", "response_type must be code (authorization code with PKCE)")
+        method, challenge = params.get("code_challenge_method"), params.get("code_challenge", "")
+        if method != "S256" or not _CHALLENGE.fullmatch(challenge):
+            raise OAuthError("invalid_request", "PKCE is required, with code_challenge_method=S256 (plain is refused)")
+        if len(params.get("state", "")) > 2000:
+            raise OAuthError("invalid_request", "state is longer than 2000 characters")
+        resource = params.get("resource")
+        if resource is not None and resource != ctx.resource:
+            raise OAuthError("invalid_target", f"resource must be this server's resource identifier {ctx.resource}")
+        scopes = self._scopes(params.get("scope"))
+        transaction: dict[str, Any] = {
+            "client_id": client.client_id,
+            "redirect_uri": redirect_uri,
+            "state": params.get("state"),
+            "code_challenge": challenge,
+            "scopes": scopes,
+        }
+        asks_consent = "consent" in params.get("prompt", "").split()  # OIDC prompt=consent: ask even if remembered
+        user = None if asks_consent else await self._remembered_user(request, client.client_id)
+        if user is not None:
+            ctx.record(AUTHSERVER_CONSENT, request, outcome="remembered", client_id=client.client_id, user=user)
+            return await self._upstream(transaction | {"consented_by": user}, consented_now=False)
+        txn, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        await ctx.sealed.put("transaction", txn, transaction | {"csrf": csrf}, TRANSACTION_SECONDS)
+        html = render_consent(
+            client,
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+            transaction=txn,
+            csrf=csrf,
+            action=CONSENT_PATH,
+            server_name=ctx.server_name,
+            app_id_uri=ctx.app_id_uri,
+        )
+        response = HTMLResponse(html, headers=consent_headers(ctx.upstream.authorize_endpoint, redirect_uri))
+        self._cookie(response, self.csrf_cookie, csrf, TRANSACTION_SECONDS)
+        return response
+
+    async def consent(self, request: Request) -> Response:
+        ctx = self.ctx
+        form = await read_form(request)
+        csrf, cookie = form.get("csrf", ""), request.cookies.get(self.csrf_cookie, "")
+        if not csrf or not cookie or not secrets.compare_digest(csrf, cookie):
+            raise OAuthError("invalid_request", "the consent form is not from this browser (CSRF check failed)", 403)
+        transaction = await ctx.sealed.take("transaction", form.get("transaction", ""))
+        if transaction is None or not secrets.compare_digest(transaction.pop("csrf"), csrf):
+            raise OAuthError("invalid_request", "this consent request has expired or was answered: start again", 400)
+        client_id = transaction["client_id"]
+        if form.get("decision") != "approve":
+            ctx.record(AUTHSERVER_CONSENT, request, outcome="denied", client_id=client_id)
+            return _back_to_client(transaction, {"error": "access_denied"}, ctx.issuer)
+        ctx.record(AUTHSERVER_CONSENT, request, outcome="granted", client_id=client_id)
+        return await self._upstream(transaction, consented_now=True)
+
+    async def callback(self, request: Request) -> Response:
+        ctx = self.ctx
+        params = single_params(request.query_params.multi_items())
+        transaction = await ctx.sealed.take("upstream", params.get("state", "") or "-")
+        if transaction is None:
+            raise OAuthError("invalid_request", "unknown or expired sign-in: start again from the client")
+        client_id = transaction["client_id"]
+        if "code" not in params:
+            ctx.record(AUTHSERVER_CODE, request, outcome="refused", client_id=client_id, reason="upstream_error")
+            return _back_to_client(transaction, {"error": "access_denied"}, ctx.issuer)
+        scope = " ".join(transaction["scopes"])
+        try:
+            tokens = await ctx.upstream.redeem(params["code"], transaction["verifier"], scope)
+        except UpstreamError as exc:
+            ctx.record(AUTHSERVER_CODE, request, outcome="refused", client_id=client_id, reason=str(exc))
+            return _back_to_client(transaction, {"error": "server_error"}, ctx.issuer)
+        user = _user(tokens["access_token"])
+        if not transaction.get("consented_now") and (user is None or user != transaction.get("consented_by")):
+            # The remembered approval was another user's (a shared browser): this one has not approved the client.
+            ctx.record(AUTHSERVER_CODE, request, outcome="refused", client_id=client_id, user=user, reason="no_consent")
+            return _back_to_client(transaction, {"error": "access_denied"}, ctx.issuer)
+        response_params: dict[str, str] = {}
+        code = secrets.token_urlsafe(32)
+        record = {k: transaction[k] for k in ("client_id", "redirect_uri", "code_challenge")} | {"user": user}
+        await ctx.sealed.put("code", code, record | {"tokens": _kept(tokens)}, CODE_SECONDS)
+        response_params["code"] = code
+        ctx.record(AUTHSERVER_CODE, request, outcome="issued", client_id=client_id, user=user)
+        response = _back_to_client(transaction, response_params, ctx.issuer)
+        if user is not None and ctx.consent_seconds and transaction.get("consented_now"):
+            await ctx.sealed.put("consent", f"{user}|{client_id}", {}, ctx.consent_seconds)
+            session = secrets.token_urlsafe(24)
+            await ctx.sealed.put("session", session, {"user": user}, ctx.consent_seconds)
+            self._cookie(response, self.session_cookie, session, ctx.consent_seconds)
+        return response
+
+    async def _upstream(self, transaction: dict[str, Any], consented_now: bool) -> Response:
+        verifier, challenge = pkce_pair()
+        state = secrets.token_urlsafe(24)
+        record = transaction | {"verifier": verifier, "consented_now": consented_now}
+        await self.ctx.sealed.put("upstream", state, record, TRANSACTION_SECONDS)
+        url = self.ctx.upstream.authorize_url(state, challenge, " ".join(transaction["scopes"]))
+        return RedirectResponse(url, 303, {"cache-control": "no-store", "referrer-policy": "no-referrer"})
+
+    async def _remembered_user(self, request: Request, client_id: str) -> str | None:
+        session = request.cookies.get(self.session_cookie)
+        if not session or not self.ctx.consent_seconds:
+            return None
+        found = await self.ctx.sealed.get("session", session)
+        user = found.get("user") if found else None
+        if not isinstance(user, str) or await self.ctx.sealed.get("consent", f"{user}|{client_id}") is None:
+            return None
+        return user
+
+    def _scopes(self, scope: str | None) -> list[str]:
+        """The requested scopes: this server's (`{app_id_uri}/{scope}`) and OpenID ones; none named: all of them."""
+        asked = list(dict.fromkeys((scope or "").split()))
+        known = {*self.ctx.scopes, self.ctx.app_id_uri + "/.default", *OIDC}
+        if unknown := [s for s in asked if s not in known]:
+            raise OAuthError("invalid_scope", f"scope {unknown[0][:120]!r} is not a scope of this server")
+        if not [s for s in asked if s not in OIDC]:
+            asked = [*self.ctx.scopes, *asked]
+        return asked
+
+    def _cookie(self, response: Response, name: str, value: str, seconds: int) -> None:
+        response.set_cookie(
+            name, value, max_age=seconds, path="/", secure=self.ctx.secure_cookies, httponly=True, samesite="lax"
+        )
+
+
+def _back_to_client(transaction: dict[str, Any], answer: dict[str, str], issuer: str) -> Response:
+    """The authorization response on the client's redirect URI, with `state` and `iss` (RFC 9207)."""
+    if transaction.get("state") is not None:
+        answer["state"] = transaction["state"]
+    answer["iss"] = issuer
+    uri = transaction["redirect_uri"]
+    location = uri + ("&" if "?" in uri else "?") + urlencode(answer)
+    return RedirectResponse(location, 303, {"cache-control": "no-store", "referrer-policy": "no-referrer"})
+
+
+def _kept(tokens: dict[str, Any]) -> dict[str, Any]:
+    return {k: tokens[k] for k in ("access_token", "refresh_token", "expires_in", "scope") if k in tokens}
+
+
+def _user(access_token: str) -> str | None:
+    """The signed-in user's object id. Read without verification: the token came straight from the upstream's token
+    endpoint over TLS, and /mcp verifies it on every use."""
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    oid = claims.get("oid")
+    return oid if isinstance(oid, str) and len(oid) <= 64 else None

@@ -1,0 +1,91 @@
+"""The facade's routes, built from settings; nothing at all when AUTH_SERVER__ENABLED is off."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import httpx2
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route, request_response
+
+from app.auth.downstream import ClientCredential
+from app.authserver.authorize import CONSENT_PATH, Authorize
+from app.authserver.cimd import ClientDocuments
+from app.authserver.clients import Registry
+from app.authserver.context import Context, answering
+from app.authserver.store import Sealed, StateStore, open_store
+from app.authserver.token import Token, metadata
+from app.authserver.upstream import Upstream
+from app.edge.ratelimit import Limiter, ThrottleUnauthenticated
+from app.observability.audit import AuditLog
+from app.settings import CALLBACK_PATH, Settings
+
+PATHS = {"authorize": "/oauth/authorize", "token": "/oauth/token", "register": "/oauth/register"}
+
+
+class AuthServer:
+    """The routes to mount, and what to close at shutdown."""
+
+    def __init__(self, routes: list[BaseRoute], store: StateStore | None, documents: ClientDocuments | None) -> None:
+        self.routes, self.store, self.documents = routes, store, documents
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):  # shutting down: a store that is already gone is fine
+            if self.documents is not None:
+                await self.documents.aclose()
+            if self.store is not None:
+                await self.store.aclose()
+
+
+def build_auth_server(
+    settings: Settings,
+    http: httpx2.AsyncClient,
+    limiter: Limiter,
+    audit: AuditLog,
+    credential: Callable[[], ClientCredential | None],
+    scopes: str,
+) -> AuthServer:
+    """`scopes`: this server's scopes as Protected Resource Metadata lists them (`{app_id_uri}/{scope}`, spaced)."""
+    config = settings.auth_server
+    if not config.enabled:
+        return AuthServer([], None, None)
+    uri = config.state_uri.get_secret_value() if config.state_uri else None
+    store = open_store(uri)
+    sealed = Sealed(store)
+    documents = ClientDocuments(
+        config.cimd_max_bytes, config.cimd_timeout_seconds, config.cimd_cache_entries, settings.app_env == "development"
+    )
+    issuer = settings.auth_server_issuer
+    ctx = Context(
+        issuer=issuer,
+        resource=settings.resource,
+        app_id_uri=settings.app_id_uri,
+        server_name=settings.mcp.server_name,
+        scopes=scopes.split(),
+        consent_seconds=config.consent_seconds,
+        refresh_seconds=config.refresh_seconds,
+        secure_cookies=issuer.startswith("https://"),
+        sealed=sealed,
+        registry=Registry(config.clients, sealed),
+        documents=documents,
+        upstream=Upstream(settings, http, credential, issuer + CALLBACK_PATH),
+        audit=audit,
+    )
+    authorize, token = Authorize(ctx), Token(ctx)
+    document = JSONResponse(metadata(ctx, PATHS), headers={"cache-control": "max-age=300"})
+    rate = settings.rate_limit.unauthenticated
+
+    def limited(path: str, app: object, methods: list[str]) -> Route:
+        # Every facade endpoint is unauthenticated traffic: the per-IP budget of RATE_LIMIT__UNAUTHENTICATED.
+        return Route(path, ThrottleUnauthenticated(app, limiter, rate), methods=methods)  # type: ignore[arg-type]
+
+    routes: list[BaseRoute] = [
+        limited("/.well-known/oauth-authorization-server", document, ["GET"]),
+        limited(PATHS["register"], request_response(answering(token.register)), ["POST"]),
+        limited(PATHS["token"], request_response(answering(token.token)), ["POST"]),
+        limited(PATHS["authorize"], request_response(answering(authorize.authorize, page=True)), ["GET"]),
+        limited(CONSENT_PATH, request_response(answering(authorize.consent, page=True)), ["POST"]),
+        limited(CALLBACK_PATH, request_response(answering(authorize.callback, page=True)), ["GET"]),
+    ]
+    return AuthServer(routes, store, documents)

@@ -1,0 +1,98 @@
+"""The facade's consent page: plain server-rendered HTML, no script, every value escaped.
+
+It names the client, its domain (verified for a CIMD client: its id is the URL its metadata came from), the host the
+browser returns to, and the requested scopes in plain words, with Approve and Deny. The form is CSRF-protected by a
+token that is both in the form and in a cookie set with the page, and whose hash the transaction holds: a form
+re-posted from another browser, without that cookie, is refused.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import urlsplit
+
+from app.authserver.clients import Client
+
+_STYLE = """
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:#f3f4f6;color:#111827;margin:0}
+main{max-width:34rem;margin:2.5rem auto;background:#fff;border:1px solid #d1d5db;border-radius:10px;padding:2rem}
+h1{font-size:1.35rem;margin:.2rem 0 1rem}
+code{background:#f3f4f6;border-radius:4px;padding:0 .25rem;font-size:.85em;word-break:break-all}
+.ok{color:#047857;font-weight:600}.warn{color:#92400e;font-weight:600}
+ul{padding-left:1.2rem}
+button{border:0;border-radius:6px;padding:.6rem 1.6rem;font-size:1rem;cursor:pointer;margin-right:.6rem}
+.approve{background:#2563eb;color:#fff}.deny{background:#e5e7eb;color:#111827}
+"""
+
+PAGE_HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+
+
+def consent_headers(*redirect_targets: str) -> dict[str, str]:
+    """The form posts here only; browsers hold the post's redirects to `form-action` too (upstream, client)."""
+    origins = " ".join(f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in redirect_targets)
+    csp = PAGE_HEADERS["content-security-policy"] + f"; form-action 'self' {origins}"
+    # `same-origin`, not `no-referrer`: with no referrer the form post's Origin is `null`, which the edge refuses.
+    return PAGE_HEADERS | {"content-security-policy": csp, "referrer-policy": "same-origin"}
+
+
+def plain_scope(scope: str, app_id_uri: str, server_name: str) -> str:
+    """A requested scope in words a person can judge."""
+    if scope == "offline_access":
+        return "Stay signed in: the client may renew its access without asking you again"
+    if scope in ("openid", "profile", "email"):
+        return f"Know who you are ({scope})"
+    name = scope.removeprefix(app_id_uri + "/")
+    if name == ".default":
+        return f"Everything {server_name} lets its clients do"
+    return f"Use {server_name} with the permission {name!r}"
+
+
+def render_consent(
+    client: Client,
+    *,
+    redirect_uri: str,
+    scopes: list[str],
+    transaction: str,
+    csrf: str,
+    action: str,
+    server_name: str,
+    app_id_uri: str,
+) -> str:
+    e = escape
+    if client.kind == "cimd":
+        who = f'<p>Its identity is <span class="ok">verified</span>: it is published at <code>{e(client.client_id)}</code> on <b>{e(client.domain or "")}</b>.</p>'  # noqa: E501
+    elif client.kind == "pre-registered":
+        who = '<p>It is <span class="ok">registered</span> with this server by its operators.</p>'
+    else:
+        who = '<p class="warn">It registered itself: nothing about its name is verified.</p>'
+    items = "".join(f"<li>{e(plain_scope(s, app_id_uri, server_name))}</li>" for s in scopes)
+    host = urlsplit(redirect_uri).netloc
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Allow {e(client.client_name)} to use {e(server_name)}?</title><style>{_STYLE}</style></head>
+<body><main>
+<h1>Allow <b>{e(client.client_name)}</b> to use {e(server_name)} as you?</h1>
+{who}
+<p>It asks to:</p><ul>{items}</ul>
+<p>After you approve and sign in, you return to <code>{e(host)}</code>.</p>
+<p>Approve only if you started this from that app. You can sign in to {e(server_name)} next.</p>
+<form method="post" action="{e(action)}">
+<input type="hidden" name="transaction" value="{e(transaction)}">
+<input type="hidden" name="csrf" value="{e(csrf)}">
+<button class="approve" type="submit" name="decision" value="approve">Approve</button>
+<button class="deny" type="submit" name="decision" value="deny">Deny</button>
+</form></main></body></html>
+"""
+
+
+def render_error(title: str, description: str) -> str:
+    e = escape
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{_STYLE}</style></head>
+<body><main><h1>{e(title)}</h1><p>{e(description)}</p></main></body></html>
+"""

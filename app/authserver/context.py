@@ -1,0 +1,116 @@
+"""What every facade endpoint shares: its URLs, the state store, the clients, the upstream, the audit log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from app.authserver.cimd import ClientDocuments
+from app.authserver.clients import Client, Registry
+from app.authserver.consent import PAGE_HEADERS, render_error
+from app.authserver.errors import OAuthError
+from app.authserver.store import Sealed, StateStoreError
+from app.authserver.upstream import Upstream
+from app.observability.audit import AuditLog, bounded, client_ip
+
+log = logging.getLogger("app.authserver")
+
+MAX_FORM_BYTES = 16 * 1024
+NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+CODE_SECONDS = 60
+TRANSACTION_SECONDS = 600
+
+
+@dataclass
+class Context:
+    issuer: str
+    resource: str
+    app_id_uri: str
+    server_name: str
+    scopes: list[str]  # `{app_id_uri}/{scope}`, as Protected Resource Metadata lists them
+    consent_seconds: int
+    refresh_seconds: int
+    secure_cookies: bool
+    sealed: Sealed
+    registry: Registry
+    documents: ClientDocuments
+    upstream: Upstream
+    audit: AuditLog
+
+    async def client(self, client_id: str | None) -> Client:
+        """The client by id: pre-registered, CIMD (an URL), or registered through DCR."""
+        if not client_id:
+            raise OAuthError("invalid_request", "client_id is required")
+        if len(client_id) > 2000:
+            raise OAuthError("invalid_client", "client_id is too long")
+        client = self.registry.pre.get(client_id)
+        if client is None and "://" in client_id:
+            client = await self.documents.client(client_id)
+        elif client is None:
+            client = await self.registry.find(client_id)
+        if client is None:
+            raise OAuthError("invalid_client", f"unknown client_id {client_id[:80]!r}: register it first (DCR)")
+        return client
+
+    def record(self, event: str, request: Request, **fields: Any) -> None:
+        kept = {k: bounded(v) for k, v in fields.items() if v is not None}  # caller text (a CIMD URL) stays bounded
+        self.audit.record(event, client_ip=bounded(client_ip(request.scope)), **kept)
+
+
+def single_params(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Request parameters as a dict; RFC 6749 section 3.1: a parameter sent twice is an error."""
+    params: dict[str, str] = {}
+    for name, value in items:
+        if name in params:
+            raise OAuthError("invalid_request", f"the parameter {name[:40]!r} is sent more than once")
+        params[name] = value
+    return params
+
+
+async def read_body(request: Request, limit: int = MAX_FORM_BYTES) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise OAuthError("invalid_request", f"the request body is larger than {limit} bytes")
+    return body
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded")
+    try:
+        items = parse_qsl((await read_body(request)).decode(), keep_blank_values=True, max_num_fields=50)
+    except (UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_request", "the request body is not valid form data") from None
+    return single_params(items)
+
+
+def answering(
+    handler: Callable[[Request], Awaitable[Response]], page: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    """OAuth errors as JSON (RFC 6749 section 5.2), or as a page for the browser; never an exception."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except StateStoreError:
+            log.warning("authorization-server state unavailable")
+            error = OAuthError("temporarily_unavailable", "the authorization server's state is unavailable", 503)
+        except OAuthError as exc:
+            error = exc
+        except OSError:  # Redis unreachable, say: a clear 503, not a traceback
+            log.warning("authorization-server state unreachable")
+            error = OAuthError("temporarily_unavailable", "the authorization server's state is unreachable", 503)
+        if page:
+            html = render_error(f"Sign-in refused: {error.error}", error.description)
+            return HTMLResponse(html, status_code=error.status, headers=PAGE_HEADERS)
+        return JSONResponse(error.body(), status_code=error.status, headers=NO_STORE)
+
+    return endpoint

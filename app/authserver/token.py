@@ -1,0 +1,133 @@
+"""`/oauth/token` (authorization_code, refresh_token), `/oauth/register` (RFC 7591) and RFC 8414 metadata.
+
+Refresh tokens: the client never holds the upstream's refresh token. It gets an opaque facade refresh token bound
+to it; the upstream refresh token is kept server-side, sealed under a key derived from that facade token, and both
+rotate on every use (see docs/auth-server.md for why).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.authserver.context import NO_STORE, Context, read_body, read_form
+from app.authserver.errors import OAuthError
+from app.authserver.upstream import UpstreamError
+from app.observability.audit import AUTHSERVER_REGISTRATION, AUTHSERVER_TOKEN
+
+_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
+MAX_REGISTRATION_BYTES = 8 * 1024
+
+
+def pkce_matches(verifier: str, challenge: str) -> bool:
+    if not _VERIFIER.fullmatch(verifier):
+        return False
+    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return secrets.compare_digest(digest, challenge)
+
+
+def metadata(ctx: Context, paths: dict[str, str]) -> dict[str, Any]:
+    """RFC 8414: what clients need to register (or use a CIMD client id), authorize and redeem."""
+    return {
+        "issuer": ctx.issuer,
+        "authorization_endpoint": ctx.issuer + paths["authorize"],
+        "token_endpoint": ctx.issuer + paths["token"],
+        "registration_endpoint": ctx.issuer + paths["register"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": [*ctx.scopes, "offline_access"],
+        "client_id_metadata_document_supported": True,
+        "authorization_response_iss_parameter_supported": True,
+    }
+
+
+class Token:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def register(self, request: Request) -> Response:
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise OAuthError("invalid_client_metadata", "send the client metadata as application/json")
+        try:
+            body = json.loads(await read_body(request, MAX_REGISTRATION_BYTES))
+        except (UnicodeDecodeError, ValueError):
+            raise OAuthError("invalid_client_metadata", "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise OAuthError("invalid_client_metadata", "the body is a JSON object of client metadata")
+        try:
+            answer = await self.ctx.registry.register(body)
+        except OAuthError as exc:
+            self.ctx.record(AUTHSERVER_REGISTRATION, request, outcome="refused", reason=exc.error)
+            raise
+        self.ctx.record(AUTHSERVER_REGISTRATION, request, outcome="registered", client_id=answer["client_id"])
+        return JSONResponse(answer, status_code=201, headers=NO_STORE)
+
+    async def token(self, request: Request) -> Response:
+        params = await read_form(request)
+        grant_type = params.get("grant_type", "")
+        client_id = params.get("client_id") or None
+        try:
+            if request.headers.get("authorization") or {"client_secret", "client_assertion"} & params.keys():
+                raise OAuthError("invalid_client", "clients of this authorization server are public: send client_id")
+            if not client_id:
+                raise OAuthError("invalid_request", "client_id is required")
+            if grant_type == "authorization_code":
+                body, user = await self._code(params, client_id)
+            elif grant_type == "refresh_token":
+                body, user = await self._refresh(params, client_id)
+            else:
+                raise OAuthError("unsupported_grant_type", "grant_type is authorization_code or refresh_token")
+        except OAuthError as exc:
+            self.ctx.record(
+                AUTHSERVER_TOKEN, request, outcome="refused", client_id=client_id, grant=grant_type[:40],
+                reason=exc.error,
+            )  # fmt: skip
+            raise
+        self.ctx.record(AUTHSERVER_TOKEN, request, outcome="issued", client_id=client_id, grant=grant_type, user=user)
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def _code(self, params: dict[str, str], client_id: str) -> tuple[dict[str, Any], str | None]:
+        record = await self.ctx.sealed.take("code", params.get("code", "") or "-")  # used up, whatever follows
+        if record is None:
+            raise OAuthError("invalid_grant", "unknown, expired or already used authorization code")
+        if record["client_id"] != client_id:
+            raise OAuthError("invalid_grant", "the code was issued to another client")
+        if params.get("redirect_uri") != record["redirect_uri"]:
+            raise OAuthError("invalid_grant", "redirect_uri is not the one the authorization request used")
+        if not pkce_matches(params.get("code_verifier", ""), record["code_challenge"]):
+            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)")
+        return await self._answer(record["tokens"], client_id, record.get("user")), record.get("user")
+
+    async def _refresh(self, params: dict[str, str], client_id: str) -> tuple[dict[str, Any], str | None]:
+        record = await self.ctx.sealed.take("refresh", params.get("refresh_token", "") or "-")  # rotated: used up
+        if record is None or record["client_id"] != client_id:
+            raise OAuthError("invalid_grant", "unknown, expired, already used or another client's refresh token")
+        try:
+            tokens = await self.ctx.upstream.refresh(record["upstream"], record["scope"])
+        except UpstreamError:
+            raise OAuthError("invalid_grant", "the sign-in has ended at the identity provider: sign in again") from None
+        return await self._answer(tokens, client_id, record.get("user")), record.get("user")
+
+    async def _answer(self, tokens: dict[str, Any], client_id: str, user: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"access_token": tokens["access_token"], "token_type": "Bearer"}
+        if isinstance(tokens.get("expires_in"), int):
+            body["expires_in"] = tokens["expires_in"]
+        scope = tokens.get("scope") if isinstance(tokens.get("scope"), str) else ""
+        if scope:
+            body["scope"] = scope
+        if isinstance(upstream := tokens.get("refresh_token"), str):
+            handle = secrets.token_urlsafe(32)
+            kept = {"client_id": client_id, "upstream": upstream, "scope": scope, "user": user}
+            await self.ctx.sealed.put("refresh", handle, kept, self.ctx.refresh_seconds)
+            body["refresh_token"] = handle
+        return body

@@ -1,0 +1,111 @@
+"""Drive the authorization-server facade over plain HTTP (no browser): register, consent, the dev issuer's sign-in,
+the callback, and the token endpoint. The browser's cookie jar is the httpx client's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx2
+
+from tests.support.dev_oauth import FormFields, pkce
+
+
+class ConsentForm(HTMLParser):
+    """The consent page's hidden inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "input" and found.get("type") == "hidden":
+            self.fields[found.get("name", "")] = found.get("value", "")
+
+
+def query(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+@dataclass
+class Flow:
+    """One client at the facade at `base`; `http` plays the browser (its cookies), `redirect_uri` nobody listens on."""
+
+    http: httpx2.AsyncClient
+    base: str
+    redirect_uri: str = "http://127.0.0.1:49153/callback"
+    client_id: str = ""
+    verifier: str = ""
+    challenge: str = ""
+    visited: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.verifier, self.challenge = pkce()
+
+    async def register(self, **metadata: object) -> httpx2.Response:
+        body = {"redirect_uris": [self.redirect_uri], "token_endpoint_auth_method": "none", "client_name": "Flow"}
+        response = await self.http.post(f"{self.base}/oauth/register", json=body | metadata)
+        if response.status_code == 201:
+            self.client_id = response.json()["client_id"]
+        return response
+
+    def params(self, **overrides: str | None) -> dict[str, str]:
+        values: dict[str, str | None] = {
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "response_type": "code",
+            "state": "client-state",
+            "code_challenge": self.challenge,
+            "code_challenge_method": "S256",
+        }
+        return {k: v for k, v in (values | overrides).items() if v is not None}
+
+    async def authorize(self, **overrides: str | None) -> httpx2.Response:
+        return await self.http.get(f"{self.base}/oauth/authorize", params=self.params(**overrides))
+
+    async def decide(self, page: httpx2.Response, decision: str = "approve", **form: str) -> httpx2.Response:
+        found = ConsentForm()
+        found.feed(page.text)
+        data = found.fields | {"decision": decision} | form
+        headers = {"content-type": "application/x-www-form-urlencoded", "origin": self.base}
+        return await self.http.post(f"{self.base}/oauth/consent", content=urlencode(data), headers=headers)
+
+    async def sign_in_upstream(self, upstream: httpx2.Response, user: str | None = None) -> httpx2.Response:
+        """The dev issuer's page, submitted with its pre-selected choices (or as test user `user`, an oid); returns the
+        facade callback's answer."""
+        location = upstream.headers["location"]
+        self.visited.append(location)
+        page = await self.http.get(location)
+        fields = FormFields()
+        fields.feed(page.text)
+        parts = urlsplit(location)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        chosen = [(k, v) for k, v in fields.checked if k != "user" or user is None] + ([("user", user)] if user else [])
+        form = urlencode([*fields.hidden, *chosen])
+        headers = {"origin": origin, "content-type": "application/x-www-form-urlencoded"}
+        signed_in = await self.http.post(location.split("?")[0], content=form, headers=headers)
+        assert signed_in.status_code == 303, signed_in.text
+        return await self.http.get(signed_in.headers["location"])
+
+    async def code(self) -> dict[str, str]:
+        """A whole authorization: consent approved, signed in; the client's authorization response."""
+        page = await self.authorize()
+        assert page.status_code in (200, 303), page.text  # 303: consent remembered for this browser's user
+        answer = await self.sign_in_upstream(await self.decide(page) if page.status_code == 200 else page)
+        assert answer.status_code == 303, answer.text
+        return query(answer.headers["location"])
+
+    async def token(self, **form: str) -> httpx2.Response:
+        return await self.http.post(f"{self.base}/oauth/token", data=form)
+
+    async def redeem(self, code: str, **overrides: str) -> httpx2.Response:
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": self.verifier,
+        }
+        return await self.token(**(form | overrides))
