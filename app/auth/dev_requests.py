@@ -27,6 +27,7 @@ REQUEST_PARAMS = (
     "code_challenge",
     "code_challenge_method",
     "resource",
+    "nonce",  # OpenID Connect: echoed in the ID token
 )
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded
 _SCOPE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,120}")
@@ -189,8 +190,8 @@ def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) 
         raise OAuthError("invalid_request", f"code_challenge_method {method[:20]!r} is refused: only S256 is allowed")
     if not _CHALLENGE.fullmatch(challenge):
         raise OAuthError("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier (43 chars)")
-    if len(params.get("state", "")) > 2000:
-        raise OAuthError("invalid_request", "state is longer than 2000 characters")
+    if len(params.get("state", "")) > 2000 or len(params.get("nonce", "")) > 2000:
+        raise OAuthError("invalid_request", "state or nonce is longer than 2000 characters")
     resource = params.get("resource")
     check_resource(resource, rules)
     scopes, default, offline = parse_scopes(params.get("scope"), rules)

@@ -19,12 +19,13 @@ from mcp_types import INVALID_PARAMS, CallToolResult, Completion, GetPromptResul
 from pydantic import BaseModel, ValidationError
 
 from app.auth.authz import Guard
-from app.auth.downstream import OnBehalfOf, using
-from app.auth.principal import acting_as, principal_from_scope
+from app.auth.downstream import TokenSource, using
+from app.auth.principal import acting_as, bound_principal, principal_from_scope
 from app.catalog.registry import COMPLETION_REFS, Catalog, Kind
 from app.observability.observe import ObserveOperation, Observer
 from app.observability.redaction import REDACTOR, Redactor
 from app.secrets.store import SecretStore, bound_store
+from app.server.calls_authz import AuthorizeCalls
 from app.server.content import ContentSafetyCheck, checking_content_with
 from app.server.injection import served_function
 from app.server.sdk_gaps import apply_log_level, fill_sdk_gaps
@@ -101,11 +102,14 @@ def build_mcp_server(
     guard: Guard,
     store: SecretStore,
     observer: Observer,
-    downstream: OnBehalfOf | None = None,
+    downstream: TokenSource | None = None,
     content_check: ContentSafetyCheck | None = None,
     threads: ToolThreads | None = None,
+    authorize_calls: bool = False,
 ) -> MCPServer[Any]:
-    """Register every discovered tool, resource and prompt on a fresh `MCPServer`; sync tools run on `threads`."""
+    """Register every discovered tool, resource and prompt on a fresh `MCPServer`; sync tools run on `threads`.
+
+    `authorize_calls`: refuse targets the caller may not use inside the SDK (local mode has no HTTP layer to)."""
     threads = threads or ToolThreads(settings.tools.threads)  # threads start on first use
     bus = InMemorySubscriptionBus()
     server: MCPServer[Any] = FrameworkServer(
@@ -116,6 +120,7 @@ def build_mcp_server(
         middleware=[
             ObserveOperation(observer),
             SecretGuard(store, REDACTOR),
+            *([AuthorizeCalls(guard)] if authorize_calls else []),
             CallerContext(guard, settings.tools.filter_list, downstream, content_check),
             ToolBounds(catalog, settings.security),
         ],
@@ -221,7 +226,7 @@ class CallerContext:
         self,
         guard: Guard,
         filter_lists: bool,
-        downstream: OnBehalfOf | None,
+        downstream: TokenSource | None,
         content_check: ContentSafetyCheck | None = None,
     ) -> None:
         self.guard = guard
@@ -231,7 +236,8 @@ class CallerContext:
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
-        principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
+        scope = getattr(request, "scope", None) if request is not None else None
+        principal = principal_from_scope(scope) if scope is not None else bound_principal()  # stdio: the session's
         apply_log_level(ctx)
         with acting_as(principal), using(self.downstream), checking_content_with(self.content_check):
             result = await call_next(ctx)

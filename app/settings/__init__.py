@@ -28,6 +28,7 @@ from app.settings.sections import (
 )
 from app.settings.serving import RateLimitSettings, SecuritySettings, ServerSettings
 from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources
+from app.settings.stdio import StdioSettings
 
 __all__ = [
     "DEFAULT_SECRETS_DIR",
@@ -44,6 +45,7 @@ __all__ = [
     "SecuritySettings",
     "ServerSettings",
     "Settings",
+    "StdioSettings",
     "TelemetrySettings",
     "ToolsSettings",
     "describe_invalid",
@@ -98,6 +100,8 @@ class Settings(BaseSettings):
     """Azure Key Vault."""
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     """Rate limits."""
+    stdio: StdioSettings = Field(default_factory=StdioSettings)
+    """Local mode over stdio (`python -m app stdio`)."""
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -149,6 +153,8 @@ class Settings(BaseSettings):
             raise ValueError("AUDIT__SINK=off is refused in production; use stdout or file:/path")
         if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
             raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
+        if self.stdio.allow_plain_cache:
+            raise ValueError("STDIO__ALLOW_PLAIN_CACHE is for development; production keeps the token cache encrypted")
         if self.tools.lock_mode == "off":
             raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
         if self.content_safety.provider == "azure" and not self.content_safety.endpoint:
@@ -191,7 +197,8 @@ class Settings(BaseSettings):
     @property
     def instance(self) -> str:
         if self.dev_issuer_active:
-            return f"http://{self.dev_issuer.host}:{self.dev_issuer.port}/"
+            scheme = "https" if self.dev_issuer.tls else "http"
+            return f"{scheme}://{self.dev_issuer.host}:{self.dev_issuer.port}/"
         return self.azuread.instance
 
     @property

@@ -1,0 +1,48 @@
+"""OpenID Connect for the dev issuer's sign-in: ID tokens and `client_info`, shaped like Entra's v2 endpoint's.
+
+MSAL builds its account (and its cache keys) from these: `client_info` gives the home account id `{oid}.{tid}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app.auth.dev_requests import DevUser
+
+
+class IdTokens:
+    """Signs ID tokens with the issuer's key (the JWKS the discovery document names)."""
+
+    def __init__(self, key: rsa.RSAPrivateKey, kid: str, issuer: str, tenant: str) -> None:
+        self.key, self.kid, self.issuer, self.tenant = key, kid, issuer, tenant
+
+    def id_token(self, user: DevUser, audience: str, nonce: str | None, lifetime: int = 3600) -> str:
+        """An ID token for `user`, issued to the client `audience`; `nonce` echoed as the request sent it."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": audience,
+            "tid": self.tenant,
+            "ver": "2.0",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "sub": user.sub,
+            "oid": user.oid,
+            "name": user.name,
+            "preferred_username": user.username,
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
+
+    def client_info(self, user: DevUser) -> str:
+        """Entra's `client_info` (sent when the token request has `client_info=1`): base64url of uid and utid."""
+        raw = json.dumps({"uid": user.oid, "utid": self.tenant}, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
