@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from app.auth.dev_grants import Grant, GrantStore, narrowed, pkce_matches
-from app.auth.dev_oidc import IdTokens
+from app.auth.dev_oidc import IdTokens, form_post
 from app.auth.dev_requests import (
     TEST_USERS,
     AuthRequest,
@@ -133,6 +133,8 @@ class DevAuthorizationServer:
         answer = {"code": self.store.issue_code(grant)}
         if auth.state is not None:
             answer["state"] = auth.state
+        if auth.params.get("response_mode") == "form_post":
+            return form_post(auth.redirect_uri, answer)
         separator = "&" if "?" in auth.redirect_uri else "?"
         return RedirectResponse(
             auth.redirect_uri + separator + urlencode(answer), 303, {**NO_STORE, "referrer-policy": "no-referrer"}

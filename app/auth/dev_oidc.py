@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
+from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.responses import HTMLResponse
 
 from app.auth.dev_requests import DevUser
 
@@ -46,3 +50,23 @@ class IdTokens:
         """Entra's `client_info` (sent when the token request has `client_info=1`): base64url of uid and utid."""
         raw = json.dumps({"uid": user.oid, "utid": self.tenant}, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def form_post(redirect_uri: str, answer: dict[str, str]) -> HTMLResponse:
+    """OAuth 2.0 Form Post Response Mode (what MSAL asks for): the browser posts the code to the redirect URI.
+
+    One inline script, allowed by its nonce, submits the form; the form may post only to the client's origin."""
+    nonce = secrets.token_urlsafe(16)
+    fields = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in answer.items())
+    html = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signing in</title></head><body>'
+        f'<form method="post" action="{escape(redirect_uri)}">{fields}<noscript><button>Continue</button></noscript>'
+        f'</form><script nonce="{nonce}">document.forms[0].submit()</script></body></html>'
+    )
+    parts = urlsplit(redirect_uri)
+    csp = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; base-uri 'none'; frame-ancestors 'none'; "
+        f"form-action {parts.scheme}://{parts.netloc}"
+    )
+    headers = {"content-security-policy": csp, "referrer-policy": "no-referrer", "cache-control": "no-store"}
+    return HTMLResponse(html, headers=headers)

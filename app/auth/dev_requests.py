@@ -181,8 +181,8 @@ def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) 
     redirect_uri = loopback_redirect(params.get("redirect_uri", ""))
     if params.get("response_type") != "code":
         raise OAuthError("unsupported_response_type", "response_type must be code (authorization code with PKCE)")
-    if params.get("response_mode", "query") != "query":
-        raise OAuthError("invalid_request", "response_mode must be query")
+    if params.get("response_mode", "query") not in ("query", "form_post"):
+        raise OAuthError("invalid_request", "response_mode must be query or form_post")
     method, challenge = params.get("code_challenge_method"), params.get("code_challenge")
     if not challenge or not method:
         raise OAuthError("invalid_request", "PKCE is required: send code_challenge and code_challenge_method=S256")

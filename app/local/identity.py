@@ -72,7 +72,7 @@ def token_cache(settings: Settings, data_dir: Path) -> PersistedTokenCache:
     try:
         return PersistedTokenCache(build_encrypted_persistence(str(path)))
     except Exception as exc:  # no keyring: libsecret or PyGObject missing, a locked keyring, no D-Bus session
-        why = f"{type(exc).__name__}: {str(exc)[:200]}"
+        why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
         if not settings.stdio.allow_plain_cache:
             raise SignInError(
                 f"the token cache cannot be encrypted on this machine ({why}); install and unlock an OS keyring "

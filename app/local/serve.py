@@ -8,7 +8,9 @@ browser MSAL starts), and logs go to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -17,7 +19,7 @@ from pydantic import ValidationError
 
 from app.auth.authz import Guard
 from app.auth.metadata import declared_scopes
-from app.auth.principal import acting_as
+from app.auth.principal import Principal
 from app.catalog.registry import ToolDiscoveryError, discover
 from app.local.identity import LocalIdentity, SignInError
 from app.local.settings import LocalSettings, audit_sink, user_data_dir
@@ -49,27 +51,45 @@ async def serve(settings: Settings) -> None:
     guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
     identity = LocalIdentity(settings, settings.stdio.scopes or declared_scopes(settings, catalog), data_dir)
     threads = ToolThreads(settings.tools.threads)
+    signed_in: list[Principal] = []  # filled once the user has signed in, before any message is served
     mcp = build_mcp_server(
-        settings, catalog, guard, secrets, observer, identity, content_safety_from(settings), threads, True
+        settings,
+        catalog,
+        guard,
+        secrets,
+        observer,
+        identity,
+        content_safety_from(settings),
+        threads,
+        caller=lambda: signed_in[0] if signed_in else None,
     )
     if settings.tools_lock_mode != "off":
         toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
     server: Any = mcp._lowlevel_server  # MCPServer.run_stdio_async, with the sign-in between claim and serve
     failed: Exception | None = None
     try:
+        # The SDK points fd 1 at stderr while it serves, but `sys.stdout` buffers a pipe, and what a tool printed
+        # would be flushed at exit, after fd 1 is the wire again: Python-level prints go to stderr directly.
         async with stdio_server() as (read, write):
-            try:
-                principal = await anyio.to_thread.run_sync(identity.sign_in)
-            except Exception as exc:  # raised after the transport closes, not wrapped in its task group's
-                failed = exc
-            else:
-                with acting_as(principal):  # the caller of every message in this session
+            with _stdout_to_stderr():
+                try:
+                    signed_in.append(await anyio.to_thread.run_sync(identity.sign_in))
+                except Exception as exc:  # raised after the transport closes, not wrapped in its task group's
+                    failed = exc
+                else:
                     await server.run(read, write, server.create_initialization_options())
     finally:
         threads.close()
         telemetry.flush()
     if failed is not None:
         raise failed
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    sys.stdout.flush()
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def main() -> None:

@@ -20,12 +20,12 @@ from pydantic import BaseModel, ValidationError
 
 from app.auth.authz import Guard
 from app.auth.downstream import TokenSource, using
-from app.auth.principal import acting_as, bound_principal, principal_from_scope
+from app.auth.principal import Principal, acting_as, bound_principal, principal_from_scope
 from app.catalog.registry import COMPLETION_REFS, Catalog, Kind
 from app.observability.observe import ObserveOperation, Observer
 from app.observability.redaction import REDACTOR, Redactor
 from app.secrets.store import SecretStore, bound_store
-from app.server.calls_authz import AuthorizeCalls
+from app.server.calls_authz import AuthorizeCalls, BindCaller
 from app.server.content import ContentSafetyCheck, checking_content_with
 from app.server.injection import served_function
 from app.server.sdk_gaps import apply_log_level, fill_sdk_gaps
@@ -105,11 +105,13 @@ def build_mcp_server(
     downstream: TokenSource | None = None,
     content_check: ContentSafetyCheck | None = None,
     threads: ToolThreads | None = None,
-    authorize_calls: bool = False,
+    caller: Callable[[], Principal | None] | None = None,
 ) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`; sync tools run on `threads`.
 
-    `authorize_calls`: refuse targets the caller may not use inside the SDK (local mode has no HTTP layer to)."""
+    `caller`: the session's one caller (local mode), bound for every message and authorized inside the SDK, as there
+    is no HTTP layer to do it."""
+    local = [BindCaller(caller)] if caller is not None else []
     threads = threads or ToolThreads(settings.tools.threads)  # threads start on first use
     bus = InMemorySubscriptionBus()
     server: MCPServer[Any] = FrameworkServer(
@@ -118,9 +120,10 @@ def build_mcp_server(
         log_level=settings.log_level,
         request_state_security=request_state_security(settings, store),
         middleware=[
+            *local,
             ObserveOperation(observer),
             SecretGuard(store, REDACTOR),
-            *([AuthorizeCalls(guard)] if authorize_calls else []),
+            *([AuthorizeCalls(guard)] if caller is not None else []),
             CallerContext(guard, settings.tools.filter_list, downstream, content_check),
             ToolBounds(catalog, settings.security),
         ],

@@ -8,6 +8,7 @@ call the caller's scopes don't cover is a tool error, anything else a JSON-RPC e
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -16,9 +17,20 @@ from mcp_types import INVALID_REQUEST
 
 from app.auth.authz import Guard
 from app.auth.operation import classify
-from app.auth.principal import bound_principal
+from app.auth.principal import Principal, acting_as, bound_principal
 
 log = logging.getLogger("app.authz")
+
+
+class BindCaller:
+    """SDK middleware, outermost: binds the session's one caller (local mode's signed-in user) for every message."""
+
+    def __init__(self, caller: Callable[[], Principal | None]) -> None:
+        self.caller = caller
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        with acting_as(self.caller()):
+            return await call_next(ctx)
 
 
 class AuthorizeCalls:

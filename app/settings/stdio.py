@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from app.settings.fields import CsvList, Section
+from app.settings.fields import CsvList, Section, csv_list
 
 
 class StdioSettings(Section):
@@ -23,6 +23,7 @@ class StdioSettings(Section):
     scopes: CsvList | None = None
     """Scopes to sign in for, short (`mcp.read`) or full (`{app_id_uri}/mcp.read`). Default: every scope the tools
     and `MCP__REQUIRED_SCOPES` declare."""
+    _split_scopes = field_validator("scopes", mode="before")(csv_list)
     sign_in: Literal["auto", "broker", "browser", "device_code"] = "auto"
     """How to sign in when the cache has no token: `auto` tries the OS broker (Windows, macOS), then the system
     browser with a loopback redirect, then device code (printed on stderr)."""
