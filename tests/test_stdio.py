@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from msal_extensions import build_encrypted_persistence
 from pydantic import SecretStr
 
 from app.auth.dev_requests import TEST_USERS
@@ -103,7 +104,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
             assert issuer.poll() is None, log.read_text()
             try:
                 context = ssl.create_default_context(cafile=str(setup.keys / "dev-ca.pem"))
-                with urllib.request.urlopen(discovery, context=context, timeout=2) as answer:  # noqa: S310
+                with urllib.request.urlopen(discovery, context=context, timeout=2) as answer:
                     assert json.load(answer)["issuer"] == f"{setup.base}/{DEV_TENANT_ID}/v2.0"
                 break
             except (OSError, ssl.SSLError):
@@ -233,6 +234,20 @@ async def test_stdout_carries_protocol_messages_only(local: Local) -> None:
     assert b"signed in from the token cache" in errors
 
 
+def test_an_unreachable_authority_is_one_line_on_stderr_and_nothing_on_stdout(tmp_path: Path) -> None:
+    local = Local(tmp_path)  # no issuer listens on its port
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "stdio"],
+        cwd=REPO,
+        env={**local.server_env, "LOG_LEVEL": "ERROR"},
+        input=b"",
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().strip().splitlines()[-1].startswith("sign-in error: cannot use the authority https://")
+
+
 def test_local_settings_read_no_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Local mode's environment source drops every secret field; everything else still comes from the environment."""
     monkeypatch.setenv("AZUREAD__CLIENT_SECRET", "env-secret-value")
@@ -268,12 +283,16 @@ def test_token_cache_is_encrypted_or_refused_without_the_dev_fallback(tmp_path: 
     plain file is refused unless STDIO__ALLOW_PLAIN_CACHE is set (development only)."""
     settings = Settings(app_env="development", _env_file=None)
     try:
-        cache = token_cache(settings, tmp_path)
-    except SignInError as exc:  # this machine: no PyGObject / unlocked libsecret keyring
-        assert "STDIO__ALLOW_PLAIN_CACHE" in str(exc)
-        assert not (tmp_path / "msal-token-cache.bin").exists()
+        build_encrypted_persistence(str(tmp_path / "probe.bin"))
+        keyring = True
+    except Exception:  # this machine: no PyGObject, no unlocked libsecret keyring
+        keyring = False
+    if keyring:
+        assert token_cache(settings, tmp_path)._persistence.is_encrypted
     else:
-        assert cache._persistence.is_encrypted
+        with pytest.raises(SignInError, match="STDIO__ALLOW_PLAIN_CACHE"):
+            token_cache(settings, tmp_path)
+        assert not (tmp_path / "msal-token-cache.bin").exists()
     with pytest.raises(ValueError, match="STDIO__ALLOW_PLAIN_CACHE"):
         Settings(
             app_env="production",

@@ -113,16 +113,29 @@ class LocalIdentity:
     def app(self) -> msal.PublicClientApplication:
         if self._app is None:  # MSAL fetches the authority's OpenID configuration here
             host = urlsplit(self.authority).hostname or ""
-            self._app = msal.PublicClientApplication(
-                self.client_id,
-                authority=self.authority,
-                token_cache=self.cache,
-                # Instance discovery asks Microsoft's cloud about the authority: only Entra's own hosts are there.
-                instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
-                enable_broker_on_windows=broker_available(),
-                enable_broker_on_mac=broker_available(),
-            )
+            try:
+                self._app = self._build(host)
+            except (
+                OSError,
+                ValueError,
+            ) as exc:  # requests' errors are OSErrors; MSAL refuses authorities with ValueError
+                raise SignInError(
+                    f"cannot use the authority {self.authority[:200]} ({type(exc).__name__}): check STDIO__AUTHORITY "
+                    "or AZUREAD__INSTANCE; a local authority needs https (DEV_ISSUER__TLS=true) and a trusted CA "
+                    "(REQUESTS_CA_BUNDLE)"
+                ) from None
         return self._app
+
+    def _build(self, host: str) -> msal.PublicClientApplication:
+        return msal.PublicClientApplication(
+            self.client_id,
+            authority=self.authority,
+            token_cache=self.cache,
+            # Instance discovery asks Microsoft's cloud about the authority: only Entra's own hosts are there.
+            instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
+            enable_broker_on_windows=broker_available(),
+            enable_broker_on_mac=broker_available(),
+        )
 
     def sign_in(self) -> Principal:
         """The cached account's token if there is one (no prompt), else an interactive sign-in."""

@@ -9,6 +9,7 @@ browser MSAL starts), and logs go to stderr.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -38,7 +39,7 @@ from app.settings.keyvault import KeyVaultError
 
 
 async def serve(settings: Settings) -> None:
-    """Build everything, sign in (inside the stdio claim, so nothing but protocol reaches stdout), then serve."""
+    """Build everything, sign in (stdout pointed at stderr meanwhile), then serve over stdin and stdout."""
     configure_logging(settings)
     telemetry = setup_telemetry(settings)
     data_dir = user_data_dir(settings)
@@ -65,31 +66,34 @@ async def serve(settings: Settings) -> None:
     )
     if settings.tools_lock_mode != "off":
         toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
-    server: Any = mcp._lowlevel_server  # MCPServer.run_stdio_async, with the sign-in between claim and serve
-    failed: Exception | None = None
+    server: Any = mcp._lowlevel_server  # as MCPServer.run_stdio_async does, once the user has signed in
     try:
-        # The SDK points fd 1 at stderr while it serves, but `sys.stdout` buffers a pipe, and what a tool printed
-        # would be flushed at exit, after fd 1 is the wire again: Python-level prints go to stderr directly.
+        with _stdout_to_stderr():  # a browser MSAL starts inherits fd 1: it must not write into the protocol stream
+            signed_in.append(await anyio.to_thread.run_sync(identity.sign_in))
         async with stdio_server() as (read, write):
-            with _stdout_to_stderr():
-                try:
-                    signed_in.append(await anyio.to_thread.run_sync(identity.sign_in))
-                except Exception as exc:  # raised after the transport closes, not wrapped in its task group's
-                    failed = exc
-                else:
-                    await server.run(read, write, server.create_initialization_options())
+            # The SDK points fd 1 at stderr while it serves, but `sys.stdout` buffers a pipe, and what a tool printed
+            # would be flushed at exit, after fd 1 is the wire again: Python-level prints go to stderr directly.
+            with contextlib.redirect_stdout(sys.stderr):
+                await server.run(read, write, server.create_initialization_options())
     finally:
         threads.close()
         telemetry.flush()
-    if failed is not None:
-        raise failed
 
 
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
+    """fd 1 (and `sys.stdout`) point at stderr for the block; the client's first messages wait in the stdin pipe.
+    Our own few lines: the SDK's diversion exists only inside `stdio_server`, and a failed sign-in must not leave
+    its transport waiting on stdin."""
     sys.stdout.flush()
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def local_admin() -> str:
 @tool(scopes=["mcp.read"])
 def local_noisy() -> str:
     """Prints to stdout, as careless tool code does."""
-    print("noise from a tool on stdout")  # noqa: T201
+    print("noise from a tool on stdout")
     return "printed"
 
 
