@@ -267,6 +267,13 @@ def test_local_settings_read_no_secret_from_the_environment(monkeypatch: pytest.
     assert not any(type(s).__name__ == "EnvSettingsSource" for s in sources)
 
 
+def test_local_mode_reads_key_vault_with_the_cli_login_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DefaultAzureCredential would take AZURE_CLIENT_SECRET from the environment: refused before the vault is read."""
+    monkeypatch.setenv("KEYVAULT__URL", "https://example-vault.vault.azure.net/")
+    with pytest.raises(ValueError, match="KEYVAULT__CREDENTIAL=cli"):
+        LocalSettings(app_env="development", _env_file=None)
+
+
 def _default_sources(cls: type[Settings]) -> tuple[Any, ...]:
     from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource, InitSettingsSource, SecretsSettingsSource
 

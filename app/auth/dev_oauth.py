@@ -87,7 +87,7 @@ class DevAuthorizationServer:
             "authorization_endpoint": self.base + self.authorize_path,
             "token_endpoint": self.base + self.token_path,
             "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
+            "response_modes_supported": ["query", "form_post"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["none"],

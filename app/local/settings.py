@@ -13,13 +13,15 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from app.settings import Settings, secret_env_names
+from app.settings.keyvault import BoundedKeyVaultSource
 from app.settings.sources import WithoutSecrets
 
 APP_DIR_NAME = "secure-mcp-server"
 
 
 class LocalSettings(Settings):
-    """`Settings` whose environment source drops every secret field (`SecretStr`, e.g. `AZUREAD__CLIENT_SECRET`)."""
+    """`Settings` whose environment source drops every secret field (`SecretStr`, e.g. `AZUREAD__CLIENT_SECRET`), and
+    whose Key Vault is read with the Azure CLI's login only (DefaultAzureCredential would read environment secrets)."""
 
     @classmethod
     def settings_customise_sources(
@@ -31,9 +33,17 @@ class LocalSettings(Settings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         env = WithoutSecrets(settings_cls, env_settings, secret_env_names(Settings))
-        return super().settings_customise_sources(
+        sources = super().settings_customise_sources(
             settings_cls, init_settings, env, dotenv_settings, file_secret_settings
         )
+        for source in sources:  # checked before the vault is read
+            if isinstance(source, BoundedKeyVaultSource) and source.kv.credential != "cli":
+                raise ValueError(
+                    "local mode reads Key Vault as the developer signed in to the Azure CLI: set "
+                    f"KEYVAULT__CREDENTIAL=cli (not {source.kv.credential}, which may take AZURE_CLIENT_SECRET from "
+                    "the environment)"
+                )
+        return sources
 
 
 def user_data_dir(settings: Settings) -> Path:
