@@ -115,10 +115,8 @@ class LocalIdentity:
             host = urlsplit(self.authority).hostname or ""
             try:
                 self._app = self._build(host)
-            except (
-                OSError,
-                ValueError,
-            ) as exc:  # requests' errors are OSErrors; MSAL refuses authorities with ValueError
+            # requests' errors are OSErrors; MSAL refuses an authority it cannot use with ValueError
+            except (OSError, ValueError) as exc:
                 raise SignInError(
                     f"cannot use the authority {self.authority[:200]} ({type(exc).__name__}): check STDIO__AUTHORITY "
                     "or AZUREAD__INSTANCE; a local authority needs https (DEV_ISSUER__TLS=true) and a trusted CA "
