@@ -216,6 +216,9 @@ async def test_stdout_carries_protocol_messages_only(local: Local) -> None:
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "local_noisy", "arguments": {}}},
         {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "local_admin", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 5, "method": "prompts/get", "params": {"name": "local_admin_prompt"}},
+        {"jsonrpc": "2.0", "id": 6, "method": "prompts/list"},
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"arguments": {}}},
     ]
     signing_in = None if cached else asyncio.create_task(_browse(local, len(local.sign_in_urls())))
     lines: list[bytes] = []
@@ -230,10 +233,14 @@ async def test_stdout_carries_protocol_messages_only(local: Local) -> None:
     rest, errors = await asyncio.wait_for(process.communicate(), 30)
     raw = b"".join(lines) + rest
     parsed = [json.loads(line) for line in raw.splitlines()]
-    assert [m.get("id") for m in parsed] == [1, 2, 3, 4]
+    assert [m.get("id") for m in parsed] == [1, 2, 3, 4, 5, 6, 7]
     assert all(m["jsonrpc"] == "2.0" and ("result" in m or "error" in m) for m in parsed)
     assert parsed[2]["result"]["content"][0]["text"] == "printed"
     assert parsed[3]["result"]["isError"] is True
+    # Beyond tools/call, a refusal is a JSON-RPC error; lists are filtered; malformed params are invalid params.
+    assert "forbidden: requires scope(s): mcp.admin" in parsed[4]["error"]["message"]
+    assert parsed[5]["result"]["prompts"] == []
+    assert parsed[6]["error"]["code"] == -32602
     assert b"noise from a tool on stdout" in errors  # the print went to stderr
     assert (b"signed in from the token cache" in errors) is cached
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import jwt
 
-from app import Downstream, Principal, downstream_token, tool
+from app import Downstream, Principal, downstream_token, prompt, tool
 
 # The test sets AZUREAD__APP_ID_URI=api://{client_id}; the dev server's client id is fixed.
 READ_SCOPE = "api://11111111-1111-4111-8111-111111111111/mcp.read"
@@ -46,3 +46,9 @@ def local_downstream(token: Annotated[str, Downstream(scopes=[READ_SCOPE])]) -> 
 async def local_downstream_call() -> dict[str, Any]:
     """`downstream_token(...)` called directly."""
     return _shape(await downstream_token([READ_SCOPE]))
+
+
+@prompt(scopes=["mcp.admin"])
+def local_admin_prompt() -> str:
+    """A prompt only mcp.admin callers may get."""
+    return "admin plans"
