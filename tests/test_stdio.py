@@ -274,8 +274,17 @@ def test_local_settings_read_no_secret_from_the_environment(monkeypatch: pytest.
     assert http.azuread.client_secret == SecretStr("env-secret-value")
     # The sources local mode uses, highest first: init args, the environment without secrets, then the rest.
     sources = LocalSettings.settings_customise_sources(LocalSettings, *_default_sources(LocalSettings))
-    assert isinstance(sources[1], WithoutSecrets)
-    assert not any(type(s).__name__ == "EnvSettingsSource" for s in sources)
+    assert isinstance(sources[1], WithoutSecrets) and type(sources[1].source).__name__ == "EnvSettingsSource"
+    assert isinstance(sources[2], WithoutSecrets) and type(sources[2].source).__name__ == "DotEnvSettingsSource"
+    assert not any(type(s).__name__ in {"EnvSettingsSource", "DotEnvSettingsSource"} for s in sources)
+
+
+def test_local_settings_read_no_secret_from_a_dotenv_file(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("AZUREAD__CLIENT_SECRET=file-secret-value\nLOG_LEVEL=WARNING\n")
+    local = LocalSettings(app_env="development", _env_file=dotenv)
+    assert local.azuread.client_secret is None and local.log_level == "WARNING"
+    assert Settings(app_env="development", _env_file=dotenv).azuread.client_secret is not None
 
 
 def test_local_mode_reads_key_vault_with_the_cli_login_only(monkeypatch: pytest.MonkeyPatch) -> None:

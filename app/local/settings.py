@@ -1,4 +1,5 @@
-"""Settings for local mode: every source as over HTTP, except that no secret is read from environment variables.
+"""Settings for local mode: every source as over HTTP, except that no secret is read from environment variables
+(nor from `.env`).
 
 Microsoft's guidance for stdio servers: no credentials in environment variables except API keys (tools' API keys
 still come through `secret()`, read by the secret store's own settings).
@@ -20,7 +21,8 @@ APP_DIR_NAME = "secure-mcp-server"
 
 
 class LocalSettings(Settings):
-    """`Settings` whose environment source drops every secret field (`SecretStr`, e.g. `AZUREAD__CLIENT_SECRET`), and
+    """`Settings` whose environment and `.env` sources drop every secret field (`SecretStr`, e.g.
+    `AZUREAD__CLIENT_SECRET`), and
     whose Key Vault is read with the Azure CLI's login only (DefaultAzureCredential would read environment secrets)."""
 
     @classmethod
@@ -32,10 +34,10 @@ class LocalSettings(Settings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        env = WithoutSecrets(settings_cls, env_settings, secret_env_names(Settings))
-        sources = super().settings_customise_sources(
-            settings_cls, init_settings, env, dotenv_settings, file_secret_settings
-        )
+        secrets = secret_env_names(Settings)
+        env = WithoutSecrets(settings_cls, env_settings, secrets)
+        dotenv = WithoutSecrets(settings_cls, dotenv_settings, secrets)  # `.env` is the environment's file form
+        sources = super().settings_customise_sources(settings_cls, init_settings, env, dotenv, file_secret_settings)
         for source in sources:  # checked before the vault is read
             if isinstance(source, BoundedKeyVaultSource) and source.kv.credential != "cli":
                 raise ValueError(
