@@ -328,3 +328,15 @@ def test_token_cache_is_encrypted_or_refused_without_the_dev_fallback(tmp_path: 
             mcp={"resource_host": "https://x.example"},
             stdio={"allow_plain_cache": True},
         )
+
+
+def test_the_console_script_runs_the_same_entry_point() -> None:
+    """`secure-mcp-server stdio` (pyproject `[project.scripts]`) is `python -m app stdio`."""
+    import importlib
+    import tomllib
+
+    import app.__main__
+
+    target = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["secure-mcp-server"]
+    module, _, name = target.partition(":")
+    assert getattr(importlib.import_module(module), name) is app.__main__.main
