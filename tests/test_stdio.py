@@ -245,6 +245,16 @@ async def test_stdout_carries_protocol_messages_only(local: Local) -> None:
     assert (b"signed in from the token cache" in errors) is cached
 
 
+def test_a_failed_sign_in_is_one_line_on_stderr_and_nothing_on_stdout(local: Local, tmp_path: Path) -> None:
+    """The dev issuer has no device code endpoint: a device-code sign-in fails, and says why."""
+    env = {**local.server_env, "STDIO__SIGN_IN": "device_code", "STDIO__DATA_DIR": str(tmp_path), "LOG_LEVEL": "ERROR"}
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "stdio"], cwd=REPO, env=env, input=b"", capture_output=True, timeout=60
+    )
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().strip().splitlines()[-1].startswith("sign-in error: ")
+
+
 def test_an_unreachable_authority_is_one_line_on_stderr_and_nothing_on_stdout(tmp_path: Path) -> None:
     local = Local(tmp_path)  # no issuer listens on its port
     done = subprocess.run(

@@ -168,12 +168,17 @@ class LocalIdentity:
             log.info("signing in with the system browser")
             result = self.app.acquire_token_interactive(self.scopes, timeout=timeout, prompt="select_account")
         if result is None or ("access_token" not in result and mode == "auto"):
-            result = self._device_code(timeout)
+            fallback = self._device_code(timeout)
+            # A refusal from the first way says more than "no device code here" from the fallback.
+            result = fallback if result is None or "access_token" in fallback else result
         self._remember(result)
         return result
 
     def _device_code(self, timeout: int) -> dict[str, Any]:
-        flow = self.app.initiate_device_flow(self.scopes)
+        try:
+            flow = self.app.initiate_device_flow(self.scopes)
+        except ValueError:  # MSAL's answer when the authority publishes no device authorization endpoint
+            return {"error": "device_code_unsupported", "error_description": "the authority has no device code flow"}
         if "user_code" not in flow:
             return dict(flow)
         print(flow["message"], file=sys.stderr, flush=True)  # stderr: stdout carries protocol messages only
