@@ -1,4 +1,5 @@
-"""Production entry point: `python -m app` runs uvicorn from SERVER__* and SECURITY__* settings."""
+"""Production entry point: `python -m app` runs uvicorn from SERVER__* and SECURITY__* settings; `python -m app stdio`
+serves the same tools over stdio to a desktop client, as the user signed in with MSAL (app/local/)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from app.settings import Settings, describe_invalid
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["stdio"]:
+        from app.local.serve import main as serve_stdio  # only local mode loads it
+
+        serve_stdio()
+        return
+    if sys.argv[1:]:
+        print("usage: python -m app [stdio]   (no argument: the HTTP server)", file=sys.stderr)
+        raise SystemExit(2)
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -43,6 +43,8 @@ class Grant:
     user: DevUser
     offline: bool
     family: str = field(default_factory=lambda: secrets.token_hex(8))
+    openid: bool = False  # `openid` was requested: the token response carries an ID token
+    nonce: str | None = None  # the authorization request's OpenID Connect nonce
 
 
 def _digest(secret: str) -> str:

@@ -33,7 +33,9 @@ from starlette.types import ASGIApp
 
 from app.auth.dev_edge import DevIssuerEdge
 from app.auth.dev_oauth import DevAuthorizationServer
+from app.auth.dev_oidc import IdTokens
 from app.auth.dev_requests import DevUser
+from app.auth.dev_tls import tls_options
 from app.auth.metadata import NONE
 from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError, discover
 from app.settings import Settings, is_loopback_host
@@ -140,6 +142,8 @@ class DevIssuer:
         self.jwk = public_jwk(self.key)
         # Sign-in for local OAuth clients (app/auth/dev_oauth.py); `catalog` names the scopes and roles it offers.
         self.oauth = DevAuthorizationServer(settings, self.base, self.tenant, self.mint, catalog, routes)
+        # OpenID Connect sign-in (MSAL's), when a client asks for `openid`.
+        self.oauth.id_tokens = IdTokens(self.key, self.jwk["kid"], self.v2_issuer, self.tenant)
 
     @property
     def v2_issuer(self) -> str:
@@ -223,8 +227,18 @@ class DevIssuer:
         host, port = self.settings.dev_issuer.host, self.settings.dev_issuer.port
         if not is_loopback_host(host):
             raise RuntimeError("the dev issuer listens on loopback only")
+        certfile, keyfile = tls_options(self.settings)
         server = EmbeddedServer(
-            uvicorn.Config(self.asgi_app(), host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+            uvicorn.Config(
+                self.asgi_app(),
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                ssl_certfile=certfile,
+                ssl_keyfile=keyfile,
+            )
         )
         task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None), name="dev-issuer")
         while not server.started:
@@ -265,6 +279,7 @@ def main() -> None:
     if args.command == "serve":
         if not is_loopback_host(settings.dev_issuer.host):
             parser.error("the dev issuer listens on loopback only")
+        certfile, keyfile = tls_options(settings)
         uvicorn.run(
             issuer.asgi_app(),
             host=settings.dev_issuer.host,
@@ -272,6 +287,8 @@ def main() -> None:
             log_level="warning",
             lifespan="off",
             access_log=False,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
         )
         return
     print(issuer.mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime))

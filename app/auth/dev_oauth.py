@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
@@ -20,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from app.auth.dev_grants import Grant, GrantStore, narrowed, pkce_matches
+from app.auth.dev_oidc import IdTokens, form_post
 from app.auth.dev_requests import (
     TEST_USERS,
     AuthRequest,
@@ -79,6 +81,7 @@ class DevAuthorizationServer:
         self.server_name = settings.mcp.server_name
         self.store = GrantStore()
         self.forms = FormTokens(secrets.token_bytes(32))
+        self.id_tokens: IdTokens | None = None  # set by the issuer: ID tokens for clients that ask for `openid`
 
     def metadata(self) -> dict[str, Any]:
         """What RFC 8414 and OpenID discovery add for clients; `offline_access` is listed, as Entra lists it."""
@@ -86,7 +89,7 @@ class DevAuthorizationServer:
             "authorization_endpoint": self.base + self.authorize_path,
             "token_endpoint": self.base + self.token_path,
             "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
+            "response_modes_supported": ["query", "form_post"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["none"],
@@ -128,9 +131,12 @@ class DevAuthorizationServer:
             raise OAuthError("invalid_request", "choose at least one scope or app role to grant")
         client, offline = auth.params["client_id"], auth.offline
         grant = Grant(client, auth.redirect_uri, auth.code_challenge, auth.resource, scopes, roles, user, offline)
+        grant = replace(grant, openid="openid" in auth.params.get("scope", "").split(), nonce=auth.params.get("nonce"))
         answer = {"code": self.store.issue_code(grant)}
         if auth.state is not None:
             answer["state"] = auth.state
+        if auth.params.get("response_mode") == "form_post":
+            return form_post(auth.redirect_uri, answer)
         separator = "&" if "?" in auth.redirect_uri else "?"
         return RedirectResponse(
             auth.redirect_uri + separator + urlencode(answer), 303, {**NO_STORE, "referrer-policy": "no-referrer"}
@@ -162,7 +168,8 @@ class DevAuthorizationServer:
     def _check_origin(self, request: Request) -> None:
         """A form post must come from this issuer's own page (the browser says so in Origin / Sec-Fetch-Site)."""
         origin = request.headers.get("origin")
-        own = {f"http://{host}:{self.port}" for host in ("127.0.0.1", "localhost", "[::1]")}
+        scheme = self.base.split(":", 1)[0]  # https with DEV_ISSUER__TLS
+        own = {f"{scheme}://{host}:{self.port}" for host in ("127.0.0.1", "localhost", "[::1]")}
         site = request.headers.get("sec-fetch-site")
         if (origin is not None and origin not in own) or (site is not None and site != "same-origin"):
             raise OAuthError("invalid_request", "the sign-in form may be posted only from the dev issuer's page", 403)
@@ -189,7 +196,7 @@ class DevAuthorizationServer:
         check_client(params.get("client_id"), self.rules)
         if grant_type == "authorization_code":
             grant = self._redeem_code(params)
-            return self._tokens(grant, grant)
+            return self._tokens(grant, grant, params, grant.nonce)
 
         def check(grant: Grant) -> Grant:
             _same_client(grant, params)
@@ -197,7 +204,7 @@ class DevAuthorizationServer:
             return narrowed(grant, params.get("scope"), self.rules)
 
         renew, grant = self.store.redeem_refresh(expect(params, "refresh_token"), check)
-        return self._tokens(grant, renew)
+        return self._tokens(grant, renew, params)
 
     def _confidential(self, params: dict[str, str]) -> bool:
         return self.rules.confidential is not None and params.get("client_id") == self.rules.confidential[0]
@@ -215,7 +222,7 @@ class DevAuthorizationServer:
             raise OAuthError("invalid_target", "resource is not the one the authorization request named")
         return grant
 
-    def _tokens(self, grant: Grant, renew: Grant) -> Response:
+    def _tokens(self, grant: Grant, renew: Grant, params: dict[str, str], nonce: str | None = None) -> Response:
         """The access token for `grant`; a new refresh token (rotation) for `renew` when offline_access was granted."""
         access = self.mint(
             " ".join(grant.scopes),
@@ -230,6 +237,10 @@ class DevAuthorizationServer:
             body["refresh_token"] = self.store.issue_refresh(renew)
             scope.append("offline_access")
         body["scope"] = " ".join(scope)
+        if grant.openid and self.id_tokens is not None:  # OpenID Connect: who signed in (MSAL builds its account)
+            body["id_token"] = self.id_tokens.id_token(grant.user, grant.client_id, nonce)
+            if params.get("client_info") == "1":
+                body["client_info"] = self.id_tokens.client_info(grant.user)
         return JSONResponse(body, headers=NO_STORE)
 
 

@@ -27,6 +27,7 @@ REQUEST_PARAMS = (
     "code_challenge",
     "code_challenge_method",
     "resource",
+    "nonce",  # OpenID Connect: echoed in the ID token
 )
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded
 _SCOPE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,120}")
@@ -188,8 +189,8 @@ def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) 
         raise OAuthError("invalid_request", "the facade's client redirects only to its own callback")
     if params.get("response_type") != "code":
         raise OAuthError("unsupported_response_type", "response_type must be code (authorization code with PKCE)")
-    if params.get("response_mode", "query") != "query":
-        raise OAuthError("invalid_request", "response_mode must be query")
+    if params.get("response_mode", "query") not in ("query", "form_post"):
+        raise OAuthError("invalid_request", "response_mode must be query or form_post")
     method, challenge = params.get("code_challenge_method"), params.get("code_challenge")
     if not challenge or not method:
         raise OAuthError("invalid_request", "PKCE is required: send code_challenge and code_challenge_method=S256")
@@ -197,8 +198,8 @@ def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) 
         raise OAuthError("invalid_request", f"code_challenge_method {method[:20]!r} is refused: only S256 is allowed")
     if not _CHALLENGE.fullmatch(challenge):
         raise OAuthError("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier (43 chars)")
-    if len(params.get("state", "")) > 2000:
-        raise OAuthError("invalid_request", "state is longer than 2000 characters")
+    if len(params.get("state", "")) > 2000 or len(params.get("nonce", "")) > 2000:
+        raise OAuthError("invalid_request", "state or nonce is longer than 2000 characters")
     resource = params.get("resource")
     check_resource(resource, rules)
     scopes, default, offline = parse_scopes(params.get("scope"), rules)

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio
@@ -28,6 +28,12 @@ from app.settings import Settings, is_loopback_host
 log = logging.getLogger("app.downstream")
 
 ClientCredential = str | dict[str, str]
+
+
+class TokenSource(Protocol):
+    """Where `downstream_token()` gets tokens: on-behalf-of over HTTP, the signed-in user's MSAL cache locally."""
+
+    async def token(self, scopes: Sequence[str]) -> str: ...
 
 
 class DownstreamAuthError(RuntimeError):
@@ -88,10 +94,10 @@ class OnBehalfOf:
         return await anyio.to_thread.run_sync(self._exchange, assertion, account_id, principal.tid, scopes)
 
 
-_current: contextvars.ContextVar[OnBehalfOf | None] = contextvars.ContextVar("on_behalf_of", default=None)
+_current: contextvars.ContextVar[TokenSource | None] = contextvars.ContextVar("on_behalf_of", default=None)
 
 
-def using(client: OnBehalfOf | None) -> bind[OnBehalfOf | None]:
+def using(client: TokenSource | None) -> bind[TokenSource | None]:
     """Make `client` the one `downstream_token()` uses, for the enclosed block."""
     return bind(_current, client)
 

@@ -70,6 +70,11 @@ def current_principal() -> Principal:
     return principal
 
 
+def bound_principal() -> Principal | None:
+    """The principal bound for this context, if any (local mode binds the signed-in user for the whole session)."""
+    return _current.get()
+
+
 def acting_as(principal: Principal | None) -> bind[Principal | None]:
     """Bind `principal` as the current caller for the enclosed block."""
     return bind(_current, principal)

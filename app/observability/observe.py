@@ -21,7 +21,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanContext
 from pydantic import ValidationError
 from starlette.types import Scope
 
-from app.auth.principal import Principal, principal_from_scope
+from app.auth.principal import Principal, bound_principal, principal_from_scope
 from app.catalog.registry import Catalog
 from app.observability.audit import (
     AuditLog,
@@ -162,7 +162,7 @@ class Observer:
         name = ctx.params.get("name") if ctx.params else None
         name = name if isinstance(name, str) else None
         scope = getattr(ctx.request, "scope", None) or {}
-        principal = principal_from_scope(scope)
+        principal = principal_from_scope(scope) or bound_principal()  # over stdio, the signed-in user's
         span = self._span()  # the SDK's MCP span (this runs inside its middleware)
         if self.telemetry.metrics:
             attributes = {"mcp.method.name": method if method in KNOWN_METHODS else "_OTHER"}

@@ -20,13 +20,14 @@ from mcp_types import INVALID_PARAMS, CallToolResult, Completion, GetPromptResul
 from pydantic import BaseModel, ValidationError
 
 from app.auth.authz import Guard
-from app.auth.downstream import OnBehalfOf, using
-from app.auth.principal import acting_as, principal_from_scope
+from app.auth.downstream import TokenSource, using
+from app.auth.principal import Principal, acting_as, bound_principal, principal_from_scope
 from app.catalog.registry import COMPLETION_REFS, Catalog, Kind
 from app.observability.observe import ObserveOperation, Observer
 from app.observability.redaction import REDACTOR, Redactor
 from app.secrets.store import SecretStore, bound_store
 from app.server.ask import AskClient
+from app.server.calls_authz import AuthorizeCalls, BindCaller
 from app.server.content import ContentSafetyCheck, checking_content_with
 from app.server.hand_schemas import sdk_tool
 from app.server.injection import served_function
@@ -110,11 +111,16 @@ def build_mcp_server(
     guard: Guard,
     store: SecretStore,
     observer: Observer,
-    downstream: OnBehalfOf | None = None,
+    downstream: TokenSource | None = None,
     content_check: ContentSafetyCheck | None = None,
     threads: ToolThreads | None = None,
+    caller: Callable[[], Principal | None] | None = None,
 ) -> MCPServer[Any]:
-    """Register every discovered tool, resource and prompt on a fresh `MCPServer`; sync tools run on `threads`."""
+    """Register every discovered tool, resource and prompt on a fresh `MCPServer`; sync tools run on `threads`.
+
+    `caller`: the session's one caller (local mode), bound for every message and authorized inside the SDK, as there
+    is no HTTP layer to do it."""
+    local = [BindCaller(caller)] if caller is not None else []
     threads = threads or ToolThreads(settings.tools.threads)  # threads start on first use
     bus = InMemorySubscriptionBus()
     # Injected parameters (caller, secrets, downstream tokens) are filled here and never reach the SDK's schemas.
@@ -127,8 +133,10 @@ def build_mcp_server(
         request_state_security=request_state_security(settings, store),
         cache_hints=list_cache_hints(settings.mcp.list_ttl_ms),
         middleware=[
+            *local,
             ObserveOperation(observer),
             SecretGuard(store, REDACTOR),
+            *([AuthorizeCalls(guard)] if caller is not None else []),
             CallerContext(guard, settings.tools.filter_list, downstream, content_check),
             ToolBounds(catalog, settings.security),
             AskClient(),  # `ask` in tool bodies: pushed, or input-required at 2026-07-28 (app/server/ask.py)
@@ -232,7 +240,7 @@ class CallerContext:
         self,
         guard: Guard,
         filter_lists: bool,
-        downstream: OnBehalfOf | None,
+        downstream: TokenSource | None,
         content_check: ContentSafetyCheck | None = None,
     ) -> None:
         self.guard = guard
@@ -242,7 +250,8 @@ class CallerContext:
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
-        principal = principal_from_scope(request.scope) if request is not None and hasattr(request, "scope") else None
+        scope = getattr(request, "scope", None) if request is not None else None
+        principal = principal_from_scope(scope) if scope is not None else bound_principal()  # stdio: the session's
         apply_log_level(ctx)
         with acting_as(principal), using(self.downstream), checking_content_with(self.content_check):
             result = await call_next(ctx)

@@ -29,6 +29,7 @@ from app.settings.sections import (
 )
 from app.settings.serving import RateLimitSettings, SecuritySettings, ServerSettings
 from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources
+from app.settings.stdio import StdioSettings
 
 __all__ = [
     "CALLBACK_PATH",
@@ -48,6 +49,7 @@ __all__ = [
     "SecuritySettings",
     "ServerSettings",
     "Settings",
+    "StdioSettings",
     "TelemetrySettings",
     "ToolsSettings",
     "describe_invalid",
@@ -104,6 +106,8 @@ class Settings(BaseSettings):
     """Rate limits."""
     auth_server: AuthServerSettings = Field(default_factory=AuthServerSettings)
     """The authorization-server facade."""
+    stdio: StdioSettings = Field(default_factory=StdioSettings)
+    """Local mode over stdio (`python -m app stdio`)."""
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -155,6 +159,8 @@ class Settings(BaseSettings):
             raise ValueError("AUDIT__SINK=off is refused in production; use stdout or file:/path")
         if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
             raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
+        if self.stdio.allow_plain_cache:
+            raise ValueError("STDIO__ALLOW_PLAIN_CACHE is for development; production keeps the token cache encrypted")
         if self.tools.lock_mode == "off":
             raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
         if self.auth_server.enabled and not (self.azuread.client_secret or self.azuread.client_certificate_path):
@@ -207,7 +213,8 @@ class Settings(BaseSettings):
     @property
     def instance(self) -> str:
         if self.dev_issuer_active:
-            return f"http://{self.dev_issuer.host}:{self.dev_issuer.port}/"
+            scheme = "https" if self.dev_issuer.tls else "http"
+            return f"{scheme}://{self.dev_issuer.host}:{self.dev_issuer.port}/"
         return self.azuread.instance
 
     @property

@@ -236,6 +236,9 @@ class DevIssuerSettings(Section):
     URIs on any port); it plays a client pre-registered in Entra. Configure it as the client id in your MCP client."""
     token_seconds: int = Field(default=3600, ge=1, le=86400)
     """Lifetime of the access tokens the dev issuer's `/token` endpoint issues (short values help test refresh)."""
+    tls: bool = False
+    """Serve https with a certificate from a local CA kept in `DEV_ISSUER__KEY_DIR` (`dev-ca.pem`: trust it, e.g. with
+    `REQUESTS_CA_BUNDLE`). MSAL insists on https authorities, so local mode (`python -m app stdio`) needs it."""
 
 
 class TelemetrySettings(Section):

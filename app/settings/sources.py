@@ -39,3 +39,28 @@ def layered_sources(
         file_secret_settings = NestedSecretsSettingsSource(file_secret_settings)
     vault = (BoundedKeyVaultSource(settings_cls, keyvault),) if keyvault.url else ()
     return (init_settings, env_settings, *vault, dotenv_settings, file_secret_settings)
+
+
+class WithoutSecrets(PydanticBaseSettingsSource):
+    """`source` minus every secret field (`SecretStr`): local mode reads no credential from environment variables."""
+
+    def __init__(self, settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource, secrets: list[str]):
+        super().__init__(settings_cls)
+        self.source = source
+        self.secrets = [name.split("__") for name in secrets]
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # unused: __call__ is overridden
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = self.source()
+        for path in self.secrets:
+            section: Any = values
+            for part in path[:-1]:
+                section = section.get(part) if isinstance(section, dict) else None
+            if isinstance(section, dict):
+                section.pop(path[-1], None)
+        return values
+
+    def __repr__(self) -> str:
+        return f"WithoutSecrets({self.source!r})"
