@@ -8,7 +8,6 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -22,6 +21,7 @@ from app.auth.authz import Guard
 from app.auth.downstream import OnBehalfOf, using
 from app.auth.principal import acting_as, principal_from_scope
 from app.catalog.registry import COMPLETION_REFS, Catalog, Kind
+from app.core.sdk_private import OpenTelemetryMiddleware, prompt_lookup
 from app.observability.observe import ObserveOperation, Observer
 from app.observability.redaction import REDACTOR, Redactor
 from app.secrets.store import SecretStore, bound_store
@@ -65,7 +65,7 @@ class FrameworkServer(MCPServer[Any]):
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
     ) -> GetPromptResult | InputRequiredResult:
         """The caller's mistakes are invalid params (-32602): the SDK reports them all as internal errors."""
-        prompt = self._prompt_manager.get_prompt(name)
+        prompt = prompt_lookup(self)(name)
         if prompt is None:
             raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name!r}")
         missing = sorted({a.name for a in prompt.arguments or [] if a.required} - set(arguments or {}))
@@ -122,7 +122,7 @@ def build_mcp_server(
     )
     if not observer.telemetry.tracing:
         # The SDK's MCP span middleware ships on; with no tracer installed it would only make no-op spans.
-        chain = server._lowlevel_server.middleware
+        chain = server.middleware
         chain[:] = [layer for layer in chain if not isinstance(layer, OpenTelemetryMiddleware)]
     # Injected parameters (caller, secrets, downstream tokens) are filled here and never reach the SDK's schemas.
     for spec in catalog.of("tool"):

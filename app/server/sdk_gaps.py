@@ -19,6 +19,8 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import EmptyResult, LoggingLevel, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams
 
+from app.core.sdk_private import lowlevel_server, narrow_log_levels, request_connection
+
 log = logging.getLogger("app.mcp")
 
 _LEVELS: tuple[LoggingLevel, ...] = get_args(LoggingLevel)
@@ -28,31 +30,26 @@ _subscribed: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDi
 _sending: set[asyncio.Task[None]] = set()
 
 
-def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
-    return ctx.session._connection  # the SDK exposes no public handle to the request's connection
-
-
 async def _set_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
-    _log_levels[_connection(ctx)] = frozenset(_LEVELS[_LEVELS.index(params.level) :])
+    _log_levels[request_connection(ctx)] = frozenset(_LEVELS[_LEVELS.index(params.level) :])
     return EmptyResult()
 
 
 def apply_log_level(ctx: ServerRequestContext[Any, Any]) -> None:
     """Narrow this request's deliverable log levels to what its connection asked for."""
-    wanted = _log_levels.get(_connection(ctx))
+    wanted = _log_levels.get(request_connection(ctx))
     if wanted is not None:
-        # The SDK fixes each request's deliverable levels here and leaves setLevel filtering to the application.
-        ctx.session._allowed_log_levels = ctx.session._allowed_log_levels & wanted
+        narrow_log_levels(ctx, wanted)
 
 
 async def _subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
     # Authorization already ran in HTTP: subscribing to a URI needs what reading it needs.
-    _subscribed.setdefault(_connection(ctx), set()).add(str(params.uri))
+    _subscribed.setdefault(request_connection(ctx), set()).add(str(params.uri))
     return EmptyResult()
 
 
 async def _unsubscribe(ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
-    _subscribed.get(_connection(ctx), set()).discard(str(params.uri))
+    _subscribed.get(request_connection(ctx), set()).discard(str(params.uri))
     return EmptyResult()
 
 
@@ -76,7 +73,7 @@ async def _send_updated(connection: Connection, uri: str) -> None:
 
 def fill_sdk_gaps(server: MCPServer[Any], bus: InMemorySubscriptionBus) -> None:
     """Register the missing handlers; `bus` is the one the server publishes `ctx.notify_*` events on."""
-    lowlevel = server._lowlevel_server  # handlers are registered on the low-level server
+    lowlevel = lowlevel_server(server)
     lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, _set_log_level)
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, _subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, _unsubscribe)
