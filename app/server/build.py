@@ -134,7 +134,7 @@ def build_mcp_server(
     completers = catalog.completers()
     if completers:
         server.completion()(_dispatch_completions(completers))  # type: ignore[no-untyped-call]  # untyped in the SDK
-    fill_sdk_gaps(server, bus)
+    fill_sdk_gaps(server, bus, sessions=not settings.mcp.stateless)
     return server
 
 

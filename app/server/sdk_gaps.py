@@ -13,7 +13,7 @@ import weakref
 from typing import Any, get_args
 
 from mcp.server.connection import Connection
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import ResourceUpdated
@@ -71,10 +71,28 @@ async def _send_updated(connection: Connection, uri: str) -> None:
         log.debug("resource update not delivered: %s", type(exc).__name__)
 
 
-def fill_sdk_gaps(server: MCPServer[Any], bus: InMemorySubscriptionBus) -> None:
-    """Register the missing handlers; `bus` is the one the server publishes `ctx.notify_*` events on."""
+def fill_sdk_gaps(server: MCPServer[Any], bus: InMemorySubscriptionBus, sessions: bool = True) -> None:
+    """Register the missing handlers; `bus` is the one the server publishes `ctx.notify_*` events on.
+
+    Only with sessions: without one, a level set or a subscription made would outlive nothing (each request is its
+    own connection), so the methods are not served and the capabilities derived from them are not advertised."""
+    if not sessions:
+        server.middleware.append(advertise_request_logging)
+        return
     lowlevel = lowlevel_server(server)
     lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, _set_log_level)
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, _subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, _unsubscribe)
     bus.subscribe(_bridge)
+
+
+async def advertise_request_logging(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """SDK middleware, stateless mode only: 2026-07-28 log delivery is per request (`_meta` log level) and works
+    without sessions, but the SDK derives the `logging` capability from the `logging/setLevel` handler, which
+    stateless mode leaves out. Advertise what is honoured."""
+    result = await call_next(ctx)
+    if ctx.method == "server/discover" and isinstance(result, dict):
+        capabilities = result.get("capabilities")
+        if isinstance(capabilities, dict):
+            capabilities.setdefault("logging", {})
+    return result
