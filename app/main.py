@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Entry:
 
     telemetry.track_sessions(mcp.session_manager)
 
-    mcp_endpoint: ASGIApp = EnsureResponse(EventScope(StreamableHTTPASGIApp(mcp.session_manager)))
+    mcp_endpoint: ASGIApp = EnsureResponse(EventScope(StreamableHTTPASGIApp(mcp.session_manager), events))
     mcp_endpoint = CapConcurrency(
         mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls
     )

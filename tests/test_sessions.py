@@ -107,11 +107,13 @@ async def test_resource_updates_reach_subscribers_in_both_eras(
         with anyio.fail_after(10):
             await updated.wait()
 
-    async with mcp_client(default.url, token(), mode=MODERN) as client:
-        async with client.listen(resource_subscriptions=["push://value"]) as subscription:
-            await client.call_tool("push_change", {})
-            with anyio.fail_after(10):
-                event = await subscription.__anext__()
+    async with (
+        mcp_client(default.url, token(), mode=MODERN) as client,
+        client.listen(resource_subscriptions=["push://value"]) as subscription,
+    ):
+        await client.call_tool("push_change", {})
+        with anyio.fail_after(10):
+            event = await subscription.__anext__()
     assert "push://value" in str(event)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.principal import principal_from_scope
@@ -46,8 +47,8 @@ _by_session: weakref.WeakValueDictionary[str, _SessionScope] = weakref.WeakValue
 class EventScope:
     """ASGI layer in front of the SDK's session manager: binds each request to its session's event scope."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, store: EventStore | None = None) -> None:
+        self.app, self.store = app, store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,11 +61,25 @@ class EventScope:
         current = known if known is not None and known.owner == owner else _SessionScope(owner)
         if session_id is None:
             send = _remember_session(send, current)
+        elif self.store is not None and scope["method"] == "GET" and not _names_scope(scope, current):
+            await _UNKNOWN_EVENT(scope, receive, send)  # the SDK would answer an empty stream
+            return
         token = _current.set(current)
         try:
             await self.app(scope, receive, send)
         finally:
             _current.reset(token)
+
+
+def _names_scope(scope: Scope, current: _SessionScope) -> bool:
+    last = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"last-event-id"), None)
+    return last is None or last.startswith(f"{current.key}.")
+
+
+_UNKNOWN_EVENT = JSONResponse(
+    {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Last-Event-ID names no event of this session"}},
+    status_code=400,
+)
 
 
 def _remember_session(send: Send, current: _SessionScope) -> Send:
