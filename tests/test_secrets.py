@@ -294,9 +294,9 @@ def test_sessions_with_several_workers_are_refused_in_every_environment(
 ) -> None:
     """A session lives in one worker: another worker would answer it 404. One worker per replica, or stateless."""
     monkeypatch.setenv(variable, "2")
-    with pytest.raises(ValidationError, match="MCP__STATELESS=false .* with 2 workers"):
+    with pytest.raises(ValidationError, match=r"MCP__STATELESS=false .* with 2 workers"):
         _production(stateless=False, request_state_keys=[KEY_A])
-    with pytest.raises(ValidationError, match="MCP__STATELESS=false .* with 2 workers"):
+    with pytest.raises(ValidationError, match=r"MCP__STATELESS=false .* with 2 workers"):
         _dev(_env_file=None)
     assert _dev(_env_file=None, mcp={"stateless": True}).workers == 2
 

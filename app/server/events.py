@@ -76,8 +76,9 @@ def _names_scope(scope: Scope, current: _SessionScope) -> bool:
     return last is None or last.startswith(f"{current.key}.")
 
 
+_NO_SUCH_EVENT = "Last-Event-ID names no event of this session"
 _UNKNOWN_EVENT = JSONResponse(
-    {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Last-Event-ID names no event of this session"}},
+    {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": _NO_SUCH_EVENT}},
     status_code=400,
 )
 
