@@ -66,3 +66,11 @@ async def push_change(ctx: Context) -> int:
     _value[0] += 1
     await ctx.notify_resource_updated("push://value")
     return _value[0]
+
+
+@tool(scopes=["mcp.read"])
+def push_where() -> int:
+    """The serving process (to tell replicas apart)."""
+    import os
+
+    return os.getpid()
