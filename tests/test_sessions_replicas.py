@@ -58,9 +58,9 @@ def replicas(entra: EntraStandIn) -> Iterator[Replicas]:
         conf = re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: values[m.group(1)], TEMPLATE.read_text())
         (workdir / "nginx.conf").write_text(conf)
         assert NGINX is not None
+        files = ["-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(workdir / "nginx.conf")]
         nginx = subprocess.Popen(
-            [NGINX, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(workdir / "nginx.conf")]
-            + ["-g", "daemon off;"],
+            [NGINX, *files, "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
@@ -91,10 +91,8 @@ async def test_server_push_works_through_nginx(replicas: Replicas, token: Callab
             updated.set()
 
     callbacks = {"sampling_callback": _sample, "elicitation_callback": _elicit, "logging_callback": on_log}
-    async with client(replicas.public, _caller(token, 1), mode="legacy", message_handler=on_message, **callbacks) as (
-        sdk,
-        _,
-    ):
+    callbacks |= {"message_handler": on_message}
+    async with client(replicas.public, _caller(token, 1), mode="legacy", **callbacks) as (sdk, _):
         assert sdk.session.protocol_version == "2025-11-25"
         where = {(await sdk.call_tool("push_where", {})).structured_content["result"] for _ in range(3)}  # type: ignore[index]
         assert len(where) == 1  # affinity: the whole session on one replica
@@ -111,10 +109,8 @@ async def test_server_push_works_through_nginx(replicas: Replicas, token: Callab
     assert levels == ["error"]
 
     levels.clear()
-    async with client(replicas.public, _caller(token, 1), mode="2026-07-28", logging_callback=on_log, log_level="error") as (
-        sdk,
-        _,
-    ):
+    modern = {"mode": "2026-07-28", "logging_callback": on_log, "log_level": "error"}
+    async with client(replicas.public, _caller(token, 1), **modern) as (sdk, _):
         assert (await sdk.call_tool("push_logs", {})).structured_content == {"result": "logged"}
     assert levels == ["error"]
 
