@@ -28,6 +28,7 @@ from app.settings import Settings
 
 log = logging.getLogger("app.mcp")
 _SESSION_HEADER = b"mcp-session-id"
+STORE_RETRY_SECONDS = 5.0
 
 
 class _SessionScope:
@@ -106,16 +107,19 @@ class ScopedEventStore(EventStore):
 
     def __init__(self, stream_events: int, ttl_seconds: int) -> None:
         self.stream_events, self.ttl = stream_events, ttl_seconds
+        self._down_until = 0.0  # after a failure, skip the store a while: a hanging Redis must not stall sessions
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         current = _current.get() or _SessionScope(None)  # outside any request: stored, never replayable
         stream = hashlib.sha256(stream_id.encode()).hexdigest()[:16]
         data = None if message is None else jsonrpc_message_adapter.dump_json(message, by_alias=True).decode()
-        try:
-            seq = await self._append(current.key, stream, stream_id, data)
-        except Exception as exc:  # a store outage costs resumability, never the session
-            log.warning("event not stored (the stream cannot be resumed past it): %s", type(exc).__name__)
-            seq = 0
+        seq = 0
+        if time.monotonic() >= self._down_until:
+            try:
+                seq = await self._append(current.key, stream, stream_id, data)
+            except Exception as exc:  # a store outage costs resumability, never the session
+                log.warning("event not stored (the stream cannot be resumed past it): %s", type(exc).__name__)
+                self._down_until = time.monotonic() + STORE_RETRY_SECONDS
         return f"{current.key}.{seq}.{stream}"
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
