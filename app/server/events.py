@@ -20,6 +20,7 @@ from typing import Any
 
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,7 +53,7 @@ class EventScope:
         self.app, self.store = app, store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if self.store is None or scope["type"] != "http" or _modern(scope):  # nothing to scope: no session streams
             await self.app(scope, receive, send)
             return
         principal = principal_from_scope(scope)
@@ -62,7 +63,7 @@ class EventScope:
         current = known if known is not None and known.owner == owner else _SessionScope(owner)
         if session_id is None:
             send = _remember_session(send, current)
-        elif self.store is not None and scope["method"] == "GET" and not _names_scope(scope, current):
+        elif scope["method"] == "GET" and not _names_scope(scope, current):
             await _UNKNOWN_EVENT(scope, receive, send)  # the SDK would answer an empty stream
             return
         token = _current.set(current)
@@ -70,6 +71,11 @@ class EventScope:
             await self.app(scope, receive, send)
         finally:
             _current.reset(token)
+
+
+def _modern(scope: Scope) -> bool:
+    version = next((v for k, v in scope["headers"] if k == b"mcp-protocol-version"), b"")
+    return version.decode("latin-1") in MODERN_PROTOCOL_VERSIONS  # served statelessly in every mode
 
 
 def _names_scope(scope: Scope, current: _SessionScope) -> bool:
