@@ -180,3 +180,17 @@ async def _read_for(response: httpx2.Response, seconds: float) -> str:
         async for chunk in response.aiter_text():
             chunks.append(chunk)
     return "".join(chunks)
+
+
+async def test_a_session_resumes_as_of_the_version_it_negotiated(
+    default: ServerThread, token: Callable[..., str]
+) -> None:
+    """The conformance suite's `server-sse-polling` opens a 2025-11-25 session, then sends 2025-03-26 in the header:
+    the stream still opens with a priming event (an id, empty data) and its `retry`, so it can be resumed."""
+    async with httpx2.AsyncClient(base_url=default.url, timeout=10) as http:
+        session = {**await _open(http, token()), "MCP-Protocol-Version": "2025-03-26"}
+        call = rpc("tools/call", {"name": "push_change", "arguments": {}}, id_=3)
+        answer = await http.post("/mcp", json=call, headers=session)
+    assert answer.status_code == 200
+    first = answer.text.split("\r\n\r\n", 1)[0].replace("\r\n", "\n").split("\n")
+    assert first[0].startswith("id: ") and "data: " in first and "retry: 1000" in first, first

@@ -20,10 +20,11 @@ from typing import Any
 
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth.operation import parsed_message
 from app.auth.principal import principal_from_scope
 from app.settings import Settings
 
@@ -36,10 +37,11 @@ class _SessionScope:
     """One session's scope. The session's own tasks hold it (they inherit the opening request's context); once the
     session is gone nothing does, and its entry in `_by_session` goes with it."""
 
-    __slots__ = ("__weakref__", "key", "owner")
+    __slots__ = ("__weakref__", "key", "owner", "version")
 
     def __init__(self, owner: str | None) -> None:
         self.key, self.owner = secrets.token_urlsafe(16), owner
+        self.version: bytes | None = None  # the protocol version the session negotiated
 
 
 _current: ContextVar[_SessionScope | None] = ContextVar("event_scope", default=None)
@@ -62,15 +64,39 @@ class EventScope:
         known = _by_session.get(session_id) if session_id else None
         current = known if known is not None and known.owner == owner else _SessionScope(owner)
         if session_id is None:
+            current.version = _negotiated(parsed_message())
             send = _remember_session(send, current)
         elif scope["method"] == "GET" and not _names_scope(scope, current):
             await _UNKNOWN_EVENT(scope, receive, send)  # the SDK would answer an empty stream
             return
+        elif current is known and current.version is not None:
+            scope = _speaking(scope, current.version)
         token = _current.set(current)
         try:
             await self.app(scope, receive, send)
         finally:
             _current.reset(token)
+
+
+def _negotiated(message: Any) -> bytes | None:
+    """The version an `initialize` will settle on (the SDK's rule: the requested one if known, else the latest)."""
+    params = message.get("params") if isinstance(message, dict) and message.get("method") == "initialize" else None
+    requested = params.get("protocolVersion") if isinstance(params, dict) else None
+    if not isinstance(requested, str):
+        return None
+    return (requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION).encode()
+
+
+def _speaking(scope: Scope, version: bytes) -> Scope:
+    """A session's requests as of the version it negotiated. The SDK reads resumability (priming events, stream
+    closing) from each request's header instead; a client sending an older handshake version there (the
+    conformance suite does) would silently lose it. Any other header value is left for the SDK to judge."""
+    headers = scope["headers"]
+    sent = next((v for k, v in headers if k == b"mcp-protocol-version"), None)
+    if sent is None or sent == version or sent.decode("latin-1") not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return scope
+    rest = [(k, v) for k, v in headers if k != b"mcp-protocol-version"]
+    return {**scope, "headers": [*rest, (b"mcp-protocol-version", version)]}
 
 
 def _modern(scope: Scope) -> bool:
