@@ -126,3 +126,22 @@ async def test_a_store_outage_costs_resumability_not_the_session() -> None:
         assert store._down_until > 0  # and the next events skip the store for a while instead of waiting on it
         assert (await store.store_event("1", _note(2))).split(".")[1] == "0"
     await store.aclose()
+
+
+def test_which_store_the_settings_choose() -> None:
+    from pydantic import ValidationError
+
+    from app.server.events import event_store_from
+    from app.settings import Settings
+
+    def settings(**values: object) -> Settings:
+        return Settings(_env_file=None, app_env="development", **values)  # type: ignore[arg-type]
+
+    assert isinstance(event_store_from(settings()), MemoryEventStore)
+    redis = {"storage_uri": "redis://127.0.0.1:6379/0"}
+    assert isinstance(event_store_from(settings(rate_limit=redis)), RedisEventStore)
+    assert isinstance(event_store_from(settings(rate_limit=redis, mcp={"event_store": "memory"})), MemoryEventStore)
+    assert event_store_from(settings(mcp={"event_store": "off"})) is None
+    assert event_store_from(settings(mcp={"stateless": True})) is None  # the SDK resumes only session streams
+    with pytest.raises(ValidationError, match="MCP__EVENT_STORE=redis needs RATE_LIMIT__STORAGE_URI"):
+        settings(mcp={"event_store": "redis"})

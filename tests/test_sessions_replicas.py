@@ -112,7 +112,13 @@ async def test_server_push_works_through_nginx(replicas: Replicas, token: Callab
     modern = {"mode": "2026-07-28", "logging_callback": on_log, "log_level": "error"}
     async with client(replicas.public, _caller(token, 1), **modern) as (sdk, _):
         assert (await sdk.call_tool("push_logs", {})).structured_content == {"result": "logged"}
+        # The listen stream and the call that changes the resource reach the same replica (same caller, same key).
+        async with sdk.listen(resource_subscriptions=["push://value"]) as subscription:
+            await sdk.call_tool("push_change", {})
+            with anyio.fail_after(10):
+                event = await subscription.__anext__()
     assert levels == ["error"]
+    assert "push://value" in str(event)
 
 
 async def test_a_stream_dropped_mid_call_resumes_from_redis(replicas: Replicas, token: Callable[..., str]) -> None:
