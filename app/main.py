@@ -85,7 +85,8 @@ from app.secrets.store import SecretRefresher, SecretsError, SecretStore, load_t
 from app.server import toolslock
 from app.server.build import build_mcp_server
 from app.server.content import content_safety_from
-from app.server.events import EventScope, event_store_from, resumability
+from app.server.events import event_store_from, resumability
+from app.server.sessions import SessionScope
 from app.server.threads import ToolThreads
 from app.settings import Settings, describe_invalid
 from app.settings.keyvault import KeyVaultError
@@ -139,7 +140,8 @@ def create_app(settings: Settings | None = None) -> Entry:
 
     telemetry.track_sessions(mcp.session_manager)
 
-    mcp_endpoint: ASGIApp = EnsureResponse(EventScope(StreamableHTTPASGIApp(mcp.session_manager), events))
+    sdk = StreamableHTTPASGIApp(mcp.session_manager)
+    mcp_endpoint: ASGIApp = EnsureResponse(SessionScope(sdk, not settings.mcp.stateless, events is not None))
     mcp_endpoint = CapConcurrency(
         mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls
     )

@@ -9,7 +9,7 @@ import pytest
 from mcp.server.streamable_http import EventMessage
 from mcp_types import JSONRPCNotification
 
-from app.server import events
+from app.server import events, sessions
 from app.server.events import MemoryEventStore, RedisEventStore, ScopedEventStore
 from tests.support.redis import RedisServer
 
@@ -19,12 +19,12 @@ def _note(n: int) -> JSONRPCNotification:
 
 
 @contextmanager
-def _in_session(scope: events._SessionScope) -> Iterator[None]:
-    token = events._current.set(scope)  # what EventScope does for every request of a session
+def _in_session(scope: sessions.SessionState) -> Iterator[None]:
+    token = sessions._current.set(scope)  # what SessionScope does for every request of a session
     try:
         yield
     finally:
-        events._current.reset(token)
+        sessions._current.reset(token)
 
 
 async def _replay(store: ScopedEventStore, last: str) -> tuple[str | None, list[int]]:
@@ -54,7 +54,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ScopedEventStor
 
 
 async def test_a_stream_replays_what_came_after_the_id_within_its_cap(store: ScopedEventStore) -> None:
-    alice = events._SessionScope("alice")
+    alice = sessions.SessionState("alice")
     with _in_session(alice):
         priming = await store.store_event("7", None)
         ids = [await store.store_event("7", _note(n)) for n in range(1, 5)]
@@ -64,7 +64,7 @@ async def test_a_stream_replays_what_came_after_the_id_within_its_cap(store: Sco
 
 
 async def test_sessions_with_the_same_stream_id_never_mix(store: ScopedEventStore) -> None:
-    alice, bob = events._SessionScope("alice"), events._SessionScope("bob")
+    alice, bob = sessions.SessionState("alice"), sessions.SessionState("bob")
     with _in_session(alice):
         first = await store.store_event("1", None)
         await store.store_event("1", _note(1))
@@ -80,7 +80,7 @@ async def test_sessions_with_the_same_stream_id_never_mix(store: ScopedEventStor
 
 
 async def test_event_ids_are_unguessable_and_name_their_session(store: ScopedEventStore) -> None:
-    one, two = events._SessionScope("alice"), events._SessionScope("alice")
+    one, two = sessions.SessionState("alice"), sessions.SessionState("alice")
     with _in_session(one):
         a = await store.store_event("1", None)
     with _in_session(two):
@@ -91,7 +91,7 @@ async def test_event_ids_are_unguessable_and_name_their_session(store: ScopedEve
 
 async def test_memory_keeps_at_most_the_total_cap_dropping_the_least_recent_sessions() -> None:
     store = MemoryEventStore(stream_events=10, ttl_seconds=60, max_events=4)
-    old, new = events._SessionScope("a"), events._SessionScope("b")
+    old, new = sessions.SessionState("a"), sessions.SessionState("b")
     with _in_session(old):
         first = await store.store_event("1", _note(1))
         await store.store_event("1", _note(2))
@@ -107,7 +107,7 @@ async def test_memory_forgets_a_stream_after_its_ttl(monkeypatch: pytest.MonkeyP
     now = [1000.0]
     monkeypatch.setattr(events.time, "monotonic", lambda: now[0])  # the clock, not our code, is what is faked
     store = MemoryEventStore(stream_events=10, ttl_seconds=5, max_events=100)
-    scope = events._SessionScope("a")
+    scope = sessions.SessionState("a")
     with _in_session(scope):
         first = await store.store_event("1", None)
         await store.store_event("1", _note(1))
@@ -119,7 +119,7 @@ async def test_memory_forgets_a_stream_after_its_ttl(monkeypatch: pytest.MonkeyP
 
 async def test_a_store_outage_costs_resumability_not_the_session() -> None:
     store = RedisEventStore("redis://127.0.0.1:1/0", 3, 60, "test")  # nothing listens on port 1
-    with _in_session(events._SessionScope("a")):
+    with _in_session(sessions.SessionState("a")):
         event_id = await store.store_event("1", _note(1))
         assert event_id.split(".")[1] == "0"  # not stored: an id that resumes nothing
         assert await _replay(store, event_id) == (None, [])

@@ -6,7 +6,8 @@ Real uvicorn, the official SDK client (`mcp.client.streamable_http`) at 2025-11-
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,34 @@ async def test_a_session_resumes_as_of_the_version_it_negotiated(
     assert answer.status_code == 200
     first = answer.text.split("\r\n\r\n", 1)[0].replace("\r\n", "\n").split("\n")
     assert first[0].startswith("id: ") and "data: " in first and "retry: 1000" in first, first
+
+
+async def test_a_request_id_already_in_flight_in_the_session_is_a_409(
+    default: ServerThread, token: Callable[..., str]
+) -> None:
+    """The SDK keys a session's response streams by request id: a reused live id got a 500 and hung. Found when the
+    bench replayed one request on many connections of one session."""
+    async with httpx2.AsyncClient(base_url=default.url, timeout=20) as http:
+        session = await _open(http, token())
+        call = rpc("tools/call", {"name": "push_elicit", "arguments": {}}, id_=5)
+        async with http.stream("POST", "/mcp", json=call, headers=session) as first:
+            lines = first.aiter_lines()
+            asked = await _next_message(lines)  # the tool now waits for the user: call 5 is in flight
+            assert asked["method"] == "elicitation/create"
+            reused = await http.post("/mcp", json=call, headers=session)
+            answer = {"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "accept", "content": {"colour": "red"}}}
+            assert (await http.post("/mcp", json=answer, headers=session)).status_code == 202
+            result = await _next_message(lines)
+        again = await http.post("/mcp", json=call, headers=session)  # id 5 is free again once its call ended
+    assert reused.status_code == 409
+    assert reused.json()["error"]["message"] == "request id already in flight in this session"
+    assert result["result"]["structuredContent"] == {"result": "accept: red"}
+    assert again.status_code == 200
+
+
+async def _next_message(lines: AsyncIterator[str]) -> dict[str, Any]:
+    """The next JSON-RPC message on an SSE response (priming events have no data)."""
+    async for line in lines:
+        if line.startswith("data: ") and line[6:].strip():
+            return json.loads(line[6:])  # type: ignore[no-any-return]
+    raise AssertionError("the stream ended")

@@ -1,130 +1,29 @@
 """Resumable session streams: the SDK's `EventStore`, scoped per session, in memory or in Redis.
 
 The SDK hands the store a stream id (the JSON-RPC request id, or its GET stream's fixed key) and nothing else, so
-two sessions' stream "1" would share a log. `EventScope` gives every session an unguessable scope, bound to its
-principal, which the store keys everything by. Event ids are `{scope}.{seq}.{stream hash}`: a `Last-Event-ID` from
-another session (or another caller) names a scope the request is not in, and replays nothing.
+two sessions' stream "1" would share a log. `SessionScope` (app/server/sessions.py) gives every session an
+unguessable scope, bound to its principal, which the store keys everything by. Event ids are
+`{scope}.{seq}.{stream hash}`: a `Last-Event-ID` from another session (or another caller) names a scope the request
+is not in, and replays nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 import time
-import weakref
 from collections import OrderedDict, deque
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.operation import parsed_message
-from app.auth.principal import principal_from_scope
+from app.server.sessions import SessionState, current_scope
 from app.settings import Settings
 
 log = logging.getLogger("app.mcp")
-_SESSION_HEADER = b"mcp-session-id"
 STORE_RETRY_SECONDS = 5.0
-
-
-class _SessionScope:
-    """One session's scope. The session's own tasks hold it (they inherit the opening request's context); once the
-    session is gone nothing does, and its entry in `_by_session` goes with it."""
-
-    __slots__ = ("__weakref__", "key", "owner", "version")
-
-    def __init__(self, owner: str | None) -> None:
-        self.key, self.owner = secrets.token_urlsafe(16), owner
-        self.version: bytes | None = None  # the protocol version the session negotiated
-
-
-_current: ContextVar[_SessionScope | None] = ContextVar("event_scope", default=None)
-_by_session: weakref.WeakValueDictionary[str, _SessionScope] = weakref.WeakValueDictionary()
-
-
-class EventScope:
-    """ASGI layer in front of the SDK's session manager: binds each request to its session's event scope."""
-
-    def __init__(self, app: ASGIApp, store: EventStore | None = None) -> None:
-        self.app, self.store = app, store
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.store is None or scope["type"] != "http" or _modern(scope):  # nothing to scope: no session streams
-            await self.app(scope, receive, send)
-            return
-        principal = principal_from_scope(scope)
-        owner = f"{principal.key}|{principal.client_id}" if principal is not None else None
-        session_id = next((v.decode("latin-1") for k, v in scope["headers"] if k == _SESSION_HEADER), None)
-        known = _by_session.get(session_id) if session_id else None
-        current = known if known is not None and known.owner == owner else _SessionScope(owner)
-        if session_id is None:
-            current.version = _negotiated(parsed_message())
-            send = _remember_session(send, current)
-        elif scope["method"] == "GET" and not _names_scope(scope, current):
-            await _UNKNOWN_EVENT(scope, receive, send)  # the SDK would answer an empty stream
-            return
-        elif current is known and current.version is not None:
-            scope = _speaking(scope, current.version)
-        token = _current.set(current)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _current.reset(token)
-
-
-def _negotiated(message: Any) -> bytes | None:
-    """The version an `initialize` will settle on (the SDK's rule: the requested one if known, else the latest)."""
-    params = message.get("params") if isinstance(message, dict) and message.get("method") == "initialize" else None
-    requested = params.get("protocolVersion") if isinstance(params, dict) else None
-    if not isinstance(requested, str):
-        return None
-    return (requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION).encode()
-
-
-def _speaking(scope: Scope, version: bytes) -> Scope:
-    """A session's requests as of the version it negotiated. The SDK reads resumability (priming events, stream
-    closing) from each request's header instead; a client sending an older handshake version there (the
-    conformance suite does) would silently lose it. Any other header value is left for the SDK to judge."""
-    headers = scope["headers"]
-    sent = next((v for k, v in headers if k == b"mcp-protocol-version"), None)
-    if sent is None or sent == version or sent.decode("latin-1") not in HANDSHAKE_PROTOCOL_VERSIONS:
-        return scope
-    rest = [(k, v) for k, v in headers if k != b"mcp-protocol-version"]
-    return {**scope, "headers": [*rest, (b"mcp-protocol-version", version)]}
-
-
-def _modern(scope: Scope) -> bool:
-    version = next((v for k, v in scope["headers"] if k == b"mcp-protocol-version"), b"")
-    return version.decode("latin-1") in MODERN_PROTOCOL_VERSIONS  # served statelessly in every mode
-
-
-def _names_scope(scope: Scope, current: _SessionScope) -> bool:
-    last = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"last-event-id"), None)
-    return last is None or last.startswith(f"{current.key}.")
-
-
-_NO_SUCH_EVENT = "Last-Event-ID names no event of this session"
-_UNKNOWN_EVENT = JSONResponse(
-    {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": _NO_SUCH_EVENT}},
-    status_code=400,
-)
-
-
-def _remember_session(send: Send, current: _SessionScope) -> Send:
-    async def remember(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            for key, value in message.get("headers", ()):
-                if key.lower() == _SESSION_HEADER:  # the request that opened a session: later ones name it
-                    _by_session[value.decode("latin-1")] = current
-        await send(message)
-
-    return remember
 
 
 @dataclass
@@ -142,7 +41,7 @@ class ScopedEventStore(EventStore):
         self._down_until = 0.0  # after a failure, skip the store a while: a hanging Redis must not stall sessions
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
-        current = _current.get() or _SessionScope(None)  # outside any request: stored, never replayable
+        current = current_scope() or SessionState(None)  # outside any request: stored, never replayable
         stream = hashlib.sha256(stream_id.encode()).hexdigest()[:16]
         data = None if message is None else jsonrpc_message_adapter.dump_json(message, by_alias=True).decode()
         seq = 0
@@ -155,7 +54,7 @@ class ScopedEventStore(EventStore):
         return f"{current.key}.{seq}.{stream}"
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
-        current = _current.get()
+        current = current_scope()
         parts = last_event_id.split(".")
         if current is None or len(parts) != 3 or parts[0] != current.key or not parts[1].isdigit():
             return None  # another session's (or a made-up) id: nothing to replay here
