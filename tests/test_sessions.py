@@ -226,3 +226,19 @@ async def _next_message(lines: AsyncIterator[str]) -> dict[str, Any]:
         if line.startswith("data: ") and line[6:].strip():
             return json.loads(line[6:])  # type: ignore[no-any-return]
     raise AssertionError("the stream ended")
+
+
+async def test_another_callers_session_is_a_404_even_when_resuming(
+    default: ServerThread, token: Callable[..., str]
+) -> None:
+    """Bob presenting Alice's session id (with or without a Last-Event-ID) is told the session does not exist."""
+    alice, bob = token(), token(oid="bbbbbbbb-0000-4000-8000-00000000000b")
+    async with httpx2.AsyncClient(base_url=default.url, timeout=10) as http:
+        hers = await _open(http, alice)
+        answer = await http.post("/mcp", json=rpc("tools/call", {"name": "push_change", "arguments": {}}), headers=hers)
+        event_id = next(line[4:] for line in answer.text.splitlines() if line.startswith("id: "))
+        as_bob = {**hers, "Authorization": f"Bearer {bob}"}
+        call = await http.post("/mcp", json=rpc("tools/call", {"name": "push_where", "arguments": {}}), headers=as_bob)
+        resume = await http.get("/mcp", headers={**as_bob, "Accept": "text/event-stream", "Last-Event-ID": event_id})
+    assert call.status_code == 404 and resume.status_code == 404
+    assert "push" not in call.text + resume.text

@@ -64,7 +64,7 @@ class SessionScope:
         if session_id is None:
             current.version = _negotiated(parsed_message())
             send = _remember_session(send, current)
-        elif scope["method"] == "GET" and self.events and not _names_scope(scope, current):
+        elif scope["method"] == "GET" and self.events and current is known and not _names_scope(scope, current):
             await _UNKNOWN_EVENT(scope, receive, send)  # the SDK would answer an empty stream
             return
         elif current is known:
