@@ -86,6 +86,8 @@ from app.secrets.store import SecretRefresher, SecretsError, SecretStore, load_t
 from app.server import toolslock
 from app.server.build import build_mcp_server
 from app.server.content import content_safety_from
+from app.server.events import event_store_from, resumability
+from app.server.sessions import SessionScope
 from app.server.threads import ToolThreads
 from app.settings import Settings, describe_invalid
 from app.settings.keyvault import KeyVaultError
@@ -124,7 +126,9 @@ def create_app(settings: Settings | None = None) -> Entry:
     # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
     if settings.tools_lock_mode != "off":
         toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
+    events = event_store_from(settings)  # resumable session streams (app/server/events.py)
     mcp.streamable_http_app(  # builds the SDK session manager; we route to it ourselves (no Mount, so no 307)
+        **resumability(settings, events),
         streamable_http_path=settings.mcp.path,
         stateless_http=settings.mcp.stateless,
         json_response=settings.mcp.json_response,
@@ -138,7 +142,8 @@ def create_app(settings: Settings | None = None) -> Entry:
 
     telemetry.track_sessions(mcp.session_manager)
 
-    mcp_endpoint: ASGIApp = EnsureResponse(StreamableHTTPASGIApp(mcp.session_manager))
+    sdk = StreamableHTTPASGIApp(mcp.session_manager)
+    mcp_endpoint: ASGIApp = EnsureResponse(SessionScope(sdk, not settings.mcp.stateless, events is not None))
     mcp_endpoint = CapConcurrency(
         mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls
     )
@@ -177,8 +182,9 @@ def create_app(settings: Settings | None = None) -> Entry:
                 dev_server = await issuer.serve(dev_socket)
                 stack.push_async_callback(_stop, dev_server)
                 announce_dev(settings)
-            if (close := getattr(content_check, "aclose", None)) is not None:
-                stack.push_async_callback(close)
+            for closeable in (content_check, events):
+                if (close := getattr(closeable, "aclose", None)) is not None:
+                    stack.push_async_callback(close)
             await validator.start()
             stack.push_async_callback(validator.stop)
             await limiter.start()

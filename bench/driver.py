@@ -19,6 +19,12 @@ _LUA = """\
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
 {headers}
+-- A fresh JSON-RPC id per request: in a session (the app's default for 2025-11-25) ids in flight must differ.
+local head, tail, n = [==[{head}]==], [==[{tail}]==], 0
+function request()
+  n = n + 1
+  return wrk.format(nil, nil, nil, head .. n .. tail)
+end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -57,8 +63,11 @@ def write_script(req: Request, path: Path) -> Path:
     if "]==]" in req.body or any('"' in v or "\\" in v for v in req.headers.values()):
         raise ValueError("request cannot be embedded in the wrk Lua script")
     headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in req.headers.items())
+    head, found, tail = req.body.partition('"id":1,')
+    if not found:
+        raise ValueError('the request body has no "id":1 to number')
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_LUA.format(body=req.body, headers=headers))
+    path.write_text(_LUA.format(body=req.body, headers=headers, head=head + '"id":', tail="," + tail))
     return path
 
 

@@ -51,11 +51,19 @@ class BenchFailure(RuntimeError):
 
 
 def start(
-    target: Target, ctx: Context, *, cores: str = SERVER_CORES, workers: int = 1, stateful: bool = False, tag: str = ""
+    target: Target,
+    ctx: Context,
+    *,
+    cores: str = SERVER_CORES,
+    workers: int = 1,
+    stateful: bool = False,
+    scaling: bool = False,
+    tag: str = "",
 ) -> procs.Server:
     port = procs.free_port()
     log = ctx.out_dir / "logs" / f"{target.key}-{target.label}{tag}-w{workers}.log"
-    return procs.spawn(target.argv(port, workers), target.environ(ctx, port, stateful), REPO_ROOT, cores, port, log)
+    env = target.environ(ctx, port, stateful, scaling)
+    return procs.spawn(target.argv(port, workers), env, REPO_ROOT, cores, port, log)
 
 
 def wait_first_call(
@@ -156,7 +164,7 @@ def workers_scaling(target: Target, ctx: Context, protocol: str, token: str | No
     out: dict[str, dict[str, Any]] = {}
     d = replace(d, connections=d.connections * WORKERS_CONNECTION_FACTOR)
     for workers in (1, 2):
-        server = start(target, ctx, cores="0,1", workers=workers, tag=f"-{protocol}-scaling")
+        server = start(target, ctx, cores="0,1", workers=workers, scaling=True, tag=f"-{protocol}-scaling")
         try:
             wait_first_call(server, target, token)
             ex = verify(server, target, protocol, token)

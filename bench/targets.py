@@ -55,7 +55,11 @@ PROJECT_TOKEN_ARGV: list[str] = ["-m", "app.auth.dev_issuer", "token", "--scopes
 """Run with the project's Python; must print one JWT on stdout (surrounding whitespace ignored)."""
 PROJECT_MCP_PATH = "/mcp"
 PROJECT_STATEFUL_ENV: dict[str, str] | None = {"MCP__STATELESS": "false"}
-"""Env that makes the app serve stateful 2025-11-25 sessions, or None to skip the session-memory test."""
+"""Env that makes the app serve stateful 2025-11-25 sessions, or None to skip the session-memory test. (Sessions are
+the app's default: the steady 2025-11-25 runs use one session too.)"""
+PROJECT_SCALING_ENV: dict[str, str] = {"MCP__STATELESS": "true"}
+"""Env for the 1 vs 2 workers runs (both, so they compare): a session lives in one worker, so the app refuses
+sessions with several workers and users running several set exactly this."""
 PROJECT_REQUIRED_FILE = REPO_ROOT / "app" / "main.py"
 """(d) is skipped, not failed, while this file does not exist."""
 PROJECT_UVICORN_FLAGS: tuple[str, ...] | None = None
@@ -91,6 +95,8 @@ class Target:
     mint_token: Callable[[Context], str | None]
     env: Mapping[str, str] = field(default_factory=dict)
     stateful_env: Mapping[str, str] | None = None
+    scaling_env: Mapping[str, str] = field(default_factory=dict)
+    """Extra env for the 1 vs 2 workers runs."""
     async_tool_env: Mapping[str, str] = field(default_factory=dict)
     """Extra env with `--tool async` (BENCH_TOOL=async); the baselines read BENCH_TOOL themselves."""
     mcp_path: str = "/mcp"
@@ -103,7 +109,7 @@ class Target:
             argv += ["--workers", str(workers)]
         return argv
 
-    def environ(self, ctx: Context, port: int, stateful: bool = False) -> dict[str, str]:
+    def environ(self, ctx: Context, port: int, stateful: bool = False, scaling: bool = False) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("VIRTUAL_ENV", None)
         env["PYTHONPATH"] = str(REPO_ROOT)
@@ -114,6 +120,8 @@ class Target:
             env |= self.async_tool_env
         if stateful and self.stateful_env is not None:
             env |= self.stateful_env
+        if scaling:
+            env |= self.scaling_env
         return env
 
     def versions(self) -> dict[str, str]:
@@ -252,6 +260,7 @@ TARGETS: dict[str, Target] = {
         mint_token=_project_token,
         env=PROJECT_ENV,
         stateful_env=PROJECT_STATEFUL_ENV,
+        scaling_env=PROJECT_SCALING_ENV,
         async_tool_env={"TOOLS__DIR": str(REPO_ROOT / "bench" / "tools_async")},
         mcp_path=PROJECT_MCP_PATH,
         uvicorn_flags=PROJECT_UVICORN_FLAGS or UVICORN_FLAGS,

@@ -102,7 +102,7 @@ say "run $name on 127.0.0.1:$port (read-only, cap-drop ALL, 2 workers)"
 pod run -d --name "$name" --read-only --tmpfs /tmp:rw,size=64m \
   --cap-drop ALL --security-opt no-new-privileges \
   --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" \
-  -p "127.0.0.1:$port:8000" -e SERVER__WORKERS=2 "${envf[@]}" "$image" 2>/dev/null >/dev/null \
+  -p "127.0.0.1:$port:8000" -e SERVER__WORKERS=2 -e MCP__STATELESS=true "${envf[@]}" "$image" 2>/dev/null >/dev/null \
   || fail "podman run failed"
 
 get() { python3 -c 'import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=3).read().decode())' "$1"; }

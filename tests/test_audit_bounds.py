@@ -39,7 +39,7 @@ async def test_a_caller_without_scopes_cannot_write_large_records(
     serve: Callable[..., ServerThread], token: Callable[..., str], tmp_path: Path
 ) -> None:
     audit = tmp_path / "audit.jsonl"
-    server = serve(audit={"sink": f"file:{audit}"})
+    server = serve(audit={"sink": f"file:{audit}"}, mcp={"stateless": True})  # single posts, no session
     headers = HEADERS | {"Authorization": f"Bearer {token(None)}"}
     made_up, long_id, long_method = "t" * 500_000, "i" * 200_000, "m/" * 250_000
     bodies: list[dict[str, Any]] = [

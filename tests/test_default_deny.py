@@ -51,7 +51,8 @@ def answer(response: httpx2.Response) -> dict[str, Any]:
 
 @pytest.fixture
 def guarded(serve: Callable[..., ServerThread]) -> ServerThread:
-    return serve(tools={"dir": GUARDED_TOOLS})
+    # Stateless: these tests post single handshake-era requests with no session (tests/test_sessions.py has those).
+    return serve(tools={"dir": GUARDED_TOOLS}, mcp={"stateless": True})
 
 
 # ---- 1. completion refs ------------------------------------------------------------------------------------------
@@ -212,7 +213,7 @@ async def test_in_flight_slots_are_held_exactly_while_calls_run(
     """12 keep-alive connections never have more than 12 calls in flight: with the default cap of 16 none may be
     refused as "in flight" (stateless mode, SSE answers). Past the cap, callers are refused. The rate limit is not
     what this measures, so it is raised; the in-flight caps keep their defaults."""
-    server = serve(tools={"dir": GUARDED_TOOLS}, rate_limit={"default": "100000000/minute"})
+    server = serve(tools={"dir": GUARDED_TOOLS}, rate_limit={"default": "100000000/minute"}, mcp={"stateless": True})
     assert server.settings.security.max_concurrent_calls_per_principal == 16  # type: ignore[attr-defined]
     caller = token("mcp.read")
     requests, refused = await asyncio.to_thread(_wrk, server.url, caller, "open_read", 12, tmp_path)

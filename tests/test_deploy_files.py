@@ -74,3 +74,18 @@ def test_probes_use_the_endpoints_that_skip_the_host_check() -> None:
     probes = [container[k] for k in ("startupProbe", "livenessProbe", "readinessProbe") if k in container]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert {probe["httpGet"]["path"] for probe in probes} <= PROBE_PATHS
+
+
+def test_session_affinity_is_keyed_on_what_the_first_request_carries() -> None:
+    """Sessions (the default) live in one process: nginx and the ingress pin a caller to one, on a key `initialize`
+    already has (its bearer token; Mcp-Session-Id comes only with the answer to it)."""
+    for conf in ("config/nginx.conf", "config/nginx.test.conf.template"):
+        upstream = (REPO / conf).read_text().split("upstream mcp_app {", 1)[1].split("}", 1)[0]
+        assert "hash $http_authorization consistent;" in upstream, conf
+    ingress = yaml.safe_load((REPO / "config/k8s/ingress.yaml").read_text())
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/upstream-hash-by"] == "$http_authorization"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert "ingress.yaml" in yaml.safe_load((REPO / "config/k8s/kustomization.yaml").read_text())["resources"]
+    backends = {p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
+    assert backends == {yaml.safe_load((REPO / "config/k8s/service.yaml").read_text())["metadata"]["name"]}

@@ -188,15 +188,20 @@ def test_get_with_last_event_id_is_a_4xx_not_a_500(
     serve: Callable[..., ServerThread], token: Callable[..., str]
 ) -> None:
     """Found by the fuzzer: the SDK returns without any response when asked to resume with no event store. Stateless,
-    a GET can carry nothing and is 405 before the SDK; in a stateful session, the resume is refused with 400."""
+    a GET can carry nothing and is 405 before the SDK; in a session, a resume with no event store, or naming no
+    event of this session, is refused with 400."""
     headers = {"Authorization": f"Bearer {token()}", "Accept": "text/event-stream", "Last-Event-ID": "0"}
-    with httpx2.Client(base_url=serve().url, timeout=10) as http:
+    with httpx2.Client(base_url=serve(mcp={"stateless": True}).url, timeout=10) as http:
         assert http.get("/mcp", headers=headers).status_code == 405
-    with httpx2.Client(base_url=serve(mcp={"stateless": False}).url, timeout=10, headers=headers) as http:
-        session = _session(http)
-        response = http.get("/mcp", headers={**headers, **session, "MCP-Protocol-Version": "2025-11-25"})
-    assert response.status_code == 400
-    assert response.json()["error"]["message"] == "request not supported by this server"
+    for store in ("off", "memory"):
+        with httpx2.Client(base_url=serve(mcp={"event_store": store}).url, timeout=10, headers=headers) as http:
+            session = _session(http)
+            response = http.get("/mcp", headers={**headers, **session, "MCP-Protocol-Version": "2025-11-25"})
+        assert response.status_code == 400, store
+        assert response.json()["error"]["message"] in {
+            "request not supported by this server",
+            "Last-Event-ID names no event of this session",
+        }
 
 
 # ---- Wrong JSON types in every field of every method, both protocol eras, stateless and stateful (issue 18) ----------
@@ -314,7 +319,9 @@ def test_every_field_of_every_method_with_a_wrong_json_type_is_a_clear_error(
             if content_type.startswith("text/event-stream"):
                 if method == "subscriptions/listen":
                     return  # a listen stream that opened stays open by design: its status is what counts
-                frames = [ln[5:] for ln in response.read().decode().splitlines() if ln.startswith("data:")]
+                lines = response.read().decode().splitlines()
+                # Resumable streams open with a priming event: an id and empty data (2025-11-25 SSE polling).
+                frames = [ln[5:] for ln in lines if ln.startswith("data:") and ln[5:].strip()]
                 for frame in frames:
                     _check_jsonrpc(json.loads(frame))
             elif response.status_code == 200 and content_type.startswith("application/json"):

@@ -70,6 +70,7 @@ async def test_several_workers_share_a_standalone_dev_issuer(tmp_path: object) -
         "DEV_ISSUER__EMBEDDED": "false",
         "SERVER__PORT": str(port),
         "SERVER__WORKERS": "2",
+        "MCP__STATELESS": "true",  # sessions live in one worker: two workers need stateless mode
         "LOG_LEVEL": "WARNING",
     }
     issuer = subprocess.Popen(

@@ -211,8 +211,15 @@ def seen(result: Any) -> dict[str, Any]:
 
 
 async def test_tools_call_through_nginx_reaches_both_processes(edge: Edge, token: Callable[..., str]) -> None:
-    async with client(edge.public, token()) as (sdk, _):
-        views = [seen(await sdk.call_tool("edge_seen", {})) for _ in range(4)]
+    """Each caller's session stays on one process (affinity on its token); callers spread over both."""
+    views: list[dict[str, Any]] = []
+    for n in range(40):  # consistent hashing: a few callers land on both processes, almost surely well before 40
+        async with client(edge.public, token(oid=f"aaaaaaaa-0000-4000-8000-{n:012d}")) as (sdk, _):
+            mine = [seen(await sdk.call_tool("edge_seen", {})) for _ in range(3)]
+        assert len({view["pid"] for view in mine}) == 1  # one session, one process
+        views += mine
+        if {view["pid"] for view in views} == {app.proc.pid for app in edge.apps}:
+            break
     assert {view["pid"] for view in views} == {app.proc.pid for app in edge.apps}
     for view in views:
         # nginx (trusted) reported the real client and the public Host; the app believed it.
@@ -324,6 +331,7 @@ async def test_sigterm_during_a_call_finishes_it_and_exits_0(
         SERVER__DRAIN_SECONDS="0.5",
         SERVER__SHUTDOWN_GRACE_SECONDS="10",
         SERVER__WORKERS=str(workers),
+        MCP__STATELESS="true" if workers > 1 else "false",  # sessions live in one worker: refused with two
     )
     try:
         app.wait_healthy()

@@ -280,12 +280,25 @@ def test_production_stateless_without_a_key_ring_refuses_to_start() -> None:
 def test_production_with_several_workers_without_a_key_ring_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEB_CONCURRENCY", "2")
     with pytest.raises(ValidationError, match="MCP__REQUEST_STATE_KEYS"):
-        _production(stateless=False)
+        _production(stateless=True, request_state_keys=[])
     monkeypatch.setenv("WEB_CONCURRENCY", "1")
     assert _production(stateless=False).mcp.request_state_keys == []
     monkeypatch.setenv("SERVER__WORKERS", "3")  # the container image's worker count
     with pytest.raises(ValidationError, match="MCP__REQUEST_STATE_KEYS"):
-        _production(stateless=False)
+        _production(stateless=True)
+
+
+@pytest.mark.parametrize("variable", ["WEB_CONCURRENCY", "SERVER__WORKERS"])
+def test_sessions_with_several_workers_are_refused_in_every_environment(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """A session lives in one worker: another worker would answer it 404. One worker per replica, or stateless."""
+    monkeypatch.setenv(variable, "2")
+    with pytest.raises(ValidationError, match=r"MCP__STATELESS=false .* with 2 workers"):
+        _production(stateless=False, request_state_keys=[KEY_A])
+    with pytest.raises(ValidationError, match=r"MCP__STATELESS=false .* with 2 workers"):
+        _dev(_env_file=None)
+    assert _dev(_env_file=None, mcp={"stateless": True}).workers == 2
 
 
 def test_a_short_request_state_key_is_refused_without_echoing_it() -> None:

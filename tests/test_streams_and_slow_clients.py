@@ -160,7 +160,7 @@ async def test_the_official_client_sees_a_graceful_end_at_the_lifetime(
 
 # ---- defect 6: GET streams -----------------------------------------------------------------------------------------
 async def test_a_stateless_get_is_405(serve: Callable[..., ServerThread], token: Callable[..., str]) -> None:
-    server = serve()
+    server = serve(mcp={"stateless": True})
     headers = {"Authorization": f"Bearer {token()}", "Accept": "text/event-stream"}
     async with (
         httpx2.AsyncClient(base_url=server.url, timeout=10) as http,

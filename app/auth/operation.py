@@ -15,11 +15,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from mcp.server import _streamable_http_modern
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.principal import principal_from_scope
 from app.catalog.registry import COMPLETION_REFS
+from app.core.sdk_private import replace_modern_json
 
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
@@ -179,7 +179,7 @@ class ParseOperation:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         # The SDK's 2026-07-28 transport parses bodies with `json`: hand it ours (see _ParsedOnce).
-        _streamable_http_modern.json = _PARSED_ONCE  # type: ignore[attr-defined,assignment]
+        replace_modern_json(_PARSED_ONCE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or principal_from_scope(scope) is None:

@@ -22,6 +22,7 @@ from app.auth.authz import Guard
 from app.auth.metadata import declared_scopes
 from app.auth.principal import Principal
 from app.catalog.registry import ToolDiscoveryError, discover
+from app.core.sdk_private import lowlevel_server
 from app.local.identity import LocalIdentity, SignInError
 from app.local.settings import LocalSettings, audit_sink, user_data_dir
 from app.observability.audit import AuditLog, AuditSinkError
@@ -66,7 +67,7 @@ async def serve(settings: Settings) -> None:
     )
     if settings.tools_lock_mode != "off":
         toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
-    server: Any = mcp._lowlevel_server  # as MCPServer.run_stdio_async does, once the user has signed in
+    server: Any = lowlevel_server(mcp)  # as MCPServer.run_stdio_async does, once the user has signed in
     try:
         with _stdout_to_stderr():  # a browser MSAL starts inherits fd 1: it must not write into the protocol stream
             signed_in.append(await anyio.to_thread.run_sync(identity.sign_in))

@@ -25,6 +25,8 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span
 from starlette.types import Scope
 
+from app.core.sdk_private import open_sessions
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
@@ -72,8 +74,7 @@ _session_managers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _observe_sessions(_: CallbackOptions) -> Iterable[Observation]:
-    # The SDK keeps no public session count; its manager's session table is the one exact source.
-    count = sum(len(getattr(manager, "_server_instances", ())) for manager in list(_session_managers))
+    count = sum(open_sessions(manager) for manager in list(_session_managers))
     yield Observation(count)
 
 

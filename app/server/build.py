@@ -8,7 +8,6 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
@@ -23,6 +22,7 @@ from app.auth.authz import Guard
 from app.auth.downstream import TokenSource, using
 from app.auth.principal import Principal, acting_as, bound_principal, principal_from_scope
 from app.catalog.registry import COMPLETION_REFS, Catalog, Kind
+from app.core.sdk_private import OpenTelemetryMiddleware, prompt_lookup
 from app.observability.observe import ObserveOperation, Observer
 from app.observability.redaction import REDACTOR, Redactor
 from app.secrets.store import SecretStore, bound_store
@@ -75,7 +75,7 @@ class FrameworkServer(MCPServer[Any]):
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
     ) -> GetPromptResult | InputRequiredResult:
         """The caller's mistakes are invalid params (-32602): the SDK reports them all as internal errors."""
-        prompt = self._prompt_manager.get_prompt(name)
+        prompt = prompt_lookup(self)(name)
         if prompt is None:
             raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name!r}")
         missing = sorted({a.name for a in prompt.arguments or [] if a.required} - set(arguments or {}))
@@ -144,7 +144,7 @@ def build_mcp_server(
     )
     if not observer.telemetry.tracing:
         # The SDK's MCP span middleware ships on; with no tracer installed it would only make no-op spans.
-        chain = server._lowlevel_server.middleware
+        chain = server.middleware
         chain[:] = [layer for layer in chain if not isinstance(layer, OpenTelemetryMiddleware)]
     for spec in catalog.of("resource"):
         server.resource(spec.uri or "", name=spec.name, **spec.options)(served_function(spec, threads))
@@ -153,7 +153,7 @@ def build_mcp_server(
     completers = catalog.completers()
     if completers:
         server.completion()(_dispatch_completions(completers))  # type: ignore[no-untyped-call]  # untyped in the SDK
-    fill_sdk_gaps(server, bus)
+    fill_sdk_gaps(server, bus, sessions=not settings.mcp.stateless)
     return server
 
 

@@ -13,11 +13,13 @@ import weakref
 from typing import Any, get_args
 
 from mcp.server.connection import Connection
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import EmptyResult, LoggingLevel, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams
+
+from app.core.sdk_private import lowlevel_server, narrow_log_levels, request_connection
 
 log = logging.getLogger("app.mcp")
 
@@ -28,31 +30,26 @@ _subscribed: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDi
 _sending: set[asyncio.Task[None]] = set()
 
 
-def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
-    return ctx.session._connection  # the SDK exposes no public handle to the request's connection
-
-
 async def _set_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
-    _log_levels[_connection(ctx)] = frozenset(_LEVELS[_LEVELS.index(params.level) :])
+    _log_levels[request_connection(ctx)] = frozenset(_LEVELS[_LEVELS.index(params.level) :])
     return EmptyResult()
 
 
 def apply_log_level(ctx: ServerRequestContext[Any, Any]) -> None:
     """Narrow this request's deliverable log levels to what its connection asked for."""
-    wanted = _log_levels.get(_connection(ctx))
+    wanted = _log_levels.get(request_connection(ctx))
     if wanted is not None:
-        # The SDK fixes each request's deliverable levels here and leaves setLevel filtering to the application.
-        ctx.session._allowed_log_levels = ctx.session._allowed_log_levels & wanted
+        narrow_log_levels(ctx, wanted)
 
 
 async def _subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
     # Authorization already ran in HTTP: subscribing to a URI needs what reading it needs.
-    _subscribed.setdefault(_connection(ctx), set()).add(str(params.uri))
+    _subscribed.setdefault(request_connection(ctx), set()).add(str(params.uri))
     return EmptyResult()
 
 
 async def _unsubscribe(ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
-    _subscribed.get(_connection(ctx), set()).discard(str(params.uri))
+    _subscribed.get(request_connection(ctx), set()).discard(str(params.uri))
     return EmptyResult()
 
 
@@ -74,10 +71,28 @@ async def _send_updated(connection: Connection, uri: str) -> None:
         log.debug("resource update not delivered: %s", type(exc).__name__)
 
 
-def fill_sdk_gaps(server: MCPServer[Any], bus: InMemorySubscriptionBus) -> None:
-    """Register the missing handlers; `bus` is the one the server publishes `ctx.notify_*` events on."""
-    lowlevel = server._lowlevel_server  # handlers are registered on the low-level server
+def fill_sdk_gaps(server: MCPServer[Any], bus: InMemorySubscriptionBus, sessions: bool = True) -> None:
+    """Register the missing handlers; `bus` is the one the server publishes `ctx.notify_*` events on.
+
+    Only with sessions: without one, a level set or a subscription made would outlive nothing (each request is its
+    own connection), so the methods are not served and the capabilities derived from them are not advertised."""
+    if not sessions:
+        server.middleware.append(advertise_request_logging)
+        return
+    lowlevel = lowlevel_server(server)
     lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, _set_log_level)
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, _subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, _unsubscribe)
     bus.subscribe(_bridge)
+
+
+async def advertise_request_logging(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """SDK middleware, stateless mode only: 2026-07-28 log delivery is per request (`_meta` log level) and works
+    without sessions, but the SDK derives the `logging` capability from the `logging/setLevel` handler, which
+    stateless mode leaves out. Advertise what is honoured."""
+    result = await call_next(ctx)
+    if ctx.method == "server/discover" and isinstance(result, dict):
+        capabilities = result.get("capabilities")
+        if isinstance(capabilities, dict):
+            capabilities.setdefault("logging", {})
+    return result

@@ -16,7 +16,8 @@ from typing import Any
 
 from anyio._core._eventloop import threadlocals  # what anyio.from_thread reads; anyio has no public setter
 from anyio.lowlevel import EventLoopToken, current_token
-from mcp.shared._callable_inspection import is_async_callable  # the SDK's own test: we wrap exactly what it threads
+
+from app.core.sdk_private import is_async_callable  # the SDK's own test: we wrap exactly what it threads
 
 
 class ToolThreads:

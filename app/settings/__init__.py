@@ -138,6 +138,27 @@ class Settings(BaseSettings):
         )
 
     @model_validator(mode="after")
+    def _sessions_need_one_worker(self) -> Settings:
+        if not self.mcp.stateless and self.workers > 1:
+            raise ValueError(
+                f"MCP__STATELESS=false (sessions, the default) with {self.workers} workers: a session lives in one "
+                "worker's memory and the others would answer it 404. Run one worker per replica and scale replicas "
+                "behind Mcp-Session-Id affinity (docs/deployment.md), or set MCP__STATELESS=true"
+            )
+        if self.mcp.event_store == "redis" and not self.redis_uri:
+            raise ValueError("MCP__EVENT_STORE=redis needs RATE_LIMIT__STORAGE_URI=redis://... (the shared Redis)")
+        return self
+
+    @property
+    def redis_uri(self) -> str | None:
+        """The shared Redis (RATE_LIMIT__STORAGE_URI), as redis-py takes it; None when counts are in memory."""
+        uri = self.rate_limit.storage_uri.get_secret_value() if self.rate_limit.storage_uri else ""
+        uri = uri.removeprefix("async+")
+        if not uri.startswith("redis"):
+            return None
+        return "unix://" + uri.removeprefix("redis+unix://") if uri.startswith("redis+unix://") else uri
+
+    @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.app_env != "production":
             return self

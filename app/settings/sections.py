@@ -87,8 +87,22 @@ class McpSettings(Section):
     resource_host: str | None = None
     """The public base URL clients use (scheme, host and port; no path). The resource id is this plus `MCP__PATH`.
     Required in production."""
-    stateless: bool = True
-    """Stateless HTTP (replicas scale out without session affinity); false keeps `Mcp-Session-Id` sessions."""
+    stateless: bool = False
+    """False (default): handshake-era clients (2025-06-18, 2025-11-25) get `Mcp-Session-Id` sessions with server push
+    (sampling, elicitation, log levels, subscriptions); 2026-07-28 clients are served statelessly either way. True
+    opts handshake-era clients out of sessions: no push, no `logging/setLevel`, no `resources/subscribe`, no
+    resumable streams, but no session affinity needed either. Sessions need one worker per replica."""
+    event_store: Literal["auto", "memory", "redis", "off"] = "auto"
+    """Where session streams keep their events so `Last-Event-ID` resumes them: `auto` is `redis` when
+    `RATE_LIMIT__STORAGE_URI` is a Redis URL, else `memory`; `off` makes dropped streams lose their messages."""
+    event_store_stream_events: int = Field(default=1000, ge=1, le=100_000)
+    """Events kept per stream (the oldest are dropped first)."""
+    event_store_max_events: int = Field(default=20_000, ge=1, le=10_000_000)
+    """Events kept in memory in all (`memory` store; the least recently written sessions are dropped first)."""
+    event_store_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    """How long a stream's events can still be resumed after its last event."""
+    sse_retry_ms: int = Field(default=1000, ge=0, le=600_000)
+    """The reconnect delay sent to clients with each resumable stream (SSE `retry`)."""
     json_response: bool = False
     """Answer with `application/json` instead of an SSE stream where the SDK allows it."""
     required_scopes: CsvList = Field(default_factory=list)

@@ -1,0 +1,145 @@
+"""Handshake-era sessions as the SDK's session manager should see them; one ASGI layer in front of it.
+
+Per session it keeps: an unguessable event scope bound to the caller (what resumable streams are keyed by, see
+app/server/events.py), the protocol version the session negotiated, and the request ids in flight (the SDK keys a
+session's response streams by request id: a second request reusing a live id would get a 500 and hang).
+"""
+
+from __future__ import annotations
+
+import secrets
+import weakref
+from contextvars import ContextVar
+from typing import Any
+
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth.operation import parsed_message
+from app.auth.principal import principal_from_scope
+
+_SESSION_HEADER = b"mcp-session-id"
+
+
+class SessionState:
+    """One session's state. The session's own tasks hold it (they inherit the opening request's context); once the
+    session is gone nothing does, and its entry in `_by_session` goes with it."""
+
+    __slots__ = ("__weakref__", "in_flight", "key", "owner", "version")
+
+    def __init__(self, owner: str | None) -> None:
+        self.key, self.owner = secrets.token_urlsafe(16), owner
+        self.version: bytes | None = None  # the protocol version the session negotiated
+        self.in_flight: set[str] = set()
+
+
+_current: ContextVar[SessionState | None] = ContextVar("session_state", default=None)
+_by_session: weakref.WeakValueDictionary[str, SessionState] = weakref.WeakValueDictionary()
+
+
+def current_scope() -> SessionState | None:
+    """The session the current request (or the session task) belongs to; None outside a session."""
+    return _current.get()
+
+
+class SessionScope:
+    """ASGI layer in front of the SDK's session manager (sessions mode only): binds each handshake-era request to
+    its session's state; refuses a `Last-Event-ID` of another session (with an event store) and a request id that is
+    already in flight in the session."""
+
+    def __init__(self, app: ASGIApp, sessions: bool, events: bool) -> None:
+        self.app, self.sessions, self.events = app, sessions, events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.sessions or scope["type"] != "http" or _modern(scope):  # 2026-07-28 is stateless in every mode
+            await self.app(scope, receive, send)
+            return
+        principal = principal_from_scope(scope)
+        owner = f"{principal.key}|{principal.client_id}" if principal is not None else None
+        session_id = next((v.decode("latin-1") for k, v in scope["headers"] if k == _SESSION_HEADER), None)
+        known = _by_session.get(session_id) if session_id else None
+        current = known if known is not None and known.owner == owner else SessionState(owner)
+        request_id = None
+        if session_id is None:
+            current.version = _negotiated(parsed_message())
+            send = _remember_session(send, current)
+        elif scope["method"] == "GET" and self.events and current is known and not _names_scope(scope, current):
+            await _UNKNOWN_EVENT(scope, receive, send)  # the SDK would answer an empty stream
+            return
+        elif current is known:
+            scope = _speaking(scope, current.version) if current.version is not None else scope
+            request_id = _request_id(parsed_message())
+            if request_id in current.in_flight:
+                await _ID_IN_USE(scope, receive, send)
+                return
+        if request_id is not None:
+            current.in_flight.add(request_id)
+        token = _current.set(current)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _current.reset(token)
+            if request_id is not None:
+                current.in_flight.discard(request_id)
+
+
+def _request_id(message: Any) -> str | None:
+    """A request's id as the SDK keys its streams by (1 and "1" alike); None for notifications and responses."""
+    if isinstance(message, dict) and "method" in message and message.get("id") is not None:
+        return str(message["id"])
+    return None
+
+
+def _negotiated(message: Any) -> bytes | None:
+    """The version an `initialize` will settle on (the SDK's rule: the requested one if known, else the latest)."""
+    params = message.get("params") if isinstance(message, dict) and message.get("method") == "initialize" else None
+    requested = params.get("protocolVersion") if isinstance(params, dict) else None
+    if not isinstance(requested, str):
+        return None
+    return (requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION).encode()
+
+
+def _speaking(scope: Scope, version: bytes) -> Scope:
+    """A session's requests as of the version it negotiated. The SDK reads resumability (priming events, stream
+    closing) from each request's header instead; a client sending an older handshake version there (the
+    conformance suite does) would silently lose it. Any other header value is left for the SDK to judge."""
+    headers = scope["headers"]
+    sent = next((v for k, v in headers if k == b"mcp-protocol-version"), None)
+    if sent is None or sent == version or sent.decode("latin-1") not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return scope
+    rest = [(k, v) for k, v in headers if k != b"mcp-protocol-version"]
+    return {**scope, "headers": [*rest, (b"mcp-protocol-version", version)]}
+
+
+def _modern(scope: Scope) -> bool:
+    version = next((v for k, v in scope["headers"] if k == b"mcp-protocol-version"), b"")
+    return version.decode("latin-1") in MODERN_PROTOCOL_VERSIONS  # served statelessly in every mode
+
+
+def _names_scope(scope: Scope, current: SessionState) -> bool:
+    last = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"last-event-id"), None)
+    return last is None or last.startswith(f"{current.key}.")
+
+
+_NO_SUCH_EVENT = "Last-Event-ID names no event of this session"
+_IN_FLIGHT = "request id already in flight in this session"
+_UNKNOWN_EVENT = JSONResponse(
+    {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": _NO_SUCH_EVENT}},
+    status_code=400,
+)
+_ID_IN_USE = JSONResponse(
+    {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": _IN_FLIGHT}},
+    status_code=409,
+)
+
+
+def _remember_session(send: Send, current: SessionState) -> Send:
+    async def remember(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            for key, value in message.get("headers", ()):
+                if key.lower() == _SESSION_HEADER:  # the request that opened a session: later ones name it
+                    _by_session[value.decode("latin-1")] = current
+        await send(message)
+
+    return remember
