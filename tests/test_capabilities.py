@@ -18,6 +18,10 @@ from mcp_types import LoggingMessageNotificationParams, ResourceUpdatedNotificat
 from tests.conftest import mcp_client
 from tests.support.servers import ServerThread
 
+# Handshake-era features (logging/setLevel, resources/subscribe, ctx.log) are exercised on purpose: the SDK marks
+# them deprecated for 2026-07-28, and clients of 2025-06-18 and 2025-11-25 still use them.
+pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+
 SESSION_TOOLS = Path(__file__).resolve().parent / "support" / "session_tools"
 MODES = [("sessions", "legacy"), ("sessions", "2026-07-28"), ("stateless", "legacy"), ("stateless", "2026-07-28")]
 

@@ -30,6 +30,10 @@ from mcp_types import (
 from tests.conftest import mcp_client, rpc
 from tests.support.servers import ServerThread
 
+# Handshake-era features (logging/setLevel, resources/subscribe, ctx.log) are exercised on purpose: the SDK marks
+# them deprecated for 2026-07-28, and clients of 2025-06-18 and 2025-11-25 still use them.
+pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+
 SESSION_TOOLS = Path(__file__).resolve().parent / "support" / "session_tools"
 MODERN = "2026-07-28"
 

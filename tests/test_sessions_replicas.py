@@ -26,7 +26,13 @@ from tests.support.servers import free_port
 from tests.test_nginx import NGINX, TEMPLATE, AppProcess, _wait_listening, client, start_app
 from tests.test_sessions import SESSION_TOOLS, _elicit, _sample
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
+# Handshake-era features (logging/setLevel, resources/subscribe, ctx.log) are exercised on purpose: the SDK marks
+# them deprecated for 2026-07-28, and clients of 2025-06-18 and 2025-11-25 still use them.
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning"),
+]
 
 
 @dataclass
