@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, sysinfo
+from bench.callers import callers_needed
 from bench.driver import require_wrk
 from bench.keys import BenchKeys
 from bench.mcp_http import LEGACY, PROTOCOLS
@@ -23,6 +24,7 @@ from bench.scenarios import (
     BenchFailure,
     Durations,
     cold_start,
+    first,
     session_memory,
     throughput,
     workers_scaling,
@@ -70,23 +72,25 @@ def _log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def _prepare(keys: list[str], ctx: Context, results: dict[str, Any]) -> dict[str, tuple[Target, str | None]]:
-    ready: dict[str, tuple[Target, str | None]] = {}
+def _prepare(
+    keys: list[str], ctx: Context, results: dict[str, Any], callers: int
+) -> dict[str, tuple[Target, list[str] | None]]:
+    ready: dict[str, tuple[Target, list[str] | None]] = {}
     for key in keys:
         target = TARGETS[key]
         results["targets"][key] = {"label": target.label}
         reason = target.prepare(ctx)
         if reason is None:
             try:
-                token = target.mint_token(ctx)
+                tokens = target.mint_tokens(ctx, callers)
             except Exception as exc:
-                reason = f"could not mint a token: {exc}"
+                reason = f"could not mint tokens: {exc}"
         if reason is not None:
             _log(f"SKIPPING ({key}) {target.label}: {reason}")
             results["skipped"][key] = reason
             continue
         results["targets"][key]["versions"] = target.versions()
-        ready[key] = (target, token)
+        ready[key] = (target, tokens)
     return ready
 
 
@@ -153,34 +157,35 @@ def _run(
         "sessions": {},
         "workers": {},
     }
-    ready = _prepare(keys, ctx, results)
+    results["callers"] = callers_needed(args.warm, args.measure, args.sessions)
+    ready = _prepare(keys, ctx, results, results["callers"])
     samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rnd in range(1, args.rounds + 1):
         # Every other round runs the targets in reverse (ABBA), so slow drift in machine speed, common on a shared
         # VM, does not favour whichever target runs first; paired ratios (see report.ratios) compare within rounds.
         order = list(ready.items()) if rnd % 2 else list(reversed(ready.items()))
         for protocol in protocols:
-            for key, (target, token) in order:
+            for key, (target, tokens) in order:
                 what = f"round {rnd}/{args.rounds}: ({key}) {target.label} @ {protocol}"
-                row = _attempt(results, what, throughput, target, ctx, protocol, token, durations)
+                row = _attempt(results, what, throughput, target, ctx, protocol, tokens, durations)
                 samples.setdefault((key, protocol), []).append(row or {"error": "failed"})
     results["throughput"] = [
         {"target": key, "protocol": protocol, **_median_row(samples[key, protocol])}
         for protocol in protocols
         for key in ready
     ]
-    for key, (target, token) in ready.items():
+    for key, (target, tokens) in ready.items():
         if "cold" not in skip:
-            v = _attempt(results, f"({key}) cold start", cold_start, target, ctx, token, args.cold_reps)
+            v = _attempt(results, f"({key}) cold start", cold_start, target, ctx, first(tokens), args.cold_reps)
             if v:
                 results["cold_start"][key] = v
         if "sessions" not in skip and target.stateful_env is not None:
-            v = _attempt(results, f"({key}) idle sessions", session_memory, target, ctx, token, args.sessions)
+            v = _attempt(results, f"({key}) idle sessions", session_memory, target, ctx, tokens, args.sessions)
             if v:
                 results["sessions"][key] = v
         if "workers" not in skip and key in WORKERS_TARGETS:
             what = f"({key}) 1 vs 2 workers"
-            v = _attempt(results, what, workers_scaling, target, ctx, args.workers_protocol, token, durations)
+            v = _attempt(results, what, workers_scaling, target, ctx, args.workers_protocol, tokens, durations)
             if v:
                 results["workers"][key] = v
     results["ratios"] = report.ratios(results)

@@ -1,8 +1,8 @@
 """Load driver: wrk (C, event loop, one thread) with a generated Lua script.
 
 wrk is far cheaper per request than any Python server here, so pinned to its own core
-it is not the bottleneck. Each run repeats one fixed request over `connections`
-keep-alive connections; the Lua `done()` hook prints exact counts and percentiles.
+it is not the bottleneck. Each run repeats one tools/call over `connections` keep-alive
+connections, from each caller in turn; the Lua `done()` hook prints exact counts and percentiles.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from bench.mcp_http import Request
 
 _LUA = """\
 wrk.method = "POST"
-wrk.body = [==[{body}]==]
-{headers}
--- A fresh JSON-RPC id per request: in a session (the app's default for 2025-11-25) ids in flight must differ.
+-- One header set per caller, used in turn, and a fresh JSON-RPC id per request: in a session (the app's default for
+-- 2025-11-25) ids in flight must differ, and each caller stays within its own rate limit (bench/callers.py).
+local callers = {{
+{callers}
+}}
 local head, tail, n = [==[{head}]==], [==[{tail}]==], 0
 function request()
   n = n + 1
-  return wrk.format(nil, nil, nil, head .. n .. tail)
+  return wrk.format(nil, nil, callers[(n % #callers) + 1], head .. n .. tail)
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -59,15 +61,21 @@ def require_wrk() -> str:
     return path
 
 
-def write_script(req: Request, path: Path) -> Path:
-    if "]==]" in req.body or any('"' in v or "\\" in v for v in req.headers.values()):
-        raise ValueError("request cannot be embedded in the wrk Lua script")
-    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in req.headers.items())
-    head, found, tail = req.body.partition('"id":1,')
-    if not found:
-        raise ValueError('the request body has no "id":1 to number')
+def write_script(requests: list[Request], path: Path) -> Path:
+    """A script sending the callers' requests in turn; they must differ only in their headers."""
+    if not requests or any(req.body != requests[0].body for req in requests):
+        raise ValueError("the callers' requests must share one body")
+    body = requests[0].body
+    tables = []
+    for req in requests:
+        if any('"' in k + v or "\\" in k + v for k, v in req.headers.items()):
+            raise ValueError("request headers cannot be embedded in the wrk Lua script")
+        tables.append("  {" + ", ".join(f'["{k}"] = "{v}"' for k, v in req.headers.items()) + "},")
+    head, found, tail = body.partition('"id":1,')
+    if not found or "]==]" in body:
+        raise ValueError('the request body has no "id":1 to number, or cannot be embedded')
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_LUA.format(body=req.body, headers=headers, head=head + '"id":', tail="," + tail))
+    path.write_text(_LUA.format(callers="\n".join(tables), head=head + '"id":', tail="," + tail))
     return path
 
 

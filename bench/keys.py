@@ -24,12 +24,12 @@ class BenchKeys:
         )
         self.public_key_file.write_bytes(pem)
 
-    def token(self, lifetime_s: int = 3600) -> str:
+    def token(self, lifetime_s: int = 3600, subject: str = "bench-user") -> str:
         now = int(time.time())
         claims = {
             "iss": ISSUER,
             "aud": AUDIENCE,
-            "sub": "bench-user",
+            "sub": subject,
             "azp": "bench-client",
             "scope": SCOPE,
             "iat": now,

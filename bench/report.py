@@ -60,7 +60,9 @@ def markdown(results: Results) -> str:
         f"Run {m['date_utc']} on {m['nproc']} x {m['cpu_model']}, Python {m['python']}, kernel {m['kernel']}, "
         f"{m['wrk']}; load average at start {m['loadavg_at_start']:.2f}.",
         f"Each point: {d['warm_s']:g} s warm-up + {d['measure_s']:g} s measured, wrk 1 thread x "
-        f"{d['connections']} keep-alive connections; server pinned to core {results['server_cores']}, "
+        f"{d['connections']} keep-alive connections, the requests spread over {results.get('callers', 1)} callers "
+        "(each within the default rate limit, which stays on); "
+        f"server pinned to core {results['server_cores']}, "
         f"wrk to core {results['driver_cores']}; {d['rounds']} round(s), medians shown"
         + (f"; waited up to {d['settle_s']:g} s per point for a quiet machine." if d.get("settle_s") else "."),
         "",

@@ -101,16 +101,35 @@ def verify(server: procs.Server, target: Target, protocol: str, token: str | Non
         conn.close()
 
 
+def first(tokens: list[str] | None) -> str | None:
+    """The token of the first caller (the one that checks the server before and after a run)."""
+    return tokens[0] if tokens else None
+
+
+def open_callers(server: procs.Server, target: Target, protocol: str, tokens: list[str] | None) -> list[Exchange]:
+    """One exchange per caller (at 2025-11-25 each runs its own handshake: its own session where there are
+    sessions), so the load spreads over every caller, each within its own rate limit (bench/callers.py)."""
+    conn = Conn(server.port, target.mcp_path)
+    try:
+        return [open_exchange(conn, protocol, token) for token in (tokens or [None])]
+    except ProtocolError as exc:
+        raise BenchFailure(f"{target.label} @ {protocol}: opening the callers' exchanges: {exc}") from exc
+    finally:
+        conn.close()
+
+
 def _load(
-    server: procs.Server, target: Target, ex: Exchange, ctx: Context, d: Durations, driver_cores: str
+    server: procs.Server, target: Target, callers: list[Exchange], ctx: Context, d: Durations, driver_cores: str
 ) -> dict[str, Any]:
-    script = write_script(tools_call_request(ex), ctx.out_dir / "wrk" / f"{target.key}-{ex.protocol}.lua")
+    protocol = callers[0].protocol
+    requests = [tools_call_request(ex) for ex in callers]
+    script = write_script(requests, ctx.out_dir / "wrk" / f"{target.key}-{protocol}.lua")
     url = f"http://127.0.0.1:{server.port}{target.mcp_path}"
     if d.warm_s > 0:
-        _checked(run_wrk(url, script, d.warm_s, d.connections, driver_cores), target, ex.protocol, "warm-up")
+        _checked(run_wrk(url, script, d.warm_s, d.connections, driver_cores), target, protocol, "warm-up")
     waited = settle(server.pid, d.settle_s) if d.settle_s > 0 else 0.0
     cpu0, busy0, drv0 = procs.cpu_seconds(server.pid), sysinfo.machine_busy_seconds(), sysinfo.children_cpu_seconds()
-    res = _checked(run_wrk(url, script, d.measure_s, d.connections, driver_cores), target, ex.protocol, "measure")
+    res = _checked(run_wrk(url, script, d.measure_s, d.connections, driver_cores), target, protocol, "measure")
     cpu = procs.cpu_seconds(server.pid) - cpu0
     driver_cpu = sysinfo.children_cpu_seconds() - drv0
     other_cpu = sysinfo.machine_busy_seconds() - busy0 - cpu - driver_cpu
@@ -142,33 +161,34 @@ def _checked(res: LoadResult, target: Target, protocol: str, phase: str) -> Load
     return res
 
 
-def throughput(target: Target, ctx: Context, protocol: str, token: str | None, d: Durations) -> dict[str, Any]:
+def throughput(target: Target, ctx: Context, protocol: str, tokens: list[str] | None, d: Durations) -> dict[str, Any]:
     server = start(target, ctx, tag=f"-{protocol}")
     try:
-        wait_first_call(server, target, token)
-        ex = verify(server, target, protocol, token)
-        result = _load(server, target, ex, ctx, d, DRIVER_CORES)
-        verify(server, target, protocol, token)  # still healthy after the run
+        wait_first_call(server, target, first(tokens))
+        verify(server, target, protocol, first(tokens))
+        result = _load(server, target, open_callers(server, target, protocol, tokens), ctx, d, DRIVER_CORES)
+        verify(server, target, protocol, first(tokens))  # still healthy after the run
         return result
     finally:
         server.stop()
 
 
 WORKERS_CONNECTION_FACTOR = 1
-"""Both runs get the steady run's connections. Not more: (d) runs with its default caps, and the load comes from one
-caller, whose in-flight cap (16 per process) a single worker must honour too; more connections would measure 429s."""
+"""Both runs get the steady run's connections, so 1 and 2 workers see the same offered load."""
 
 
-def workers_scaling(target: Target, ctx: Context, protocol: str, token: str | None, d: Durations) -> dict[str, Any]:
+def workers_scaling(
+    target: Target, ctx: Context, protocol: str, tokens: list[str] | None, d: Durations
+) -> dict[str, Any]:
     """Same load against 1 and 2 uvicorn workers. Both cores are shared by server and driver here."""
     out: dict[str, dict[str, Any]] = {}
     d = replace(d, connections=d.connections * WORKERS_CONNECTION_FACTOR)
     for workers in (1, 2):
         server = start(target, ctx, cores="0,1", workers=workers, scaling=True, tag=f"-{protocol}-scaling")
         try:
-            wait_first_call(server, target, token)
-            ex = verify(server, target, protocol, token)
-            out[str(workers)] = _load(server, target, ex, ctx, d, "0,1")
+            wait_first_call(server, target, first(tokens))
+            verify(server, target, protocol, first(tokens))
+            out[str(workers)] = _load(server, target, open_callers(server, target, protocol, tokens), ctx, d, "0,1")
         finally:
             server.stop()
     return out
@@ -187,19 +207,21 @@ def cold_start(target: Target, ctx: Context, token: str | None, reps: int) -> di
     return {"median_s": round(statistics.median(samples), 3), "samples_s": [round(s, 3) for s in samples]}
 
 
-def session_memory(target: Target, ctx: Context, token: str | None, n: int) -> dict[str, Any]:
-    """RSS growth per idle stateful 2025-11-25 session (initialize + initialized, then left open)."""
+def session_memory(target: Target, ctx: Context, tokens: list[str] | None, n: int) -> dict[str, Any]:
+    """RSS growth per idle stateful 2025-11-25 session (initialize + initialized, then left open), the sessions
+    spread over the callers as clients would be."""
+    token = first(tokens)
     server = start(target, ctx, stateful=True, tag="-stateful")
     try:
         wait_first_call(server, target, token)
         conn = Conn(server.port, target.mcp_path)
         try:
-            for _ in range(20):  # warm lazy imports and allocator pools before the baseline
-                check_tools_call(conn, open_exchange(conn, LEGACY, token))
+            for i in range(20):  # warm lazy imports and allocator pools before the baseline
+                check_tools_call(conn, open_exchange(conn, LEGACY, tokens[i % len(tokens)] if tokens else None))
             time.sleep(0.5)
             rss0 = procs.rss_mib(server.pid)
-            for _ in range(n):
-                ex = open_exchange(conn, LEGACY, token)
+            for i in range(n):
+                ex = open_exchange(conn, LEGACY, tokens[i % len(tokens)] if tokens else None)
                 if not ex.session_id:
                     raise BenchFailure(f"{target.label}: stateful server returned no Mcp-Session-Id")
             time.sleep(1.0)

@@ -31,10 +31,10 @@ FASTMCP_VENV = REPO_ROOT / "bench" / ".venvs" / "fastmcp"
 PROJECT_APP = "app.main:app"
 """ASGI import string; started as `uvicorn app.main:app --port P` from the repo root."""
 PROJECT_ENV: dict[str, str] = {
-    # Everything on: auth (dev issuer tokens, same validation as Entra's), per-tool authorization, rate limits
-    # (counted on every request as in production, but set high enough that one load-generator token is never
-    # throttled: 120/minute would end a throughput run after two seconds), telemetry (SDK spans and metrics, no
-    # exporter), audit to a file.
+    # Everything on, with the defaults users get: auth (dev issuer tokens, same validation as Entra's), per-tool
+    # authorization, rate limits (RATE_LIMIT__* untouched: 120/minute per caller, moving window, in memory; the load
+    # comes from many callers, see bench/callers.py), the in-flight caps (16 per caller, 128 overall), telemetry
+    # (SDK spans and metrics, no exporter), audit to a file.
     "APP_ENV": "development",
     "DEV_ISSUER__EMBEDDED": "false",  # the bench runs one dev issuer for all (d) processes (see _prepare_project)
     "DEV_ISSUER__PORT": "18001",
@@ -42,17 +42,10 @@ PROJECT_ENV: dict[str, str] = {
     "MCP__JSON_RESPONSE": "true",  # as the baselines
     "AUDIT__SINK": "file:{scratch}/audit-{pid}.jsonl",  # {scratch}: the run's own directory, removed at its end
     "LOG_LEVEL": "WARNING",  # as the baselines
-    "RATE_LIMIT__DEFAULT": "100000000/minute",
-    "RATE_LIMIT__UNAUTHENTICATED": "100000000/minute",
-    # The default moving window keeps one entry per request: with a limit this high it would grow to every request
-    # of the last minute. The sliding-window counter is O(1) per key, like a moving window at production limits.
-    "RATE_LIMIT__STRATEGY": "sliding-window-counter",
-    # The in-flight tool-call caps keep their defaults (16 per caller, 128 overall): wrk's 16 connections are
-    # exactly one caller's cap, so a slot held past its call shows up as non-2xx answers (issue 18).
 }
 """Extra environment for the app server *and* for the token command."""
-PROJECT_TOKEN_ARGV: list[str] = ["-m", "app.auth.dev_issuer", "token", "--scopes", "mcp.read"]
-"""Run with the project's Python; must print one JWT on stdout (surrounding whitespace ignored)."""
+PROJECT_TOKENS_ARGV: list[str] = ["-m", "bench.project_tokens"]
+"""Run with the project's Python and a count; must print that many JWTs, one per line, each for a distinct user."""
 PROJECT_MCP_PATH = "/mcp"
 PROJECT_STATEFUL_ENV: dict[str, str] | None = {"MCP__STATELESS": "false"}
 """Env that makes the app serve stateful 2025-11-25 sessions, or None to skip the session-memory test. (Sessions are
@@ -92,7 +85,8 @@ class Target:
     python: Path
     prepare: Callable[[Context], str | None]
     """Makes the target runnable; returns a reason to skip it, or None."""
-    mint_token: Callable[[Context], str | None]
+    mint_tokens: Callable[[Context, int], list[str] | None]
+    """Tokens for that many distinct callers, or None for a target without auth."""
     env: Mapping[str, str] = field(default_factory=dict)
     stateful_env: Mapping[str, str] | None = None
     scaling_env: Mapping[str, str] = field(default_factory=dict)
@@ -144,12 +138,12 @@ def _always_ready(_: Context) -> str | None:
     return None
 
 
-def _no_token(_: Context) -> str | None:
+def _no_token(_: Context, __: int) -> list[str] | None:
     return None
 
 
-def _bench_token(ctx: Context) -> str | None:
-    return ctx.keys.token()
+def _bench_tokens(ctx: Context, count: int) -> list[str] | None:
+    return [ctx.keys.token(subject=f"bench-user-{i}") for i in range(count)]
 
 
 def find_uv() -> str | None:
@@ -194,15 +188,20 @@ def _prepare_project(ctx: Context) -> str | None:
     return None
 
 
-def _project_token(ctx: Context) -> str | None:
+def _project_tokens(ctx: Context, count: int) -> list[str] | None:
     env = dict(os.environ) | {"PYTHONPATH": str(REPO_ROOT)} | _in_scratch(PROJECT_ENV, ctx)
     proc = subprocess.run(  # noqa: S603
-        [sys.executable, *PROJECT_TOKEN_ARGV], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60
+        [sys.executable, *PROJECT_TOKENS_ARGV, str(count)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=300,
     )
-    token = proc.stdout.strip()
-    if proc.returncode != 0 or token.count(".") != 2:
+    tokens = proc.stdout.split()
+    if proc.returncode != 0 or len(tokens) != count or any(t.count(".") != 2 for t in tokens):
         raise RuntimeError(f"token command failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return token
+    return tokens
 
 
 _PY = Path(sys.executable)
@@ -217,7 +216,7 @@ TARGETS: dict[str, Target] = {
         app="bench.servers.sdk_bare:app",
         python=_PY,
         prepare=_always_ready,
-        mint_token=_no_token,
+        mint_tokens=_no_token,
         stateful_env=_STATEFUL,
     ),
     "b": Target(
@@ -226,7 +225,7 @@ TARGETS: dict[str, Target] = {
         app="bench.servers.sdk_auth:app",
         python=_PY,
         prepare=_always_ready,
-        mint_token=_bench_token,
+        mint_tokens=_bench_tokens,
         stateful_env=_STATEFUL,
         packages=(*_STACK, "pyjwt", "cryptography"),
     ),
@@ -236,7 +235,7 @@ TARGETS: dict[str, Target] = {
         app="bench.servers.fastmcp_jwt:app",
         python=FASTMCP_VENV / "bin" / "python",
         prepare=_prepare_fastmcp,
-        mint_token=_bench_token,
+        mint_tokens=_bench_tokens,
         env={"FASTMCP_LOG_LEVEL": "WARNING", "FASTMCP_SHOW_SERVER_BANNER": "false"},
         stateful_env=_STATEFUL,
         packages=("fastmcp", *_STACK, "joserfc"),
@@ -248,7 +247,7 @@ TARGETS: dict[str, Target] = {
         app="bench.servers.sdk_bare_gcfreeze:app",
         python=_PY,
         prepare=_always_ready,
-        mint_token=_no_token,
+        mint_tokens=_no_token,
     ),
     # (d) -- see the PROJECT_* constants at the top of this file.
     "d": Target(
@@ -257,7 +256,7 @@ TARGETS: dict[str, Target] = {
         app=PROJECT_APP,
         python=_PY,
         prepare=_prepare_project,
-        mint_token=_project_token,
+        mint_tokens=_project_tokens,
         env=PROJECT_ENV,
         stateful_env=PROJECT_STATEFUL_ENV,
         scaling_env=PROJECT_SCALING_ENV,
