@@ -6,6 +6,11 @@ within a few µs, which the wrk points cannot. The echo tool is async here for b
 thread hand-off is the same for both and is the noisiest part of a request. Results are µs of CPU per request:
 the 10th percentile and the median of `--reps` batches. Not a test, and not part of `make bench`.
 
+(d) is `app.main.create_app()` with the settings users get (development mode only for the embedded dev issuer's
+tokens; JSON responses and WARNING logs as (a)), sessions, rate limits and caps at their defaults. The layers are
+those of app/main.py's request path; `--ablate` names groups of them (see `swaps`). The run stops with an error if
+any request is refused, as a refusal would make a layer look cheap.
+
 `--instructions` counts instead of timing: the script re-runs itself under valgrind's callgrind (Debian package
 `valgrind`), with instrumentation on only around the measured requests, and prints instructions per request.
 That count does not move with the machine's speed (repeat runs agree within 1%), so it shows a few-percent change
@@ -17,22 +22,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import json
+import math
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.targets import PROJECT_ENV
 
 ASYNC_ECHO = '''
 from app import tool
@@ -49,21 +56,49 @@ META = {
     "io.modelcontextprotocol/clientInfo": {"name": "inproc", "version": "0"},
 }
 UNDER_CALLGRIND = "INPROC_UNDER_CALLGRIND"
-ABLATIONS = ("audit", "ratelimit", "observe", "secretguard", "callercontext", "toolbounds", "edge", "bounds")
+# Each name is a group of layers of app/main.py's request path, outermost first (see `swaps` below).
+ABLATIONS = (
+    "edge", "bounds", "ratelimit", "authz", "streams",
+    "audit", "observe", "secretguard", "callercontext", "toolbounds", "ask",
+)  # fmt: skip
 CONCURRENCY = 16
+"""Clients in flight: the default per-principal cap on tool calls in flight (SECURITY__MAX_CONCURRENT_CALLS_PER_
+PRINCIPAL), as wrk's 16 connections in the suite."""
+WARM_BATCHES = 4
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+
+def project_env(ablate: set[str], tools_dir: Path) -> dict[str, str]:
+    """(d)'s settings: the defaults users get, every limit and cap included (none is raised here, unlike the wrk
+    suite's PROJECT_ENV: the loop spreads its requests over many principals instead, see `callers`)."""
+    audit = Path(tempfile.mkdtemp(prefix="inproc-audit-")) / "audit.jsonl"  # a real file, as (d) in the wrk runs
+    return {
+        "APP_ENV": "development",  # tokens from the dev issuer, validated as Entra's are
+        "DEV_ISSUER__EMBEDDED": "true",
+        "DEV_ISSUER__PORT": str(_free_port()),
+        "TOOLS__DIR": str(tools_dir),
+        "TOOLS__LOCK_MODE": "off",  # the temporary tools directory has no reviewed tools.lock (start-up only)
+        "MCP__JSON_RESPONSE": "true",  # the response shape of (a) and of the wrk suite's targets
+        "LOG_LEVEL": "WARNING",  # as (a): no INFO line per request
+        "AUDIT__SINK": "off" if "audit" in ablate else f"file:{audit}",
+    }
 
 
 def project_app(ablate: set[str], tools_dir: Path) -> App:
-    """(d) as `app.main` builds it, with the chosen layers replaced by pass-throughs."""
-    os.environ.update(PROJECT_ENV)
-    os.environ.update({"DEV_ISSUER__EMBEDDED": "true", "DEV_ISSUER__PORT": "18031"})
-    audit = Path(tempfile.mkdtemp(prefix="inproc-audit-")) / "audit.jsonl"  # a real file, as (d) in the wrk runs
-    os.environ.update({"TOOLS__DIR": str(tools_dir), "TOOLS__LOCK_MODE": "off", "AUDIT__SINK": f"file:{audit}"})
-    if "audit" in ablate:
-        os.environ["AUDIT__SINK"] = "off"
-    from app import bounds, edge, http, mcp_server, observe, ratelimit
+    """(d) as `app.main.create_app` builds it, with the chosen layers replaced by pass-throughs."""
+    os.environ.update(project_env(ablate, tools_dir))
+    from app.auth.authz import AuthorizeOperation
+    from app.core.asgi import EnsureResponse
+    from app.edge.bounds import CapConcurrency, LimitBody
+    from app.edge.headers import HostOriginGuard, SecurityHeaders
+    from app.edge.ratelimit import RateLimit, ThrottleUnauthenticated
+    from app.edge.streams import CapStreams
+    from app.observability.observe import ObserveOperation
+    from app.server.ask import AskClient
+    from app.server.build import CallerContext, SecretGuard
+    from app.server.tool_bounds import ToolBounds
 
     async def asgi_through(self: Any, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
@@ -71,18 +106,19 @@ def project_app(ablate: set[str], tools_dir: Path) -> App:
     async def sdk_through(self: Any, ctx: Any, call_next: Any) -> Any:
         return await call_next(ctx)
 
+    # Authentication, ParseOperation and SessionScope stay: the layers after them read what they bind.
+    # (ForwardedHeaders is not on the default path: it is added only with SECURITY__TRUSTED_PROXIES.)
     swaps: dict[str, list[tuple[type, Any]]] = {
-        "ratelimit": [(ratelimit.RateLimit, asgi_through), (ratelimit.ThrottleUnauthenticated, asgi_through)],
-        "observe": [(observe.ObserveOperation, sdk_through)],
-        "secretguard": [(mcp_server.SecretGuard, sdk_through)],
-        "callercontext": [(mcp_server.CallerContext, sdk_through)],
-        "toolbounds": [(bounds.ToolBounds, sdk_through)],
-        "edge": [(edge.SecurityHeaders, asgi_through), (edge.HostOriginGuard, asgi_through)],
-        "bounds": [
-            (bounds.LimitBody, asgi_through),
-            (bounds.CapConcurrency, asgi_through),
-            (http.EnsureResponse, asgi_through),
-        ],
+        "edge": [(SecurityHeaders, asgi_through), (HostOriginGuard, asgi_through)],
+        "bounds": [(LimitBody, asgi_through), (CapConcurrency, asgi_through), (EnsureResponse, asgi_through)],
+        "ratelimit": [(RateLimit, asgi_through), (ThrottleUnauthenticated, asgi_through)],
+        "authz": [(AuthorizeOperation, asgi_through)],
+        "streams": [(CapStreams, asgi_through)],
+        "observe": [(ObserveOperation, sdk_through)],
+        "secretguard": [(SecretGuard, sdk_through)],
+        "callercontext": [(CallerContext, sdk_through)],
+        "toolbounds": [(ToolBounds, sdk_through)],
+        "ask": [(AskClient, sdk_through)],
     }
     for name in ablate - {"audit"}:
         for cls, replacement in swaps[name]:
@@ -90,6 +126,13 @@ def project_app(ablate: set[str], tools_dir: Path) -> App:
     from app.main import create_app
 
     return create_app()
+
+
+def _free_port() -> int:
+    """A loopback port for the embedded dev issuer, so runs side by side (the smoke tests) never collide."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def bare_app() -> App:
@@ -118,7 +161,7 @@ async def start(app: App) -> asyncio.Future[None]:
     return lifespan
 
 
-async def post(app: App, headers: list[tuple[bytes, bytes]], body: bytes) -> list[dict[str, Any]]:
+async def post(app: App, headers: Headers, body: bytes) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
     delivered = False
 
@@ -152,11 +195,61 @@ async def post(app: App, headers: list[tuple[bytes, bytes]], body: bytes) -> lis
     return sent
 
 
-def call_body(protocol: str) -> bytes:
+def call_body(protocol: str, request_id: int = 1) -> bytes:
     params: dict[str, Any] = {"name": "echo", "arguments": {"text": "hi"}}
     if protocol == "2026-07-28":
         params["_meta"] = META
-    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).encode()
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}).encode()
+
+
+async def handshake(app: App, headers: Headers, protocol: str) -> Headers:
+    """What each call adds to `headers` at `protocol`: routing headers at 2026-07-28; at 2025-11-25 the version and,
+    when the app keeps sessions (the project's default), the session this caller opened."""
+    if protocol == "2026-07-28":
+        return [(b"mcp-protocol-version", b"2026-07-28"), (b"mcp-method", b"tools/call"), (b"mcp-name", b"echo")]
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "inproc", "version": "0"}}
+    answer = await post(
+        app, headers, json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}).encode()
+    )
+    if answer[0]["status"] != 200:
+        raise SystemExit(f"initialize failed: {answer}")
+    added = [(b"mcp-protocol-version", b"2025-11-25")]
+    added += [(name, value) for name, value in answer[0]["headers"] if name.lower() == b"mcp-session-id"]
+    initialized = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode()
+    answer = await post(app, [*headers, *added], initialized)
+    if answer[0]["status"] != 202:
+        raise SystemExit(f"notifications/initialized failed: {answer}")
+    return added
+
+
+async def callers(app: App, args: argparse.Namespace, base: Headers, requests: int) -> Iterator[Headers]:
+    """The headers of each request in turn, for `requests` requests."""
+    if args.target == "a":
+        return itertools.repeat([*base, *await handshake(app, base, args.protocol)])
+    from limits import parse_many
+
+    from app.auth.dev_issuer import DevIssuer
+    from app.auth.dev_requests import DevUser
+
+    settings = app.state.settings  # type: ignore[attr-defined]
+    # The default per-principal limit (RATE_LIMIT__DEFAULT, 120/minute) would refuse this loop within a second. The
+    # benchmark keeps it, and every other default, as users get them: the requests are spread over distinct
+    # principals instead, each sending at most its budget in all (so never refused, however long the run), every
+    # request still counted by RateLimit. A session opened at 2025-11-25 spends two requests of its principal's.
+    budget = min(item.amount for item in parse_many(settings.rate_limit.default))
+    per_caller = budget - (2 if args.protocol == "2025-11-25" else 0)
+    if per_caller < 1:
+        raise SystemExit(f"RATE_LIMIT__DEFAULT={settings.rate_limit.default} leaves no call after the handshake")
+    issuer = DevIssuer(settings)
+    turns = []
+    for n in range(math.ceil(requests / per_caller)):
+        user = DevUser(f"00000000-0000-4000-8000-{n:012d}", f"Bench {n}", f"bench{n}@localhost")
+        token = issuer.mint("mcp.read", user=user)
+        # Validated once up front, as the wrk suite's one token is: a request then finds it cached.
+        await app.state.validator.validate(token)  # type: ignore[attr-defined]
+        headers = [*base, (b"authorization", f"Bearer {token}".encode())]
+        turns.append([*headers, *await handshake(app, headers, args.protocol)])
+    return itertools.chain.from_iterable(itertools.repeat(headers, per_caller) for headers in turns)
 
 
 async def measure(args: argparse.Namespace) -> list[float]:
@@ -164,31 +257,24 @@ async def measure(args: argparse.Namespace) -> list[float]:
         (Path(tools) / "echo.py").write_text(ASYNC_ECHO)
         app = project_app(set(args.ablate), Path(tools)) if args.target == "d" else bare_app()
         running = await start(app)
-    headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]
-    headers.append((b"accept", b"application/json, text/event-stream"))
-    if args.target == "d":
-        argv = [sys.executable, "-m", "app.auth.dev_issuer", "token", "--scopes", "mcp.read"]
-        minted = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=True)
-        token = minted.stdout.strip()
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    if args.protocol == "2026-07-28":
-        headers += [(b"mcp-protocol-version", b"2026-07-28"), (b"mcp-method", b"tools/call"), (b"mcp-name", b"echo")]
-    else:
-        init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "inproc", "version": "0"}}
-        await post(
-            app, headers, json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}).encode()
-        )
-        headers.append((b"mcp-protocol-version", b"2025-11-25"))
-    body = call_body(args.protocol)
-    answer = await post(app, headers, body)
+    base = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]
+    base.append((b"accept", b"application/json, text/event-stream"))
+    each = args.batch // CONCURRENCY  # calls per client per batch
+    turns = await callers(app, args, base, 1 + (WARM_BATCHES + args.reps) * each * CONCURRENCY)
+    answer = await post(app, next(turns), call_body(args.protocol))
     if answer[0]["status"] != 200 or b'"hi"' not in b"".join(m.get("body", b"") for m in answer[1:]):
         raise SystemExit(f"the check call failed: {answer}")
+    # Distinct ids: clients of one principal share its session at 2025-11-25, where an id in flight is refused.
+    bodies = [call_body(args.protocol, client + 1) for client in range(CONCURRENCY)]
+    refused: Counter[int] = Counter()
 
-    async def client(calls: int) -> None:
+    async def client(calls: int, body: bytes) -> None:
         for _ in range(calls):
-            await post(app, headers, body)
+            status = (await post(app, next(turns), body))[0]["status"]
+            if status != 200:
+                refused[status] += 1
 
-    await asyncio.gather(*(client(args.batch // CONCURRENCY) for _ in range(CONCURRENCY * 4)))  # warm-up
+    await asyncio.gather(*(client(WARM_BATCHES * each, body) for body in bodies))
     gc.collect()
     gc.freeze()
     counting = os.environ.get(UNDER_CALLGRIND) == "1"
@@ -197,11 +283,13 @@ async def measure(args: argparse.Namespace) -> list[float]:
     costs = []
     for _ in range(args.reps):
         started = time.process_time()
-        await asyncio.gather(*(client(args.batch // CONCURRENCY) for _ in range(CONCURRENCY)))
-        costs.append((time.process_time() - started) / args.batch * 1e6)
+        await asyncio.gather(*(client(each, body) for body in bodies))
+        costs.append((time.process_time() - started) / (each * CONCURRENCY) * 1e6)
     if counting:
         _instrument("off")
     running.cancel()
+    if refused:  # a refusal costs far less than an answer: the figures would flatter the app
+        raise SystemExit(f"requests were refused (HTTP status: count): {dict(refused)}")
     return sorted(costs)
 
 
@@ -221,7 +309,8 @@ def count_instructions(args: argparse.Namespace, argv: list[str]) -> int:
         env = os.environ | {UNDER_CALLGRIND: "1", "PYTHONMALLOC": "malloc"}  # valgrind sees each allocation
         subprocess.run(command, env=env, check=True, capture_output=True)  # noqa: S603
         totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")]
-    return int(totals[0].split()[1]) // (args.reps * args.batch)
+    measured: int = args.reps * (args.batch // CONCURRENCY * CONCURRENCY)
+    return int(totals[0].split()[1]) // measured
 
 
 def main() -> int:
@@ -230,11 +319,15 @@ def main() -> int:
     parser.add_argument("--protocol", choices=("2025-11-25", "2026-07-28"), default="2026-07-28")
     parser.add_argument("--ablate", type=lambda v: [x for x in v.split(",") if x], default=[], help=",".join(ABLATIONS))
     parser.add_argument("--reps", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=480, help="requests per timed batch")
+    parser.add_argument(
+        "--batch", type=int, default=480, help=f"requests per timed batch (a multiple of {CONCURRENCY})"
+    )
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
     args = parser.parse_args()
     if unknown := set(args.ablate) - set(ABLATIONS):
         parser.error(f"unknown ablation(s): {', '.join(sorted(unknown))}")
+    if args.batch < CONCURRENCY or args.reps < 1:
+        parser.error(f"--batch must be at least {CONCURRENCY} and --reps at least 1")
     label = f"({args.target}) {args.protocol}" + (f" without {','.join(args.ablate)}" if args.ablate else "")
     if args.instructions:
         print(f"{label}: {count_instructions(args, sys.argv[1:]) / 1000:.0f} k instructions/req")
