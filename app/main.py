@@ -77,11 +77,12 @@ from app.edge.route_throttle import FailedAuthThrottle
 from app.edge.streams import CapStreams
 from app.observability.access_log import install_access_log_filter
 from app.observability.audit import AuditLog, AuditSinkError
+from app.observability.exporters import TelemetryConfigError
 from app.observability.logging import configure_logging
 from app.observability.observe import Observer
 from app.observability.readiness import Readiness, drain_on_sigterm
 from app.observability.redaction import REDACTOR, install_redaction
-from app.observability.telemetry import TelemetryConfigError, setup_telemetry
+from app.observability.telemetry import setup_telemetry
 from app.secrets.store import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
 from app.server import toolslock
 from app.server.build import build_mcp_server
