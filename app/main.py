@@ -72,7 +72,8 @@ from app.catalog.registry import Requirement, ToolDiscoveryError, discover
 from app.core.asgi import EnsureResponse
 from app.edge.bounds import CapConcurrency, LimitBody
 from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders, sdk_transport_security
-from app.edge.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
+from app.edge.limiter import Limiter
+from app.edge.ratelimit import RateLimit, ThrottleUnauthenticated
 from app.edge.route_throttle import FailedAuthThrottle
 from app.edge.streams import CapStreams
 from app.observability.access_log import install_access_log_filter

@@ -27,7 +27,7 @@ from slowapi.errors import RateLimitExceeded
 
 from app import limiter
 from app.auth.principal import Principal
-from app.edge.ratelimit import STORAGE_RETRY_SECONDS
+from app.edge.limiter import STORAGE_RETRY_SECONDS
 from app.edge.route_limits import RouteLimiter, RouteLimits, configure_route_limits, route_key
 from app.settings import Settings
 from tests.conftest import CLIENT_ID, REPO, TENANT

@@ -48,7 +48,7 @@ from slowapi.errors import RateLimitExceeded
 from starlette.exceptions import HTTPException
 
 from app.auth.principal import Principal
-from app.edge.ratelimit import FAIL_CLOSED_RETRY_AFTER, REDIS_TIMEOUT_SECONDS, STORAGE_ERRORS, STORAGE_RETRY_SECONDS
+from app.edge.limiter import FAIL_CLOSED_RETRY_AFTER, REDIS_TIMEOUT_SECONDS, STORAGE_ERRORS, STORAGE_RETRY_SECONDS
 from app.observability.telemetry import record_rate_limit
 from app.settings import RateLimitSettings, Settings
 
