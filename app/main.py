@@ -54,14 +54,8 @@ from app.api.mount import mount_routes
 from app.auth.authz import AuthorizeOperation, Guard
 from app.auth.challenge import Challenges
 from app.auth.dependencies import RouteAuth
-from app.auth.dev_issuer import (
-    DevIssuer,
-    DevIssuerPortError,
-    DevKeyError,
-    EmbeddedServer,
-    announce_dev,
-    listen_socket,
-)
+from app.auth.dev_issuer import DevIssuer, DevIssuerPortError, EmbeddedServer, announce_dev, listen_socket
+from app.auth.dev_keys import DevKeyError
 from app.auth.downstream import OnBehalfOf, settings_credential
 from app.auth.metadata import app_id_uri_warning, declared_scopes, protected_resource_metadata, supported_scopes
 from app.auth.middleware import AuthenticateBearer
