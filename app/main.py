@@ -62,7 +62,8 @@ from app.auth.middleware import AuthenticateBearer
 from app.auth.operation import ParseOperation
 from app.auth.tokens import EntraTokenValidator
 from app.authserver.build import build_auth_server
-from app.catalog.registry import Requirement, ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import Requirement, ToolDiscoveryError
 from app.core.asgi import EnsureResponse
 from app.edge.bounds import CapConcurrency, LimitBody
 from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders, sdk_transport_security

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 
 from app.auth.authz import Guard
 from app.auth.principal import Principal
-from app.catalog.registry import discover
+from app.catalog.discovery import discover
 from app.main import create_app
 from app.observability.access_log import install_access_log_filter
 from app.observability.audit import AuditLog

@@ -32,7 +32,8 @@ from app.auth.dev_oidc import IdTokens
 from app.auth.dev_requests import DevUser
 from app.auth.dev_tls import tls_options
 from app.auth.metadata import NONE
-from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError
 from app.settings import Settings, is_loopback_host
 
 DEV_USER_OID = "22222222-2222-4222-8222-222222222222"

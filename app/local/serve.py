@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from app.auth.authz import Guard
 from app.auth.metadata import declared_scopes
 from app.auth.principal import Principal
-from app.catalog.registry import ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import ToolDiscoveryError
 from app.core.sdk_private import lowlevel_server
 from app.local.identity import LocalIdentity, SignInError
 from app.local.settings import LocalSettings, audit_sink, user_data_dir
