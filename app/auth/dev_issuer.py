@@ -15,6 +15,7 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
@@ -183,6 +184,17 @@ class DevIssuer:
             await asyncio.sleep(0.02)
         server.task = task
         return server
+
+    @contextlib.asynccontextmanager
+    async def running(self, sock: socket.socket | None = None) -> AsyncIterator[None]:
+        """Serve (as `serve`) and say so (`announce_dev`) for as long as the context lasts, then stop."""
+        server = await self.serve(sock)
+        try:
+            announce_dev(self.settings)
+            yield
+        finally:
+            server.should_exit = True
+            await server.task
 
 
 class EmbeddedServer(uvicorn.Server):
