@@ -33,8 +33,6 @@ KEYVAULT__REFRESH_SECONDS is set; every log record is scrubbed of them (and of t
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -54,34 +52,32 @@ from app.api.mount import mount_routes
 from app.auth.authz import AuthorizeOperation, Guard
 from app.auth.challenge import Challenges
 from app.auth.dependencies import RouteAuth
-from app.auth.dev_issuer import (
-    DevIssuer,
-    DevIssuerPortError,
-    DevKeyError,
-    EmbeddedServer,
-    announce_dev,
-    listen_socket,
-)
+from app.auth.dev_issuer import DevIssuer, DevIssuerPortError, listen_socket
+from app.auth.dev_keys import DevKeyError
 from app.auth.downstream import OnBehalfOf, settings_credential
 from app.auth.metadata import app_id_uri_warning, declared_scopes, protected_resource_metadata, supported_scopes
 from app.auth.middleware import AuthenticateBearer
 from app.auth.operation import ParseOperation
 from app.auth.tokens import EntraTokenValidator
 from app.authserver.build import build_auth_server
-from app.catalog.registry import Requirement, ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import Requirement, ToolDiscoveryError
 from app.core.asgi import EnsureResponse
+from app.core.heap import freeze_startup_heap
 from app.edge.bounds import CapConcurrency, LimitBody
 from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders, sdk_transport_security
-from app.edge.ratelimit import Limiter, RateLimit, ThrottleUnauthenticated
+from app.edge.limiter import Limiter
+from app.edge.ratelimit import RateLimit, ThrottleUnauthenticated
 from app.edge.route_throttle import FailedAuthThrottle
 from app.edge.streams import CapStreams
 from app.observability.access_log import install_access_log_filter
 from app.observability.audit import AuditLog, AuditSinkError
+from app.observability.exporters import TelemetryConfigError
 from app.observability.logging import configure_logging
 from app.observability.observe import Observer
-from app.observability.readiness import Readiness, drain_on_sigterm
+from app.observability.readiness import Readiness, drain_on_sigterm, probes
 from app.observability.redaction import REDACTOR, install_redaction
-from app.observability.telemetry import TelemetryConfigError, setup_telemetry
+from app.observability.telemetry import setup_telemetry
 from app.secrets.store import SecretRefresher, SecretsError, SecretStore, load_tool_secrets, set_process_store
 from app.server import toolslock
 from app.server.build import build_mcp_server
@@ -165,11 +161,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     readiness = Readiness()  # other components register theirs: readiness.add("redis", ping)
     # Rate-limit storage is deliberately not a readiness check: a Redis outage must not take every replica out of
     # rotation; RATE_LIMIT__ON_STORAGE_ERROR decides what callers get instead.
-
-    async def jwks_loaded() -> bool:
-        return validator.ready
-
-    readiness.add("jwks", jwks_loaded)
+    readiness.add("jwks", validator.keys_loaded)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -179,9 +171,7 @@ def create_app(settings: Settings | None = None) -> Entry:
             stack.push_async_callback(auth_server.aclose)
             stack.callback(threads.close)
             if issuer is not None:
-                dev_server = await issuer.serve(dev_socket)
-                stack.push_async_callback(_stop, dev_server)
-                announce_dev(settings)
+                await stack.enter_async_context(issuer.running(dev_socket))
             for closeable in (content_check, events):
                 if (close := getattr(closeable, "aclose", None)) is not None:
                     stack.push_async_callback(close)
@@ -191,19 +181,14 @@ def create_app(settings: Settings | None = None) -> Entry:
             stack.push_async_callback(limiter.close)
             if settings.keyvault.refresh_seconds:
                 refresher = SecretRefresher(secrets, catalog.secrets, settings.keyvault.refresh_seconds)
-                stack.push_async_callback(_cancel, asyncio.create_task(refresher.run(), name="secret-refresh"))
+                await stack.enter_async_context(refresher.running())
                 if settings.keyvault.url:  # reachable = the last background re-read got through (no extra calls)
                     readiness.add("key_vault", refresher.last_refresh_ok)
             stack.callback(REDACTOR.remove, secrets.plain_values)  # this app's values stop mattering once it stops
             await stack.enter_async_context(mcp.session_manager.run())
             stack.enter_context(drain_on_sigterm(readiness, settings.server.drain_seconds))
             log.info("serving %d tool(s) at %s", len(catalog.of("tool")), settings.resource)
-            # Everything built so far lives as long as the process: move it out of the collector's way, so
-            # each GC pass walks only per-request garbage (startup objects dominate a heap of this size).
-            gc.collect()
-            gc.freeze()
-            if settings.server.gc_threshold:
-                gc.set_threshold(settings.server.gc_threshold, *gc.get_threshold()[1:])
+            freeze_startup_heap(settings.server.gc_threshold)  # what was built so far lives as long as the process
             yield
 
     app = FastAPI(
@@ -227,15 +212,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     # And at the root, where clients that ignore the path (and Entra's MCP guidance) look for it.
     app.router.routes.append(Route("/.well-known/oauth-protected-resource", prm, methods=["GET"]))
     app.router.routes.extend(auth_server.routes)  # the authorization-server facade, when enabled (app/authserver/)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        failing = await readiness.failing()  # names are logged, never returned: no internal detail on the wire
-        return JSONResponse({"status": "not ready" if failing else "ready"}, status_code=503 if failing else 200)
+    app.include_router(probes(readiness))  # /healthz, and /readyz from the checks above
 
     # Routes beside MCP, with /mcp's token rules, challenges and audit; failed attempts spend the per-IP budget too.
     throttle = FailedAuthThrottle(limiter, rates.unauthenticated)
@@ -278,16 +255,6 @@ class Entry:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
-async def _stop(server: EmbeddedServer) -> None:
-    server.should_exit = True
-    await server.task
 
 
 _app: Entry | None = None

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.observability.audit import GENESIS, AuditLog, canonical_json, digest, verify
+from app.observability.audit import GENESIS, AuditLog, verify
+from app.observability.audit_fields import canonical_json, digest
 from app.settings import Settings
 from tests.conftest import REPO, TENANT, mcp_client
 from tests.support.servers import ServerThread

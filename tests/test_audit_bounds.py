@@ -15,7 +15,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.observability.audit import AuditLog, AuditSinkError, digest, verify
+from app.observability.audit import AuditLog, AuditSinkError, verify
+from app.observability.audit_fields import digest
 from tests.conftest import mcp_client
 from tests.support.servers import ServerThread
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from mcp.shared.auth import OAuthMetadata
 
 from app.auth.dev_issuer import DevIssuer
-from app.catalog.registry import discover
+from app.catalog.discovery import discover
 from app.settings import Settings
 from tests.support.dev_oauth import DevOAuth, error_of, pkce, redirect_query
 from tests.support.servers import ServerThread, free_port

@@ -16,7 +16,7 @@ import pytest
 
 from app.auth.dev_issuer import DevIssuer
 from app.auth.dev_requests import TEST_USERS
-from app.catalog.registry import discover
+from app.catalog.discovery import discover
 from app.settings import Settings
 from tests.support.dev_oauth import DevOAuth
 from tests.support.servers import ServerThread, free_port

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp_types import TextContent
 
-from app.catalog.registry import ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import ToolDiscoveryError
 from app.toolkit.toolslock import current_for
 from tests.conftest import mcp_client, modern_call
 from tests.support.schema_tools.schema_tools import CONFORMANCE_SCHEMA, ORDER_SCHEMA

@@ -11,7 +11,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.catalog.registry import ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import ToolDiscoveryError
 from tests.conftest import mcp_client, modern_call
 from tests.support import probe
 from tests.support.servers import ServerThread

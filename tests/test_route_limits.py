@@ -27,8 +27,9 @@ from slowapi.errors import RateLimitExceeded
 
 from app import limiter
 from app.auth.principal import Principal
-from app.edge.ratelimit import STORAGE_RETRY_SECONDS
-from app.edge.route_limits import RouteLimiter, RouteLimits, configure_route_limits, route_key
+from app.edge.limiter import STORAGE_RETRY_SECONDS
+from app.edge.route_checks import RouteLimits, route_key
+from app.edge.route_limits import RouteLimiter, configure_route_limits
 from app.settings import Settings
 from tests.conftest import CLIENT_ID, REPO, TENANT
 from tests.support.entra import EntraStandIn
@@ -191,7 +192,7 @@ def test_redis_storage_and_the_outage_policy(uri: str) -> None:
 
 
 def test_configure_sets_the_state_and_the_answer() -> None:
-    from app.edge.route_limits import RouteLimitError
+    from app.edge.route_checks import RouteLimitError
 
     app = FastAPI()
     limits = configure_route_limits(app, settings())

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
-from app.catalog.registry import ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import ToolDiscoveryError
 from app.settings import Settings
 from tests.conftest import REPO, mcp_client
 from tests.support.servers import ServerThread

@@ -19,20 +19,14 @@ from opentelemetry.trace import SpanKind
 
 from app.auth.authz import Guard
 from app.auth.principal import Principal
-from app.catalog.registry import discover
+from app.catalog.discovery import discover
 from app.main import create_app
 from app.observability.access_log import install_access_log_filter
 from app.observability.audit import AuditLog
+from app.observability.exporters import TelemetryConfigError, providers_from_env
 from app.observability.logging import PAYLOAD_LOGGERS, JsonFormatter, configure_logging
 from app.observability.observe import Observer
-from app.observability.telemetry import (
-    Telemetry,
-    TelemetryConfigError,
-    enduser_hash,
-    providers_from_env,
-    record_rate_limit,
-    setup_telemetry,
-)
+from app.observability.telemetry import Telemetry, enduser_hash, record_rate_limit, setup_telemetry
 from app.secrets.store import SecretStore
 from app.server.build import build_mcp_server
 from tests.conftest import TENANT, TEST_TOOLS, OtelMemory, mcp_client, modern_call, settings_for

@@ -15,7 +15,8 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-from app.catalog.registry import ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import ToolDiscoveryError
 from app.main import create_app
 from app.secrets.store import SecretsError
 from app.toolkit.toolslock import current_for

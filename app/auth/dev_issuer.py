@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import errno
-import hashlib
 import logging
-import os
 import socket
 import time
 import uuid
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
 import uvicorn
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,20 +27,18 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from app.auth.dev_edge import DevIssuerEdge
+from app.auth.dev_keys import DevKeyError, load_or_create_key, public_jwk
 from app.auth.dev_oauth import DevAuthorizationServer
 from app.auth.dev_oidc import IdTokens
 from app.auth.dev_requests import DevUser
 from app.auth.dev_tls import tls_options
 from app.auth.metadata import NONE
-from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError
 from app.settings import Settings, is_loopback_host
 
 DEV_USER_OID = "22222222-2222-4222-8222-222222222222"
 DEV_CLIENT_APP_ID = "33333333-3333-4333-8333-333333333333"
-
-
-class DevKeyError(Exception):
-    """The dev signing key file exists but is not a usable RSA private key."""
 
 
 class DevIssuerPortError(Exception):
@@ -71,62 +64,6 @@ def listen_socket(host: str, port: int) -> socket.socket:
             "or DEV_ISSUER__EMBEDDED=false to use one already running"
         ) from None
     return sock
-
-
-def load_or_create_key(key_dir: Path) -> rsa.RSAPrivateKey:
-    """The dev signing key, created once and kept (mode 0600) so tokens survive restarts."""
-    path = key_dir / "dev-issuer-key.pem"
-    key = _load_key(path)
-    if key is None:
-        _publish_new_key(path)
-        key = _load_key(path)
-    if key is None:
-        raise DevKeyError(f"{path} does not hold an RSA private key: delete it, and a new one is made")
-    return key
-
-
-def _load_key(path: Path) -> rsa.RSAPrivateKey | None:
-    try:
-        pem = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except ValueError:  # not a PEM key at all (say, cut short): refused below, like any other non-RSA content
-        return None
-    return key if isinstance(key, rsa.RSAPrivateKey) else None
-
-
-def _publish_new_key(path: Path) -> None:
-    """Write a fresh key to `path` unless another process got there first.
-
-    On a fresh checkout two first starts can race (the server's embedded issuer and `make token`, or the bench's
-    issuer and its token mint). Each writes a private file, and `os.link` publishes it whole and only if no key is
-    there yet, so every process then loads the one key on disk instead of signing or verifying with its own.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    draft = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        with contextlib.suppress(FileExistsError):
-            os.link(draft, path)
-    finally:
-        draft.unlink()
-
-
-def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
-    numbers = key.public_key().public_numbers()
-
-    def b64(value: int) -> str:
-        return base64.urlsafe_b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
-
-    n, e = b64(numbers.n), b64(numbers.e)
-    kid = base64.urlsafe_b64encode(hashlib.sha256(f'{{"e":"{e}","kty":"RSA","n":"{n}"}}'.encode()).digest())
-    return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid.rstrip(b"=").decode(), "n": n, "e": e}
 
 
 class DevIssuer:
@@ -247,6 +184,17 @@ class DevIssuer:
             await asyncio.sleep(0.02)
         server.task = task
         return server
+
+    @contextlib.asynccontextmanager
+    async def running(self, sock: socket.socket | None = None) -> AsyncIterator[None]:
+        """Serve (as `serve`) and say so (`announce_dev`) for as long as the context lasts, then stop."""
+        server = await self.serve(sock)
+        try:
+            announce_dev(self.settings)
+            yield
+        finally:
+            server.should_exit = True
+            await server.task
 
 
 class EmbeddedServer(uvicorn.Server):

@@ -88,6 +88,10 @@ class EntraTokenValidator:
     def ready(self) -> bool:
         return all(family.keys.ready for family in self._families)
 
+    async def keys_loaded(self) -> bool:
+        """The readiness check for the issuers' signing keys (JWKS): loaded, so tokens can be validated."""
+        return self.ready
+
     async def start(self) -> None:
         for family in self._families:
             await family.keys.start()

@@ -17,7 +17,8 @@ from app.authserver.context import Context, answering
 from app.authserver.store import Sealed, StateStore, open_store
 from app.authserver.token import Token, metadata
 from app.authserver.upstream import Upstream
-from app.edge.ratelimit import Limiter, ThrottleUnauthenticated
+from app.edge.limiter import Limiter
+from app.edge.ratelimit import ThrottleUnauthenticated
 from app.observability.audit import AuditLog
 from app.settings import CALLBACK_PATH, Settings
 

@@ -17,7 +17,8 @@ from app.authserver.consent import PAGE_HEADERS, render_error
 from app.authserver.errors import OAuthError
 from app.authserver.store import Sealed, StateStoreError
 from app.authserver.upstream import Upstream
-from app.observability.audit import AuditLog, bounded, client_ip
+from app.observability.audit import AuditLog
+from app.observability.audit_fields import bounded, client_ip
 
 log = logging.getLogger("app.authserver")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from limits import parse_many
 from starlette.types import Scope
 
-from app.edge.ratelimit import Limiter, client_ip
+from app.edge.limiter import Limiter
+from app.edge.ratelimit import client_ip
 from app.observability.telemetry import record_rate_limit
 
 

@@ -21,15 +21,17 @@ from pydantic import ValidationError
 from app.auth.authz import Guard
 from app.auth.metadata import declared_scopes
 from app.auth.principal import Principal
-from app.catalog.registry import ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import ToolDiscoveryError
 from app.core.sdk_private import lowlevel_server
 from app.local.identity import LocalIdentity, SignInError
 from app.local.settings import LocalSettings, audit_sink, user_data_dir
 from app.observability.audit import AuditLog, AuditSinkError
+from app.observability.exporters import TelemetryConfigError
 from app.observability.logging import configure_logging
 from app.observability.observe import Observer
 from app.observability.redaction import install_redaction
-from app.observability.telemetry import TelemetryConfigError, setup_telemetry
+from app.observability.telemetry import setup_telemetry
 from app.secrets.store import SecretsError, SecretStore, load_tool_secrets, set_process_store
 from app.server import toolslock
 from app.server.build import build_mcp_server

@@ -23,15 +23,8 @@ from starlette.types import Scope
 
 from app.auth.principal import Principal, bound_principal, principal_from_scope
 from app.catalog.registry import Catalog
-from app.observability.audit import (
-    AuditLog,
-    bounded,
-    canonical_json,
-    client_ip,
-    digest,
-    principal_fields,
-    text_digest,
-)
+from app.observability.audit import AuditLog
+from app.observability.audit_fields import bounded, canonical_json, client_ip, digest, principal_fields, text_digest
 from app.observability.telemetry import (
     AUTH_FAILURE_REASON,
     AUTH_FAILURES,

@@ -11,6 +11,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
 log = logging.getLogger("app.readiness")
 
 Check = Callable[[], Awaitable[bool]]
@@ -63,6 +66,22 @@ class Readiness:
         except Exception as exc:  # a broken dependency is "not ready", never a 500
             log.warning("readiness check %s failed: %s", name, type(exc).__name__)
             return False
+
+
+def probes(readiness: Readiness) -> APIRouter:
+    """/healthz (the process answers; no dependencies) and /readyz (every check passes), outside the API schema."""
+    router = APIRouter()
+
+    @router.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        failing = await readiness.failing()  # names are logged, never returned: no internal detail on the wire
+        return JSONResponse({"status": "not ready" if failing else "ready"}, status_code=503 if failing else 200)
+
+    return router
 
 
 @contextmanager

@@ -10,7 +10,8 @@ import asyncio
 import contextvars
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 from pydantic import SecretStr, ValidationError, create_model
@@ -194,6 +195,16 @@ class SecretRefresher:
     def load(self) -> tuple[Settings, dict[str, SecretStr]]:
         settings = self.store.settings.reload()
         return settings, load_tool_secrets(self.tool_secret_names, settings)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Re-read in the background for as long as the context lasts; the task is cancelled and awaited at exit."""
+        task = asyncio.create_task(self.run(), name="secret-refresh")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def run(self) -> None:
         while True:

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.catalog.registry import Spec, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import Spec
 from app.settings import ToolsSettings
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from string import Template
 
 from app.api.discovery import RouteDiscoveryError, discover_routes
-from app.catalog.registry import ToolDiscoveryError, discover
+from app.catalog.discovery import discover
+from app.catalog.registry import ToolDiscoveryError
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = Path(__file__).resolve().parent / "templates"

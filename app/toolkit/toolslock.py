@@ -19,7 +19,7 @@ __all__ = ["HINT", "ToolLockError", "current_for", "differences", "main", "read"
 def current_for(tools_dir: Path) -> dict[str, Any]:
     """What a server built on `tools_dir` would serve; no settings, network or auth needed."""
     from app.auth.authz import Guard
-    from app.catalog.registry import discover
+    from app.catalog.discovery import discover
     from app.observability.audit import AuditLog
     from app.observability.observe import Observer
     from app.observability.telemetry import setup_telemetry

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.auth.dev_issuer import public_jwk
+from app.auth.dev_keys import public_jwk
 
 MULTI = {"organizations", "common"}
 MINTED: list[str] = []  # every token any stand-in minted this run, so tests can prove none reached a log
