@@ -217,7 +217,10 @@ async def test_a_request_id_already_in_flight_in_the_session_is_a_409(
             answer = {"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "accept", "content": {"colour": "red"}}}
             assert (await http.post("/mcp", json=answer, headers=session)).status_code == 202
             result = await _next_message(lines)
-        again = await http.post("/mcp", json=call, headers=session)  # id 5 is free again once its call ended
+            async for _ in lines:  # to the end of the response: then id 5 is free again
+                pass
+        quick = rpc("tools/call", {"name": "push_where", "arguments": {}}, id_=5)
+        again = await http.post("/mcp", json=quick, headers=session)
     assert reused.status_code == 409
     assert reused.json()["error"]["message"] == "request id already in flight in this session"
     assert result["result"]["structuredContent"] == {"result": "accept: red"}

@@ -75,6 +75,7 @@ class SessionScope:
                 return
         if request_id is not None:
             current.in_flight.add(request_id)
+            send = _freeing(send, current, request_id)
         token = _current.set(current)
         try:
             await self.app(scope, receive, send)
@@ -82,6 +83,18 @@ class SessionScope:
             _current.reset(token)
             if request_id is not None:
                 current.in_flight.discard(request_id)
+
+
+def _freeing(send: Send, current: SessionState, request_id: str) -> Send:
+    """Frees the id just before its response's last bytes go out: a client that read the whole response may reuse
+    the id at once, before this request's task resumes (the SDK has dropped its stream for the id by then)."""
+
+    async def free_then_send(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            current.in_flight.discard(request_id)
+        await send(message)
+
+    return free_then_send
 
 
 def _request_id(message: Any) -> str | None:
