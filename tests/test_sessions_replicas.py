@@ -104,6 +104,7 @@ async def test_server_push_works_through_nginx(replicas: Replicas, token: Callab
         assert len(where) == 1  # affinity: the whole session on one replica
         sampled = await sdk.call_tool("push_sample", {"prompt": "hi"})
         elicited = await sdk.call_tool("push_elicit", {})
+        asked = await sdk.call_tool("ask_both", {"prompt": "hi"})  # `ask`: pushed over the session
         await sdk.set_logging_level("error")
         await sdk.call_tool("push_logs", {})
         await sdk.subscribe_resource("push://value")
@@ -112,11 +113,16 @@ async def test_server_push_works_through_nginx(replicas: Replicas, token: Callab
             await updated.wait()
     assert sampled.structured_content == {"result": "model said: echo hi"}
     assert elicited.structured_content == {"result": "accept: teal"}
+    assert asked.structured_content == {"result": "teal; model said: echo hi"}
     assert levels == ["error"]
 
     levels.clear()
     modern = {"mode": "2026-07-28", "logging_callback": on_log, "log_level": "error"}
+    modern |= {"sampling_callback": _sample, "elicitation_callback": _elicit}
     async with client(replicas.public, _caller(token, 1), **modern) as (sdk, _):
+        # `ask` at 2026-07-28: input-required rounds, each a new request through nginx, the answers sealed.
+        asked = await sdk.call_tool("ask_both", {"prompt": "hi"})
+        assert asked.structured_content == {"result": "teal; model said: echo hi"}
         assert (await sdk.call_tool("push_logs", {})).structured_content == {"result": "logged"}
         # The listen stream and the call that changes the resource reach the same replica (same caller, same key).
         async with sdk.listen(resource_subscriptions=["push://value"]) as subscription:

@@ -6,7 +6,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import SamplingMessage, TextContent
 from pydantic import BaseModel
 
-from app import resource, tool
+from app import ask, resource, tool
 
 
 @tool(scopes=["mcp.read"])
@@ -28,6 +28,14 @@ async def push_elicit(ctx: Context) -> str:
     """Ask the user, push style."""
     answer = await ctx.elicit("Favourite colour?", Answer)
     return f"{answer.action}: {answer.data.colour if answer.action == 'accept' else '-'}"
+
+
+@tool(scopes=["mcp.read"])
+async def ask_both(prompt: str) -> str:
+    """Ask the user, then the client's model, the way the request's protocol era allows (`ask`)."""
+    answer = await ask.elicit("Favourite colour?", Answer)
+    colour = answer.data.colour if answer.action == "accept" else "-"
+    return f"{colour}; model said: {await ask.sample(prompt, max_tokens=20)}"
 
 
 @tool(scopes=["mcp.read"])
