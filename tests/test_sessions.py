@@ -7,6 +7,7 @@ Real uvicorn, the official SDK client (`mcp.client.streamable_http`) at 2025-11-
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,27 @@ async def test_another_sessions_event_id_replays_nothing(default: ServerThread, 
         async with http.stream("GET", "/mcp", headers=headers) as replay:
             text = await _read_for(replay, 1.0)
         assert '"result"' in text
+
+
+async def test_a_hostile_last_event_id_is_refused_cleanly(
+    default: ServerThread, token: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Last-Event-ID in the session's own scope but with a sequence no store writes (5,000 digits: past what int()
+    accepts; not ASCII digits) replays nothing, is never a 500 and logs no error (it once logged a traceback)."""
+    async with httpx2.AsyncClient(base_url=default.url, timeout=10) as http:
+        session = await _open(http, token())
+        answer = await http.post(
+            "/mcp", json=rpc("tools/call", {"name": "push_change", "arguments": {}}), headers=session
+        )
+        scope, _, stream = next(line[4:] for line in answer.text.splitlines() if line.startswith("id: ")).split(".")
+        for seq in ("9" * 5000, "\u0663", "-1", ""):
+            last = f"{scope}.{seq}.{stream}".encode()  # bytes: a header may carry any octet
+            headers = {**session, "Last-Event-ID": last, "Accept": "text/event-stream"}
+            async with http.stream("GET", "/mcp", headers=headers) as replay:
+                text = await _read_for(replay, 0.5)
+                assert replay.status_code < 500, (seq[:10], replay.status_code)
+            assert '"result"' not in text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
 
 
 async def _open(http: httpx2.AsyncClient, bearer: str) -> dict[str, str]:

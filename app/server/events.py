@@ -33,6 +33,11 @@ class _Log:
     expires: float = field(default=0.0)
 
 
+def _is_seq(text: str) -> bool:
+    """A sequence number as this store writes them: ASCII digits, bounded (int() refuses very long digit strings)."""
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
+
+
 class ScopedEventStore(EventStore):
     """What both backends share: ids, scoping, (de)serialisation. Subclasses keep and read per-stream logs."""
 
@@ -56,7 +61,7 @@ class ScopedEventStore(EventStore):
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
         current = current_scope()
         parts = last_event_id.split(".")
-        if current is None or len(parts) != 3 or parts[0] != current.key or not parts[1].isdigit():
+        if current is None or len(parts) != 3 or parts[0] != current.key or not _is_seq(parts[1]):
             return None  # another session's (or a made-up) id: nothing to replay here
         try:
             found = await self._read(current.key, parts[2])
