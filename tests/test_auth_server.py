@@ -14,9 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
@@ -418,3 +421,73 @@ async def test_the_facade_endpoints_spend_the_per_ip_unauthenticated_budget(tmp_
                 (await http.request(method, settings.resource_host + path)).status_code for method, path in calls
             ]
     assert 429 not in answers[:3] and answers[3] == 429  # the fourth request from this address in a minute
+
+
+_WRONG = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+_DCR_FIELDS = (
+    "redirect_uris",
+    "client_name",
+    "token_endpoint_auth_method",
+    "grant_types",
+    "response_types",
+    "application_type",
+    "scope",
+    "client_uri",
+    "logo_uri",
+)
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+_FORM_FIELDS = ("grant_type", "code", "code_verifier", "redirect_uri", "client_id", "refresh_token", "resource")
+_QUERY_FIELDS = ("client_id", "redirect_uri", "response_type", "code_challenge", "code_challenge_method", "state")
+
+
+def test_the_facade_endpoints_answer_hostile_input_with_a_clear_4xx(facade: Facade) -> None:
+    """Hypothesis, as an attacker would: every DCR field with a value of every wrong JSON type (and non-JSON bodies),
+    /token and /authorize with odd, repeated and oversized parameters, the consent form with junk. Never a 5xx, and
+    every refusal is an OAuth JSON error or a page, never a traceback."""
+    http = httpx2.Client(base_url=facade.url, timeout=20, follow_redirects=False)
+
+    statuses: list[int] = []
+
+    def clear(response: httpx2.Response) -> None:
+        statuses.append(response.status_code)
+        assert response.status_code < 500, (response.status_code, response.text[:300])
+        assert "Traceback" not in response.text
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(field=st.sampled_from(_DCR_FIELDS), value=_WRONG, raw=st.sampled_from([None, b"[]", b"nul", b"{" * 50]))
+    def register(field: str, value: Any, raw: bytes | None) -> None:
+        body = {"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "x", field: value}
+        if raw is None:
+            response = http.post("/oauth/register", json=body)
+        else:
+            response = http.post("/oauth/register", content=raw, headers={"content-type": "application/json"})
+        clear(response)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(pairs=st.lists(st.tuples(st.sampled_from(_FORM_FIELDS), st.text(max_size=300)), max_size=8))
+    def token(pairs: list[tuple[str, str]]) -> None:
+        clear(http.post("/oauth/token", content=urlencode(pairs), headers=FORM))  # repeated names on purpose
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(pairs=st.lists(st.tuples(st.sampled_from(_QUERY_FIELDS), st.text(max_size=300)), max_size=8))
+    def authorize(pairs: list[tuple[str, str]]) -> None:
+        clear(http.get("/oauth/authorize", params=pairs))
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(pairs=st.lists(st.tuples(st.sampled_from(("csrf", "transaction", "decision")), st.text()), max_size=5))
+    def consent(pairs: list[tuple[str, str]]) -> None:
+        clear(http.post("/oauth/consent", content=urlencode(pairs), headers={**FORM, "origin": facade.url}))
+
+    with http:
+        for run in (register, token, authorize, consent):
+            run()
+    assert 429 not in statuses  # each input reached its handler, not the per-IP budget
+    assert {400, 403} <= set(statuses)
