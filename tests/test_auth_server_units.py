@@ -18,9 +18,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.auth.downstream import certificate_credential
+from app.auth.oauth_errors import OAuthError
 from app.authserver.cimd import ClientDocuments
 from app.authserver.clients import Client, client_metadata
-from app.authserver.errors import OAuthError
 from app.authserver.store import MemoryStore, Sealed
 from app.authserver.upstream import client_assertion
 from tests.support.keyvault import make_tls

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from app.auth.dev_requests import DevUser, OAuthError, Rules, parse_scopes
+from app.auth.dev_requests import DevUser, Rules, parse_scopes
+from app.auth.oauth_errors import OAuthError
 
 CODE_SECONDS = 60
 REFRESH_SECONDS = 24 * 3600

@@ -26,16 +26,15 @@ from app.auth.dev_requests import (
     TEST_USERS,
     AuthRequest,
     DevUser,
-    OAuthError,
     Rules,
     check_client,
     check_resource,
     expect,
     parse_authorization_request,
-    single_params,
 )
 from app.auth.dev_signin import FormTokens, page_headers, render_sign_in
 from app.auth.metadata import declared_roles, declared_scopes
+from app.auth.oauth_errors import OAuthError, single_params
 from app.catalog.registry import Catalog, Requirement
 from app.settings import CALLBACK_PATH, Settings
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from app.auth.oauth_errors import OAuthError, single_params
 from app.settings import is_loopback_host
 
 OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
@@ -31,17 +32,6 @@ REQUEST_PARAMS = (
 )
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded
 _SCOPE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,120}")
-
-
-class OAuthError(Exception):
-    """An OAuth error response: `error` and a description a developer can act on (RFC 6749 section 5.2)."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error, self.description, self.status = error, description, status
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.error, "error_description": self.description}
 
 
 @dataclass(frozen=True)
@@ -90,16 +80,6 @@ class AuthRequest:
     @property
     def state(self) -> str | None:
         return self.params.get("state")
-
-
-def single_params(items: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Request parameters as a dict; RFC 6749 section 3.1: a parameter sent twice is an error."""
-    params: dict[str, str] = {}
-    for name, value in items:
-        if name in params:
-            raise OAuthError("invalid_request", f"the parameter {name!r} is sent more than once")
-        params[name] = value
-    return params
 
 
 def loopback_redirect(uri: str) -> str:

@@ -19,9 +19,9 @@ import jwt
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from app.auth.oauth_errors import OAuthError, single_params
 from app.authserver.consent import consent_headers, render_consent
-from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, Context, read_form, single_params
-from app.authserver.errors import OAuthError
+from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, Context, read_form
 from app.authserver.upstream import UpstreamError, pkce_pair
 from app.observability.audit import AUTHSERVER_CODE, AUTHSERVER_CONSENT
 

@@ -25,8 +25,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx2
 
+from app.auth.oauth_errors import OAuthError
 from app.authserver.clients import Client, client_metadata
-from app.authserver.errors import OAuthError
 from app.settings import is_loopback_host
 
 MAX_CACHE_SECONDS = 24 * 3600

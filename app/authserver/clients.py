@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.authserver.errors import OAuthError
+from app.auth.oauth_errors import OAuthError
 from app.authserver.store import Sealed
 from app.settings import PreRegisteredClient, is_loopback_host
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -11,10 +11,10 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from app.auth.oauth_errors import OAuthError, single_params
 from app.authserver.cimd import ClientDocuments
 from app.authserver.clients import Client, Registry
 from app.authserver.consent import PAGE_HEADERS, render_error
-from app.authserver.errors import OAuthError
 from app.authserver.store import Sealed, StateStoreError
 from app.authserver.upstream import Upstream
 from app.observability.audit import AuditLog
@@ -62,16 +62,6 @@ class Context:
     def record(self, event: str, request: Request, **fields: Any) -> None:
         kept = {k: bounded(v) for k, v in fields.items() if v is not None}  # caller text (a CIMD URL) stays bounded
         self.audit.record(event, client_ip=bounded(client_ip(request.scope)), **kept)
-
-
-def single_params(items: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Request parameters as a dict; RFC 6749 section 3.1: a parameter sent twice is an error."""
-    params: dict[str, str] = {}
-    for name, value in items:
-        if name in params:
-            raise OAuthError("invalid_request", f"the parameter {name[:40]!r} is sent more than once")
-        params[name] = value
-    return params
 
 
 async def read_body(request: Request, limit: int = MAX_FORM_BYTES) -> bytes:

@@ -17,8 +17,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.auth.oauth_errors import OAuthError
 from app.authserver.context import NO_STORE, Context, read_body, read_form
-from app.authserver.errors import OAuthError
 from app.authserver.upstream import UpstreamError
 from app.observability.audit import AUTHSERVER_REGISTRATION, AUTHSERVER_TOKEN
 
