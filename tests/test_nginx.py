@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,11 +129,11 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def edge(entra: EntraStandIn, workdir: Path) -> Iterator[Edge]:
-    listen = free_port()
+@contextmanager
+def nginx_in_front(workdir: Path, listen: int, apps: list[AppProcess]) -> Iterator[str]:
+    """The repo's nginx template on `listen`, proxying to two started apps; yields its public URL, then stops it
+    (the apps too)."""
     public = f"http://127.0.0.1:{listen}"
-    apps = [start_app(entra, workdir, public) for _ in range(2)]  # both start in parallel
     nginx: subprocess.Popen[bytes] | None = None
     try:
         for app in apps:
@@ -154,7 +154,7 @@ def edge(entra: EntraStandIn, workdir: Path) -> Iterator[Edge]:
             stderr=subprocess.STDOUT,
         )
         _wait_listening(public, nginx, workdir / "error.log")
-        yield Edge(public, apps, workdir)
+        yield public
     finally:
         if nginx is not None:
             nginx.send_signal(signal.SIGQUIT)  # graceful nginx stop
@@ -165,6 +165,14 @@ def edge(entra: EntraStandIn, workdir: Path) -> Iterator[Edge]:
                 nginx.wait()
         for app in apps:
             app.stop()
+
+
+@pytest.fixture(scope="module")
+def edge(entra: EntraStandIn, workdir: Path) -> Iterator[Edge]:
+    listen = free_port()
+    apps = [start_app(entra, workdir, f"http://127.0.0.1:{listen}") for _ in range(2)]  # both start in parallel
+    with nginx_in_front(workdir, listen, apps) as public:
+        yield Edge(public, apps, workdir)
 
 
 def _wait_listening(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:

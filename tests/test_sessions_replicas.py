@@ -5,9 +5,6 @@ nothing, and losing a replica ends its sessions cleanly (404, then a new session
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +20,7 @@ from mcp_types import LoggingMessageNotificationParams, ResourceUpdatedNotificat
 from tests.support.entra import EntraStandIn
 from tests.support.redis import RedisServer
 from tests.support.servers import free_port
-from tests.test_nginx import NGINX, TEMPLATE, AppProcess, _wait_listening, client, start_app
+from tests.test_nginx import AppProcess, client, nginx_in_front, start_app
 from tests.test_sessions import SESSION_TOOLS, _elicit, _sample
 
 # Handshake-era features (logging/setLevel, resources/subscribe, ctx.log) are exercised on purpose: the SDK marks
@@ -48,36 +45,12 @@ def replicas(entra: EntraStandIn) -> Iterator[Replicas]:
     workdir.chmod(0o755)  # nginx workers drop to an unprivileged user when the test runs as root
     store = RedisServer().start()
     listen = free_port()
-    public = f"http://127.0.0.1:{listen}"
     env = {"TOOLS__DIR": str(SESSION_TOOLS), "RATE_LIMIT__STORAGE_URI": store.uri}
-    apps = [start_app(entra, workdir, public, **env) for _ in range(2)]
-    nginx: subprocess.Popen[bytes] | None = None
+    apps = [start_app(entra, workdir, f"http://127.0.0.1:{listen}", **env) for _ in range(2)]
     try:
-        for app in apps:
-            app.wait_healthy()
-        values = {
-            "PREFIX": str(workdir),
-            "LISTEN_PORT": str(listen),
-            "UPSTREAM_1": f"127.0.0.1:{apps[0].port}",
-            "UPSTREAM_2": f"127.0.0.1:{apps[1].port}",
-        }
-        conf = re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: values[m.group(1)], TEMPLATE.read_text())
-        (workdir / "nginx.conf").write_text(conf)
-        assert NGINX is not None
-        files = ["-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(workdir / "nginx.conf")]
-        nginx = subprocess.Popen(
-            [NGINX, *files, "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        _wait_listening(public, nginx, workdir / "error.log")
-        yield Replicas(public, apps, store)
+        with nginx_in_front(workdir, listen, apps) as public:
+            yield Replicas(public, apps, store)
     finally:
-        if nginx is not None:
-            nginx.send_signal(signal.SIGQUIT)
-            nginx.wait(timeout=10)
-        for app in apps:
-            app.stop()
         store.close()
 
 
