@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +35,12 @@ from tests.conftest import JWT_SHAPED
 from tests.support.facade import Flow, query
 from tests.support.keyvault import make_tls
 from tests.support.oauth import (
-    NODE,
-    TS_CLIENT,
-    TS_SDK,
     Callback,
     MemoryStorage,
     chromium,
     missing_ts_sdk,
     require_chromium,
+    ts_oauth_client,
 )
 from tests.support.servers import ServerThread, free_port
 
@@ -208,37 +205,18 @@ async def test_python_sdk_with_a_cimd_client_id(facade: Facade, caplog: pytest.L
 async def test_typescript_sdk_registers_with_dcr_and_signs_in(facade: Facade) -> None:
     if (reason := missing_ts_sdk()) is not None:
         pytest.skip(reason)
-    process = await asyncio.create_subprocess_exec(
-        NODE,
-        str(TS_CLIENT),
-        facade.resource,
-        "register",
-        env={**os.environ, "MCP_TS_SDK": TS_SDK},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 60)
-        assert line, (await process.communicate())[1].decode()
-        authorize = json.loads(line)["authorize"]
-        assert authorize.startswith(f"{facade.url}/oauth/authorize?")
-        redirect_uri = query(authorize)["redirect_uri"]
+    async with ts_oauth_client(facade.resource, "register") as run:
+        assert run.authorize.startswith(f"{facade.url}/oauth/authorize?")
+        redirect_uri = query(run.authorize)["redirect_uri"]
         async with chromium() as browser:
             page = await browser.new_page()
-            await page.goto(authorize)
+            await page.goto(run.authorize)
             await page.get_by_role("button", name="Approve").click()
             await page.get_by_label("Second User").check()
             async with page.expect_navigation(url=f"{redirect_uri}?**"):
                 await page.get_by_role("button", name="Sign in").click()
             assert "Signed in" in await page.inner_text("body")
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, err.decode()
-    result = json.loads(out.decode().strip().splitlines()[-1])
+    result = run.result()
     assert result["registered"].startswith("dcr-") and {"whoami", "search_notes"} <= set(result["tools"])
     assert result["whoami"]["name"] == "Second User"
 

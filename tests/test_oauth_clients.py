@@ -11,7 +11,6 @@ Needs Chromium (Debian's `chromium`) and Playwright; the TypeScript client also 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -31,15 +30,13 @@ from app.settings import DEV_TENANT_ID, Settings
 from app.settings.fields import DEV_PUBLIC_CLIENT_ID
 from tests.conftest import JWT_SHAPED, REPO
 from tests.support.oauth import (
-    NODE,
-    TS_CLIENT,
-    TS_SDK,
     Callback,
     PythonClient,
     chromium,
     missing_ts_sdk,
     require_chromium,
     sign_in,
+    ts_oauth_client,
 )
 from tests.support.servers import ServerThread, free_port, wait_ready
 
@@ -156,34 +153,15 @@ async def test_python_sdk_signs_in_through_the_browser_lists_and_calls_tools_and
 async def test_typescript_sdk_signs_in_through_the_browser_and_lists_and_calls_tools(make_run: DevServer) -> None:
     if (reason := missing_ts_sdk()) is not None:
         pytest.skip(reason)
-    process = await asyncio.create_subprocess_exec(
-        NODE,
-        str(TS_CLIENT),
-        make_run.resource,
-        DEV_PUBLIC_CLIENT_ID,
-        env={**os.environ, "MCP_TS_SDK": TS_SDK},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 60)
-        assert line, (await process.communicate())[1].decode()
-        authorize = json.loads(line)["authorize"]
-        assert authorize.startswith(make_run.issuer.removesuffix("/v2.0") + "/oauth2/v2.0/authorize?")
+    async with ts_oauth_client(make_run.resource, DEV_PUBLIC_CLIENT_ID) as run:
+        assert run.authorize.startswith(make_run.issuer.removesuffix("/v2.0") + "/oauth2/v2.0/authorize?")
         async with chromium() as browser:
-            page = await sign_in(browser, authorize, user="Second User")
+            page = await sign_in(browser, run.authorize, user="Second User")
             assert "Signed in" in await page.inner_text("body")  # the TS client's loopback listener answered
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, err.decode()
-    result = json.loads(out.decode().strip().splitlines()[-1])
+    result = run.result()
     assert {"whoami", "search_notes", "create_note"} <= set(result["tools"])  # every requested scope granted
     assert result["whoami"]["name"] == "Second User"
-    query = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
+    query = {k: v[0] for k, v in parse_qs(urlsplit(run.authorize).query).items()}
     assert query["resource"] == make_run.resource and query["code_challenge_method"] == "S256"
     make_run.assert_log_free_of([])
 

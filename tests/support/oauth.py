@@ -8,6 +8,7 @@ PATH). Without one the tests that need it are skipped, saying why; under CI (`CI
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import shutil
@@ -59,6 +60,48 @@ def missing_ts_sdk() -> str | None:
     if os.environ.get("CI"):
         pytest.fail(reason, pytrace=False)
     return reason
+
+
+@dataclass
+class TsClientRun:
+    """One run of the TypeScript SDK's OAuth client: the authorization URL it printed, then what it reported."""
+
+    authorize: str
+    process: asyncio.subprocess.Process
+    out: str = ""
+    err: str = ""
+
+    def result(self) -> dict[str, Any]:
+        """The JSON line the client prints last (its tools and whoami)."""
+        assert self.process.returncode == 0, self.err
+        return json.loads(self.out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def ts_oauth_client(resource: str, client_id: str) -> AsyncIterator[TsClientRun]:
+    """Runs tests/support/ts_oauth_client.mjs for `resource` (`client_id` "register": DCR). Yields once it printed
+    the authorization URL (the browser step is the caller's), then waits for it to finish; killed on failure."""
+    process = await asyncio.create_subprocess_exec(
+        NODE,
+        str(TS_CLIENT),
+        resource,
+        client_id,
+        env={**os.environ, "MCP_TS_SDK": TS_SDK},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert line, (await process.communicate())[1].decode()
+        run = TsClientRun(json.loads(line)["authorize"], process)
+        yield run
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        run.out, run.err = out.decode(), err.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 def require_chromium() -> None:
