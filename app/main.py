@@ -130,6 +130,8 @@ def create_app(settings: Settings | None = None) -> Entry:
         json_response=settings.mcp.json_response,
         transport_security=sdk_transport_security(settings),
         max_request_body_size=settings.security.max_body_bytes,
+        session_idle_timeout=settings.security.session_idle_seconds,
+        max_sessions=settings.security.max_sessions,
     )
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
     validator = EntraTokenValidator(settings, http)
@@ -139,7 +141,10 @@ def create_app(settings: Settings | None = None) -> Entry:
     telemetry.track_sessions(mcp.session_manager)
 
     sdk = StreamableHTTPASGIApp(mcp.session_manager)
-    mcp_endpoint: ASGIApp = EnsureResponse(SessionScope(sdk, not settings.mcp.stateless, events is not None))
+    sessions = SessionScope(
+        sdk, not settings.mcp.stateless, events is not None, mcp.session_manager, security.max_sessions_per_principal
+    )
+    mcp_endpoint: ASGIApp = EnsureResponse(sessions)
     mcp_endpoint = CapConcurrency(
         mcp_endpoint, security.max_concurrent_calls_per_principal, security.max_concurrent_calls
     )

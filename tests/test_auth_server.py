@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -31,8 +35,8 @@ from starlette.routing import Route
 
 from app.main import create_app
 from app.settings import AuthServerSettings, Settings
-from tests.conftest import JWT_SHAPED
-from tests.support.facade import Flow, query
+from tests.conftest import JWT_SHAPED, REPO
+from tests.support.facade import ConsentForm, Flow, query
 from tests.support.keyvault import make_tls
 from tests.support.oauth import (
     Callback,
@@ -89,7 +93,7 @@ def facade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Facade]:
         dev_issuer={"port": free_port(), "key_dir": tmp / "dev", "token_seconds": TOKEN_SECONDS},
         mcp={"resource_host": url},
         azuread={"client_secret": FACADE_SECRET, "clock_skew_seconds": 0},
-        auth_server={"enabled": True},
+        auth_server={"enabled": True, "registrations_per_ip": "1000/minute"},  # this module's clients share an IP
         rate_limit={"unauthenticated": "1000/minute"},
         audit={"sink": f"file:{tmp / 'audit.jsonl'}"},
     )
@@ -338,6 +342,110 @@ async def test_consent_is_remembered_per_user_and_client_and_a_new_client_asks(
     assert asked.status_code == 200 and "Approve" in asked.text
 
 
+async def _scopes(facade: Facade, http: httpx2.AsyncClient) -> list[str]:
+    found = (await http.get(f"{facade.url}/.well-known/oauth-authorization-server")).json()["scopes_supported"]
+    return [s for s in found if s != "offline_access"]
+
+
+async def test_a_remembered_consent_covers_only_the_scopes_the_user_approved(
+    facade: Facade, http: httpx2.AsyncClient
+) -> None:
+    flow = Flow(http, facade.url)
+    await flow.register()
+    scopes = await _scopes(facade, http)
+    read = next(s for s in scopes if s.endswith("/notes.read"))
+    first = await flow.authorize(scope=read)
+    assert first.status_code == 200 and "(new)" not in first.text  # nothing approved before: nothing marked new
+    assert "code" in query((await flow.sign_in_upstream(await flow.decide(first))).headers["location"])
+    same = await flow.authorize(scope=read)
+    assert same.status_code == 303 and "/oauth2/v2.0/authorize?" in same.headers["location"]
+    everything = " ".join([*scopes, "offline_access"])
+    more = await flow.authorize(scope=everything)  # every scope and a refresh token: asks again, naming what is new
+    assert more.status_code == 200 and "Approve" in more.text
+    # Each scope not approved before is marked (offline_access among them), the approved one is not.
+    assert more.text.count("(new)") == len(scopes) and escape("'notes.read'") + "</li>" in more.text
+    denied = await flow.decide(more, "deny")
+    assert query(denied.headers["location"])["error"] == "access_denied"
+    assert (await flow.authorize(scope=everything)).status_code == 200  # a denial is not remembered as approval
+    again = await flow.authorize(scope=everything)
+    assert "code" in query((await flow.sign_in_upstream(await flow.decide(again))).headers["location"])
+    assert (await flow.authorize(scope=everything)).status_code == 303  # approved: now remembered, all of it
+
+
+async def test_a_callback_opened_in_another_browser_is_refused_and_changes_nothing(
+    facade: Facade, http: httpx2.AsyncClient
+) -> None:
+    attacker = Flow(http, facade.url)
+    await attacker.register()
+    callback = await attacker.upstream_callback(await attacker.decide(await attacker.authorize()))
+    async with httpx2.AsyncClient(timeout=30) as victim_browser:
+        lured = await victim_browser.get(callback)  # the victim opens the attacker's link
+        assert lured.status_code == 400 and "started in another browser" in lured.text
+        assert "location" not in lured.headers and "set-cookie" not in lured.headers
+        victim = Flow(victim_browser, facade.url, client_id=attacker.client_id)
+        assert (await victim.authorize()).status_code == 200  # the victim's own sign-in asks as before
+    finished = await http.get(callback)  # the sign-in is still where it was, for the browser that started it
+    assert finished.status_code == 303 and "code" in query(finished.headers["location"])
+    refused = [r for r in facade.audit_records() if r.get("reason") == "browser"]
+    assert [(r["event"], r["client_id"]) for r in refused] == [("authserver_code", attacker.client_id)]
+
+
+async def test_the_upstream_state_is_single_use(facade: Facade, http: httpx2.AsyncClient) -> None:
+    flow = Flow(http, facade.url)
+    await flow.register()
+    callback = await flow.upstream_callback(await flow.decide(await flow.authorize()))
+    assert (await http.get(callback)).status_code == 303
+    replayed = await http.get(callback)
+    assert replayed.status_code == 400 and "unknown or expired sign-in" in replayed.text
+    assert "location" not in replayed.headers
+
+
+async def test_a_consent_form_with_another_transactions_csrf_pair_is_refused(
+    facade: Facade, http: httpx2.AsyncClient
+) -> None:
+    flow = Flow(http, facade.url)
+    await flow.register()
+    first = await flow.authorize()
+    second = await flow.authorize()  # this browser's CSRF cookie is now the second page's token
+    form = ConsentForm()
+    form.feed(second.text)
+    crossed = await flow.decide(first, csrf=form.fields["csrf"])  # cookie and form agree; the transaction does not
+    assert crossed.status_code == 400 and "expired or was answered" in crossed.text
+    assert "location" not in crossed.headers
+
+
+async def test_a_resource_other_than_this_server_is_refused_at_authorize(
+    facade: Facade, http: httpx2.AsyncClient
+) -> None:
+    flow = Flow(http, facade.url)
+    await flow.register()
+    page = await flow.authorize(resource="https://other.example/mcp")
+    assert page.status_code == 400 and "invalid_target" in page.text and "Approve" not in page.text
+    assert (await flow.authorize(resource=facade.resource)).status_code == 200
+
+
+async def test_plain_pkce_with_a_well_formed_challenge_is_refused(facade: Facade, http: httpx2.AsyncClient) -> None:
+    flow = Flow(http, facade.url)
+    await flow.register()
+    page = await flow.authorize(code_challenge_method="plain")  # the S256 challenge's shape, with method plain
+    assert page.status_code == 400 and "plain is refused" in page.text and "Approve" not in page.text
+
+
+async def test_a_code_is_redeemed_only_by_its_client_and_with_its_redirect_uri(
+    facade: Facade, http: httpx2.AsyncClient
+) -> None:
+    owner, other = Flow(http, facade.url), Flow(http, facade.url)
+    await owner.register()
+    await other.register()
+    stolen = await owner.code()
+    refused = await owner.redeem(stolen["code"], client_id=other.client_id)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert "another client" in refused.json()["error_description"] and "access_token" not in refused.json()
+    elsewhere = await owner.redeem((await owner.code())["code"], redirect_uri="http://127.0.0.1:49153/elsewhere")
+    assert elsewhere.status_code == 400 and "redirect_uri" in elsewhere.json()["error_description"]
+    assert "access_token" not in elsewhere.json()
+
+
 @pytest.mark.parametrize(
     ("name", "document", "why"),
     [
@@ -355,7 +463,15 @@ async def test_a_bad_cimd_document_is_refused(
     assert page.status_code == 400 and why in page.text and "Approve" not in page.text
 
 
-@pytest.mark.parametrize("host", ["10.0.0.1", "169.254.169.254", "192.168.1.1", "[fd00::1]"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "10.0.0.1", "169.254.169.254", "192.168.1.1", "[fd00::1]",
+        # IPv6 forms that embed a private, loopback or link-local IPv4 address
+        "[64:ff9b::a00:1]", "[64:ff9b:1::a00:1]", "[2002:a00:1::1]", "[::a00:1]", "[::ffff:0:a00:1]",
+        "[::ffff:a9fe:a9fe]", "[64:ff9b::7f00:1]", "[2002:c0a8:101::1]",
+    ],
+)  # fmt: skip
 async def test_a_cimd_url_on_a_private_address_is_refused(facade: Facade, http: httpx2.AsyncClient, host: str) -> None:
     flow = Flow(http, facade.url, client_id=f"https://{host}/client.json")
     page = await flow.authorize()
@@ -378,6 +494,19 @@ def test_production_refuses_the_facade_without_a_client_secret_and_it_is_off_by_
     with pytest.raises(ValueError, match="AUTH_SERVER__ENABLED needs"):
         Settings(_env_file=None, auth_server={"enabled": True}, **production)  # type: ignore[call-arg]
     assert AuthServerSettings().enabled is False
+
+
+def test_development_refuses_the_facade_without_a_client_secret_in_one_line(tmp_path: Path) -> None:
+    """Without a credential the dev issuer would refuse the facade after the consent page: refused at startup."""
+    with pytest.raises(ValueError, match=r"AUTH_SERVER__ENABLED needs .*AZUREAD__CLIENT_SECRET"):
+        Settings(_env_file=None, app_env="development", auth_server={"enabled": True})  # type: ignore[call-arg]
+    env = {**os.environ, "APP_ENV": "development", "AUTH_SERVER__ENABLED": "true", "PYTHONPATH": str(REPO)}
+    env.pop("AZUREAD__CLIENT_SECRET", None)
+    started = subprocess.run(
+        [sys.executable, "-m", "app"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert started.returncode != 0 and "Traceback" not in started.stderr
+    assert "AZUREAD__CLIENT_SECRET" in started.stderr.strip().splitlines()[-1]
 
 
 async def test_the_facade_endpoints_spend_the_per_ip_unauthenticated_budget(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ trusted through SSL_CERT_FILE), sealed state, redirect URI matching and DCR meta
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tests.support.servers import ServerThread
 from tests.support.tls import certificate, private_pem
 
 served: dict[str, Any] = {}
+REBIND_HOST = "rebind.test"  # a made-up name the tests resolve themselves (the server certificate covers it)
 
 
 async def _document(request: Request) -> Response:
@@ -44,7 +46,7 @@ async def _document(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def https_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tls = make_tls(tmp_path_factory.mktemp("cimd-tls"))
+    tls = make_tls(tmp_path_factory.mktemp("cimd-tls"), names=(REBIND_HOST,))
     app = Starlette(routes=[Route("/c/{name}", _document)])
     with (
         pytest.MonkeyPatch.context() as patch,
@@ -93,6 +95,32 @@ async def test_outside_development_the_resolved_loopback_address_is_refused(http
         await fetcher.aclose()
 
 
+async def test_the_fetch_connects_to_the_address_it_checked_when_the_name_answers_differently_later(
+    documents: ClientDocuments, https_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name first answers the document server's address (checked, allowed in development), then
+    another loopback address where nothing listens. The fetch resolves once and connects to what it checked."""
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "127.0.0.2"])
+    asked: list[object] = []
+
+    def rebinding(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if REBIND_HOST not in name.lower():  # the made-up name never reaches a real resolver
+            return real(host, port, family, type, proto, flags)
+        asked.append(host)
+        address = next(answers, "127.0.0.2")
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, int(port)))]
+
+    # asyncio's loop.getaddrinfo (the check) and anyio's (the connect) both call socket.getaddrinfo.
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    url = f"https://{REBIND_HOST}:{https_base.rsplit(':', 1)[1]}/c/rebind.json"
+    client = await documents.client(url)
+    assert client.client_id == url and client.client_name == "Units" and client.domain == REBIND_HOST
+    assert served["rebind.json"] == 1  # the document came from the server at the checked address
+    assert len(asked) == 1  # resolved once: the connection did not ask the name again
+
+
 async def test_an_untrusted_certificate_is_refused(https_base: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SSL_CERT_FILE")  # the system store alone does not know the local CA
     fetcher = ClientDocuments(5120, 5.0, 10, development=True)
@@ -104,7 +132,7 @@ async def test_an_untrusted_certificate_is_refused(https_base: str, monkeypatch:
 
 
 async def test_sealed_records_hold_no_secret_and_are_taken_once() -> None:
-    store = MemoryStore()
+    store = MemoryStore(1024 * 1024)
     sealed = Sealed(store)
     await sealed.put("code", "the-code-value", {"access_token": "the-access-token"}, 60)
     raw = b"".join(name.encode() + value for name, (value, _) in store._records.items())

@@ -95,9 +95,10 @@ def _run_suite(entra: EntraStandIn, mode: str, out: Path) -> dict[str, list[dict
         proxy_port,  # the resource (and the Host clients send) is the proxy's: it is the server's front door
         tools={"dir": EVERYTHING},
         mcp=MODES[mode],
-        # The suite opens a connection per scenario, all as one principal: budgets sized for a run, not a person.
+        # The suite opens a connection and a session per scenario (and leaves them to expire), all as one principal:
+        # budgets sized for a run, not a person.
         rate_limit={"default": "100000/minute"},
-        security={"max_streams_per_principal": 64},
+        security={"max_streams_per_principal": 64, "max_sessions_per_principal": 200},
     )
     token = entra.token(scopes="mcp.read", tenant=TENANT, audience=CLIENT_ID)
     with (

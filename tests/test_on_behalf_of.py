@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app.main import create_app
-from tests.conftest import CLIENT_ID, REPO, TENANT, mcp_client, settings_for
+from tests.conftest import CLIENT_ID, REPO, TENANT, mcp_client, modern_call, settings_for
 from tests.support.entra import EntraStandIn
 from tests.support.servers import ServerThread, free_port
 from tests.support.tls import certificate, private_pem, self_signed
@@ -88,9 +89,13 @@ async def test_obo_sends_the_inbound_token_only_to_the_token_endpoint(
         assert inbound not in " ".join(headers.values())
 
 
-async def test_obo_refuses_app_only_callers_with_a_tool_error(
+async def test_obo_is_never_attempted_for_app_only_callers(
     entra_tls: tuple[EntraStandIn, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An app-only token (`idtyp: app`) is an app even when it also carries `scp`: `my_profile` declares no app role,
+    so the call is refused before dispatch, and no exchange reaches the token endpoint. (Read by the old `oid == sub`
+    rule alone, this token passed as a user's; the downstream refusal of app callers inside a tool that admits them
+    is tests/test_tool_injection.py::test_app_only_callers_get_the_same_error_as_downstream_token.)"""
     entra, cert = entra_tls
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     port = free_port()
@@ -100,10 +105,11 @@ async def test_obo_refuses_app_only_callers_with_a_tool_error(
     app_token = entra.app_token(
         tenant=TENANT, audience=CLIENT_ID, roles=["profile.read"], app_id="app-1", scp="profile.read"
     )
+    headers, body = modern_call("my_profile")
     with ServerThread(create_app(settings), port=port) as server:
-        async with mcp_client(server.url, app_token) as client:
-            result = await client.call_tool("my_profile", {})
-    assert result.is_error
+        async with httpx2.AsyncClient(base_url=server.url) as http:
+            refused = await http.post("/mcp", json=body, headers={**headers, "Authorization": f"Bearer {app_token}"})
+    assert refused.status_code == 403 and "app role" in refused.json()["error_description"]
     assert entra.token_requests == []
 
 

@@ -101,6 +101,23 @@ async def test_an_app_only_token_with_the_role_passes_and_without_it_is_refused(
     assert refused.status_code == 403 and "mcp.read.all" in refused.json()["error_description"]
 
 
+async def test_idtyp_when_present_decides_whether_the_caller_is_an_app(
+    app_server: ServerThread, entra: EntraStandIn
+) -> None:
+    """Entra's optional `idtyp` claim is authoritative; the `oid == sub` rule applies only without it."""
+    app_named = entra.token(tenant=TENANT, audience=CLIENT_ID, scopes=None, roles=["mcp.read.all"], oid=APP_ID,
+                            app_id=APP_ID, sub="pairwise-subject-of-the-app", idtyp="app")  # fmt: skip
+    user_named = entra.token(tenant=TENANT, audience=CLIENT_ID, scopes=None, roles=["mcp.read.all"],
+                             oid="aaaaaaaa-0000-4000-8000-0000000000aa", sub="aaaaaaaa-0000-4000-8000-0000000000aa",
+                             idtyp="user")  # fmt: skip
+    async with httpx2.AsyncClient(base_url=app_server.url) as http:
+        as_app = await http.get("/api/whoami", headers={"Authorization": f"Bearer {app_named}"})
+        as_user = await http.get("/api/whoami", headers={"Authorization": f"Bearer {user_named}"})
+    assert as_app.status_code == 200 and as_app.json()["kind"] == "app"  # oid != sub, yet an app: idtyp says so
+    assert as_user.status_code == 403  # a user (idtyp) needs the scope: an app role does not make it an app
+    assert "mcp.read" in as_user.json()["error_description"]
+
+
 # ---- the token transport rules of /mcp ------------------------------------------------------------------------------
 async def test_a_token_in_the_query_and_the_header_is_a_400(
     audited: tuple[ServerThread, Path], token: Callable[..., str]

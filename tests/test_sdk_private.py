@@ -82,6 +82,9 @@ def test_the_session_manager_keeps_a_session_table() -> None:
     table = getattr(manager, "_server_instances", None)
     assert isinstance(table, dict), _moved("open_sessions", "StreamableHTTPSessionManager._server_instances")
     assert sdk_private.open_sessions(manager) == 0
+    assert not sdk_private.session_is_open(manager, "no-such-session")
+    table["probe-session"] = object()  # keyed by the session id the client sends in Mcp-Session-Id
+    assert sdk_private.session_is_open(manager, "probe-session") and sdk_private.open_sessions(manager) == 1
 
 
 def test_prompts_are_found_by_name() -> None:

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 class OAuthError(Exception):
     """`error` and a description a developer can act on; never a code, token or raw caller value beyond a prefix."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(self, error: str, description: str, status: int = 400, retry_after: int = 0) -> None:
         super().__init__(description)
-        self.error, self.description, self.status = error, description, status
+        self.error, self.description, self.status, self.retry_after = error, description, status, retry_after
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}

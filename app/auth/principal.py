@@ -27,12 +27,16 @@ class Principal:
     token_id: str
     name: str | None = None
     expires_at: int | None = None
+    idtyp: str | None = None  # Entra's optional `idtyp` claim: "app" or "user", when the app registration asks for it
     # The raw inbound token, kept only as the on-behalf-of assertion; never logged, serialised or forwarded.
     _assertion: str = field(default="", repr=False, compare=False)
 
     @property
     def is_app(self) -> bool:
-        """App-only tokens (client credentials, managed identity) carry roles and no delegated scopes."""
+        """App-only tokens (client credentials, managed identity): `idtyp` says so when present (authoritative);
+        without it, no delegated scopes and `oid` equal to `sub` (or absent)."""
+        if self.idtyp in ("app", "user"):
+            return self.idtyp == "app"
         return not self.scopes and (self.oid is None or self.oid == self.sub)
 
     @property

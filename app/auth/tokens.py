@@ -210,6 +210,7 @@ def _principal(claims: Mapping[str, Any], version: str, token: str, implied: Map
         token_id=str(claims.get("uti") or claims.get("jti") or token_fingerprint(token)),
         name=str(claims["name"]) if claims.get("name") else None,
         expires_at=int(claims["exp"]),
+        idtyp=claims["idtyp"] if isinstance(claims.get("idtyp"), str) else None,
         _assertion=token,
     )
 

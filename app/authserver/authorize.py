@@ -1,15 +1,19 @@
 """`/oauth/authorize`, the consent form, and the upstream's callback.
 
 1. `/oauth/authorize` checks the client and its redirect URI (exact; RFC 8252 loopback any port), PKCE S256, `state`,
-   `resource`, and holds the request as a transaction. A browser whose user approved this client before (a session
-   cookie, a remembered consent) goes straight on; otherwise the consent page is shown (a new client always asks).
-2. Approve: the facade sends the browser to the upstream with its own PKCE and state. Deny: back to the client with
-   `error=access_denied`; the upstream is never visited, no code exists.
-3. `/oauth/callback`: the upstream's code is exchanged at once; the client gets a one-time code (60 s) and `iss`.
+   `resource`, and holds the request as a transaction. A browser whose user approved this client before, for every
+   scope now asked (a session cookie, a remembered consent per user, client, resource and scopes), goes straight on;
+   otherwise the consent page is shown, naming what is new (a new client always asks).
+2. Approve: the facade sends the browser to the upstream with its own PKCE and state, the state bound to this browser
+   by a cookie. Deny: back to the client with `error=access_denied`; the upstream is never visited, no code exists,
+   nothing is remembered.
+3. `/oauth/callback`: only the browser that started the sign-in may finish it; the upstream's code is exchanged at
+   once; the client gets a one-time code (60 s) and `iss`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from typing import Any
@@ -27,6 +31,7 @@ from app.observability.audit import AUTHSERVER_CODE, AUTHSERVER_CONSENT
 
 CONSENT_PATH = "/oauth/consent"
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+_COOKIE = re.compile(r"[A-Za-z0-9_-]{32}")  # the browser binding cookie: 24 random bytes, base64url
 OIDC = ("openid", "profile", "email", "offline_access")
 
 
@@ -35,6 +40,7 @@ class Authorize:
         self.ctx = ctx
         self.csrf_cookie = ("__Host-" if ctx.secure_cookies else "") + "mcp_as_csrf"
         self.session_cookie = ("__Host-" if ctx.secure_cookies else "") + "mcp_as_session"
+        self.browser_cookie = ("__Host-" if ctx.secure_cookies else "") + "mcp_as_browser"
 
     async def authorize(self, request: Request) -> Response:
         ctx = self.ctx
@@ -61,17 +67,18 @@ class Authorize:
             "code_challenge": challenge,
             "scopes": scopes,
         }
+        user, approved = await self._remembered(request, client.client_id)
         asks_consent = "consent" in params.get("prompt", "").split()  # OIDC prompt=consent: ask even if remembered
-        user = None if asks_consent else await self._remembered_user(request, client.client_id)
-        if user is not None:
+        if user is not None and not asks_consent and set(scopes) <= approved:
             ctx.record(AUTHSERVER_CONSENT, request, outcome="remembered", client_id=client.client_id, user=user)
-            return await self._upstream(transaction | {"consented_by": user}, consented_now=False)
+            return await self._upstream(request, transaction | {"consented_by": user}, consented_now=False)
         txn, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         await ctx.sealed.put("transaction", txn, transaction | {"csrf": csrf}, TRANSACTION_SECONDS)
         html = render_consent(
             client,
             redirect_uri=redirect_uri,
             scopes=scopes,
+            new=[s for s in scopes if s not in approved] if approved else [],
             transaction=txn,
             csrf=csrf,
             action=CONSENT_PATH,
@@ -96,12 +103,19 @@ class Authorize:
             ctx.record(AUTHSERVER_CONSENT, request, outcome="denied", client_id=client_id)
             return _back_to_client(transaction, {"error": "access_denied"}, ctx.issuer)
         ctx.record(AUTHSERVER_CONSENT, request, outcome="granted", client_id=client_id)
-        return await self._upstream(transaction, consented_now=True)
+        return await self._upstream(request, transaction, consented_now=True)
 
     async def callback(self, request: Request) -> Response:
         ctx = self.ctx
         params = single_params(request.query_params.multi_items())
-        transaction = await ctx.sealed.take("upstream", params.get("state", "") or "-")
+        state = params.get("state", "") or "-"
+        started = await ctx.sealed.get("upstream", state)
+        browser = _digest(self._browser(request))
+        if started is not None and not secrets.compare_digest(str(started.get("browser", "")), browser):
+            # Another browser started this sign-in (RFC 9700 section 4.7.1): refuse, and leave it as it was.
+            ctx.record(AUTHSERVER_CODE, request, outcome="refused", client_id=started["client_id"], reason="browser")
+            raise OAuthError("invalid_request", "this sign-in was started in another browser: start again from the app")
+        transaction = await ctx.sealed.take("upstream", state) if started is not None else None
         if transaction is None:
             raise OAuthError("invalid_request", "unknown or expired sign-in: start again from the client")
         client_id = transaction["client_id"]
@@ -127,29 +141,46 @@ class Authorize:
         ctx.record(AUTHSERVER_CODE, request, outcome="issued", client_id=client_id, user=user)
         response = _back_to_client(transaction, response_params, ctx.issuer)
         if user is not None and ctx.consent_seconds and transaction.get("consented_now"):
-            await ctx.sealed.put("consent", f"{user}|{client_id}", {}, ctx.consent_seconds)
+            # Remembered for this user, client and resource, for the scopes shown (and those approved before).
+            name = _consent_name(user, client_id, ctx.resource)
+            before = await ctx.sealed.get("consent", name) or {}
+            granted = sorted({*before.get("scopes", []), *transaction["scopes"]})
+            await ctx.sealed.put("consent", name, {"scopes": granted}, ctx.consent_seconds)
             session = secrets.token_urlsafe(24)
             await ctx.sealed.put("session", session, {"user": user}, ctx.consent_seconds)
             self._cookie(response, self.session_cookie, session, ctx.consent_seconds)
         return response
 
-    async def _upstream(self, transaction: dict[str, Any], consented_now: bool) -> Response:
+    async def _upstream(self, request: Request, transaction: dict[str, Any], consented_now: bool) -> Response:
+        """To the upstream with the facade's own PKCE and state; the state is bound to this browser by a cookie."""
         verifier, challenge = pkce_pair()
-        state = secrets.token_urlsafe(24)
-        record = transaction | {"verifier": verifier, "consented_now": consented_now}
+        state, browser = secrets.token_urlsafe(24), self._browser(request) or secrets.token_urlsafe(24)
+        record = transaction | {"verifier": verifier, "consented_now": consented_now, "browser": _digest(browser)}
         await self.ctx.sealed.put("upstream", state, record, TRANSACTION_SECONDS)
         url = self.ctx.upstream.authorize_url(state, challenge, " ".join(transaction["scopes"]))
-        return RedirectResponse(url, 303, {"cache-control": "no-store", "referrer-policy": "no-referrer"})
+        response = RedirectResponse(url, 303, {"cache-control": "no-store", "referrer-policy": "no-referrer"})
+        self._cookie(response, self.browser_cookie, browser, TRANSACTION_SECONDS)
+        return response
 
-    async def _remembered_user(self, request: Request, client_id: str) -> str | None:
+    def _browser(self, request: Request) -> str:
+        value = request.cookies.get(self.browser_cookie, "")
+        return value if _COOKIE.fullmatch(value) else ""
+
+    async def _remembered(self, request: Request, client_id: str) -> tuple[str | None, set[str]]:
+        """The user this browser signed in as before (its session cookie), and the scopes that user approved for
+        this client and resource; (None, empty) when there is no such approval."""
         session = request.cookies.get(self.session_cookie)
         if not session or not self.ctx.consent_seconds:
-            return None
+            return None, set()
         found = await self.ctx.sealed.get("session", session)
         user = found.get("user") if found else None
-        if not isinstance(user, str) or await self.ctx.sealed.get("consent", f"{user}|{client_id}") is None:
-            return None
-        return user
+        if not isinstance(user, str):
+            return None, set()
+        consent = await self.ctx.sealed.get("consent", _consent_name(user, client_id, self.ctx.resource))
+        approved = consent.get("scopes") if consent else None
+        if not isinstance(approved, list):
+            return None, set()
+        return user, {s for s in approved if isinstance(s, str)}
 
     def _scopes(self, scope: str | None) -> list[str]:
         """The requested scopes: this server's (`{app_id_uri}/{scope}`) and OpenID ones; none named: all of them."""
@@ -175,6 +206,14 @@ def _back_to_client(transaction: dict[str, Any], answer: dict[str, str], issuer:
     uri = transaction["redirect_uri"]
     location = uri + ("&" if "?" in uri else "?") + urlencode(answer)
     return RedirectResponse(location, 303, {"cache-control": "no-store", "referrer-policy": "no-referrer"})
+
+
+def _consent_name(user: str, client_id: str, resource: str) -> str:
+    return f"{user}|{client_id}|{resource}"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _kept(tokens: dict[str, Any]) -> dict[str, Any]:

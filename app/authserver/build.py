@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Callable
 
 import httpx2
+from limits import parse_many
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, request_response
 
@@ -52,12 +53,18 @@ def build_auth_server(
     if not config.enabled:
         return AuthServer([], None, None)
     uri = config.state_uri.get_secret_value() if config.state_uri else None
-    store = open_store(uri)
+    store = open_store(uri, config.memory_max_bytes)
     sealed = Sealed(store)
     documents = ClientDocuments(
         config.cimd_max_bytes, config.cimd_timeout_seconds, config.cimd_cache_entries, settings.app_env == "development"
     )
     issuer = settings.auth_server_issuer
+    per_ip = parse_many(config.registrations_per_ip)
+
+    async def registrations(ip: str) -> int:
+        verdict = await limiter.hit(per_ip, "register", ip)  # the rate-limit storage: shared by replicas with Redis
+        return 0 if verdict.allowed else max(1, verdict.retry_after)
+
     ctx = Context(
         issuer=issuer,
         resource=settings.resource,
@@ -68,10 +75,11 @@ def build_auth_server(
         refresh_seconds=config.refresh_seconds,
         secure_cookies=issuer.startswith("https://"),
         sealed=sealed,
-        registry=Registry(config.clients, sealed),
+        registry=Registry(config.clients, sealed, config.pending_registration_seconds),
         documents=documents,
         upstream=Upstream(settings, http, credential, issuer + CALLBACK_PATH),
         audit=audit,
+        admit_registration=registrations,
     )
     authorize, token = Authorize(ctx), Token(ctx)
     document = JSONResponse(metadata(ctx, PATHS), headers={"cache-control": "max-age=300"})

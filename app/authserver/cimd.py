@@ -3,7 +3,8 @@
 The fetch is made safe for a server that fetches URLs strangers give it:
 - https only (plain http to a loopback host only in development); no user info, no fragment, a path;
 - the name is resolved once, every address it resolves to must be public (no private, loopback, link-local,
-  reserved or multicast address; loopback allowed in development), and the connection goes to the address that was
+  reserved or multicast address, nor an IPv6 form that embeds one: mapped, SIIT, compatible, NAT64, 6to4, Teredo;
+  loopback allowed in development), and the connection goes to the address that was
   checked (TLS still verifies the name): DNS rebinding cannot swap in an internal address between check and use;
 - no redirects at all; a size cap (AUTH_SERVER__CIMD_MAX_BYTES) and a timeout (AUTH_SERVER__CIMD_TIMEOUT_SECONDS);
 - trust from the system store (`ssl.create_default_context`, which honours SSL_CERT_FILE), not a bundled one;
@@ -31,6 +32,9 @@ from app.settings import is_loopback_host
 
 MAX_CACHE_SECONDS = 24 * 3600
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age=(\d{1,10})\s*(?:,|$)")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: the last 32 bits are the IPv4 address
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local-use prefix (the embedding varies)
 
 
 class ClientDocuments:
@@ -125,10 +129,7 @@ class ClientDocuments:
             raise OAuthError("invalid_client", "the client id's host name does not resolve") from None
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
         for address in addresses:
-            plain = (
-                address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
-            )
-            if not (plain.is_global or (self.development and plain.is_loopback)) or plain.is_multicast:
+            if not self._reachable(address):
                 raise OAuthError(
                     "invalid_client",
                     "the client id's host resolves to a private, loopback or link-local address: refused",
@@ -137,6 +138,33 @@ class ClientDocuments:
             raise OAuthError("invalid_client", "the client id's host name does not resolve")
         first = addresses[0]
         return f"[{first}]" if first.version == 6 else str(first)
+
+    def _reachable(self, address: IPAddress) -> bool:
+        """Public; loopback too in development, but only as itself (or IPv4-mapped), never translated: a NAT64 or
+        6to4 form of 127.0.0.1 is some other host's loopback."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            return self._reachable(address.ipv4_mapped)
+        if isinstance(address, ipaddress.IPv6Address) and address in _NAT64_LOCAL:
+            return False  # RFC 8215 local-use translation: whatever it embeds is someone's own network
+        public = address.is_global and not address.is_multicast
+        if not (public or (self.development and address.is_loopback)):
+            return False
+        return all(inner.is_global and not inner.is_multicast for inner in embedded_ipv4(address))
+
+
+def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address carries, by every standard embedding, so each is judged like any IPv4:
+    IPv4-mapped (`::ffff:a.b.c.d`), SIIT (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64
+    (`64:ff9b::a.b.c.d`), 6to4 (`2002:AABB:CCDD::`) and Teredo (server and client)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    value, low = int(address), ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    found = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    if address.teredo is not None:
+        found += list(address.teredo)
+    if (value >> 32 == 0 and value > 1) or value >> 32 == 0xFFFF0000 or address in _NAT64:  # compatible, SIIT, NAT64
+        found.append(low)
+    return found
 
 
 def _cache_seconds(cache_control: str) -> int:

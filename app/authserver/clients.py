@@ -8,17 +8,19 @@ DCR takes public clients only (`token_endpoint_auth_method` `none`, PKCE), with 
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from app.auth.oauth_errors import OAuthError
-from app.authserver.store import Sealed
+from app.authserver.store import Sealed, StateStoreError
 from app.settings import PreRegisteredClient, is_loopback_host
 
-REGISTRATION_SECONDS = 180 * 24 * 3600
+REGISTRATION_SECONDS = 180 * 24 * 3600  # a registration that completed a sign-in
+REGISTRATION_SHARE = 0.5  # a registration is stored only while a bounded state store is under half full
 MAX_REDIRECT_URIS = 10
 MAX_URI = 2000
 MAX_NAME = 100
@@ -41,21 +43,42 @@ class Client:
 def _same_redirect(registered: str, asked: str) -> bool:
     if registered == asked:
         return True
+    a, b = _loopback(registered), _loopback(asked)
+    return a is not None and b is not None and (a.hostname, a.path, a.query) == (b.hostname, b.path, b.query)
+
+
+def _loopback(uri: str) -> SplitResult | None:
+    """`uri` as a well-formed loopback `http` URI (RFC 8252 section 7.3: any port matches): a loopback host, a port
+    in range or none, no user info, no fragment, and an authority that reads back exactly as parsed; else None."""
     try:
-        a, b = urlsplit(registered), urlsplit(asked)
-        loopback = a.scheme == b.scheme == "http" and is_loopback_host(a.hostname)
-        return loopback and (a.hostname, a.path, a.query) == (b.hostname, b.path, b.query) and b.username is None
-    except ValueError:
-        return False
+        parts = urlsplit(uri)
+        port, host = parts.port, parts.hostname
+    except ValueError:  # a port out of range or not a number (`:5000\.evil.com`)
+        return None
+    if parts.scheme != "http" or not is_loopback_host(host) or "#" in uri or "\\" in uri or port == 0:
+        return None
+    shown = f"[{host}]" if host and ":" in host else host
+    return parts if parts.netloc == (shown if port is None else f"{shown}:{port}") else None
+
+
+_REVERSE_DNS = re.compile(r"[a-z][a-z0-9-]*(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
+_BROWSER_SCHEMES = {"javascript", "data", "file", "vbscript", "blob", "about", "filesystem"}
+
+
+def private_use_scheme(scheme: str) -> bool:
+    """RFC 8252 section 7.1: a private-use scheme is a reversed domain name (`com.example.app`), and never one that
+    reads as a browser's own scheme once its dots and dashes are dropped (`java.script`)."""
+    return bool(_REVERSE_DNS.fullmatch(scheme)) and scheme.replace(".", "").replace("-", "") not in _BROWSER_SCHEMES
 
 
 def check_redirect_uri(uri: object, application_type: str) -> str:
-    """One redirect URI of a DCR request or CIMD document, by OIDC Registration's `application_type` rules."""
-    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI or "#" in uri:
+    """One redirect URI of a DCR request or CIMD document: `https`, loopback `http` (RFC 8252 section 7.3) or a
+    private-use scheme in reverse-DNS form (section 7.1), by OIDC Registration's `application_type` rules."""
+    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI or "#" in uri or "\\" in uri:
         raise OAuthError("invalid_redirect_uri", "each redirect URI is an absolute URI without a fragment")
     try:
         parts = urlsplit(uri)
-        host = parts.hostname
+        host, _ = parts.hostname, parts.port
     except ValueError:
         raise OAuthError("invalid_redirect_uri", f"redirect URI {uri[:200]!r} is not a URI") from None
     if parts.username is not None or parts.password is not None:
@@ -64,14 +87,19 @@ def check_redirect_uri(uri: object, application_type: str) -> str:
         if parts.scheme != "https" or not host or is_loopback_host(host):
             raise OAuthError("invalid_redirect_uri", "a web client's redirect URIs are https on a public host")
     elif parts.scheme == "http":
-        if not is_loopback_host(host):
-            raise OAuthError("invalid_redirect_uri", "a native client's http redirect URIs are loopback (RFC 8252)")
+        if _loopback(uri) is None:
+            raise OAuthError(
+                "invalid_redirect_uri",
+                "a native client's http redirect URIs are loopback, with a valid port (RFC 8252)",
+            )
     elif parts.scheme == "https":
         if not host:
             raise OAuthError("invalid_redirect_uri", f"redirect URI {uri[:200]!r} has no host")
-    elif "." not in parts.scheme or parts.scheme in {"javascript", "data", "file", "vbscript"}:
+    elif not private_use_scheme(parts.scheme):
         raise OAuthError(
-            "invalid_redirect_uri", "a native client's custom scheme is a reversed domain name (RFC 8252 section 7.1)"
+            "invalid_redirect_uri",
+            "a native client's redirect URI is https, loopback http, or a private-use scheme that is a reversed "
+            "domain name such as com.example.app (RFC 8252 section 7.1)",
         )
     return uri
 
@@ -112,21 +140,34 @@ def client_metadata(body: Mapping[str, Any], *, for_cimd: bool = False) -> dict[
 
 
 class Registry:
-    """Pre-registered clients from settings, then DCR registrations from the store (CIMD is looked up by caller)."""
+    """Pre-registered clients from settings, then DCR registrations from the store (CIMD is looked up by caller).
+    A registration is kept `pending_seconds` until a sign-in completes with it, then REGISTRATION_SECONDS."""
 
-    def __init__(self, pre_registered: list[PreRegisteredClient], sealed: Sealed) -> None:
+    def __init__(self, pre_registered: list[PreRegisteredClient], sealed: Sealed, pending_seconds: int) -> None:
         self.pre = {
             c.client_id: Client(c.client_id, c.client_name or c.client_id, tuple(c.redirect_uris), "pre-registered")
             for c in pre_registered
         }
-        self.sealed = sealed
+        self.sealed, self.pending_seconds = sealed, pending_seconds
 
     async def register(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """RFC 7591: a new public client; the answer echoes what was kept."""
         metadata = client_metadata(body)
         client_id = "dcr-" + secrets.token_urlsafe(24)
-        await self.sealed.put("client", client_id, metadata, REGISTRATION_SECONDS)
+        try:
+            await self.sealed.put("client", client_id, metadata | {"pending": True}, self.pending_seconds,
+                                  REGISTRATION_SHARE)  # fmt: skip
+        except StateStoreError:
+            raise OAuthError(
+                "temporarily_unavailable", "this server holds as many client registrations as it can: retry later", 503
+            ) from None
         return {"client_id": client_id, **metadata}
+
+    async def signed_in(self, client_id: str) -> None:
+        """A sign-in completed with this client: a pending registration is kept for REGISTRATION_SECONDS."""
+        record = await self.sealed.get("client", client_id) if client_id.startswith("dcr-") else None
+        if record is not None and record.pop("pending", False):
+            await self.sealed.put("client", client_id, record, REGISTRATION_SECONDS)
 
     async def find(self, client_id: str) -> Client | None:
         if (client := self.pre.get(client_id)) is not None:

@@ -1,7 +1,8 @@
 """The facade's consent page: plain server-rendered HTML, no script, every value escaped.
 
 It names the client, its domain (verified for a CIMD client: its id is the URL its metadata came from), the host the
-browser returns to, and the requested scopes in plain words, with Approve and Deny. The form is CSRF-protected by a
+browser returns to, and the requested scopes in plain words (those the user has not approved for this client before
+marked new), with Approve and Deny. The form is CSRF-protected by a
 token that is both in the form and in a cookie set with the page, and whose hash the transaction holds: a form
 re-posted from another browser, without that cookie, is refused.
 """
@@ -57,6 +58,7 @@ def render_consent(
     *,
     redirect_uri: str,
     scopes: list[str],
+    new: list[str],
     transaction: str,
     csrf: str,
     action: str,
@@ -70,7 +72,9 @@ def render_consent(
         who = '<p>It is <span class="ok">registered</span> with this server by its operators.</p>'
     else:
         who = '<p class="warn">It registered itself: nothing about its name is verified.</p>'
-    items = "".join(f"<li>{e(plain_scope(s, app_id_uri, server_name))}</li>" for s in scopes)
+    mark = ' <span class="warn">(new)</span>'
+    items = "".join(f"<li>{e(plain_scope(s, app_id_uri, server_name))}{mark if s in new else ''}</li>" for s in scopes)
+    asks = "It now asks for more than you approved before. It asks to:" if new else "It asks to:"
     host = urlsplit(redirect_uri).netloc
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -78,7 +82,7 @@ def render_consent(
 <body><main>
 <h1>Allow <b>{e(client.client_name)}</b> to use {e(server_name)} as you?</h1>
 {who}
-<p>It asks to:</p><ul>{items}</ul>
+<p>{asks}</p><ul>{items}</ul>
 <p>After you approve and sign in, you return to <code>{e(host)}</code>.</p>
 <p>Approve only if you started this from that app. You can sign in to {e(server_name)} next.</p>
 <form method="post" action="{e(action)}">

@@ -43,6 +43,7 @@ class Context:
     documents: ClientDocuments
     upstream: Upstream
     audit: AuditLog
+    admit_registration: Callable[[str], Awaitable[int]]  # a client IP -> 0 (go on) or seconds to wait (refused)
 
     async def client(self, client_id: str | None) -> Client:
         """The client by id: pre-registered, CIMD (an URL), or registered through DCR."""
@@ -99,9 +100,10 @@ def answering(
         except OSError:  # Redis unreachable, say: a clear 503, not a traceback
             log.warning("authorization-server state unreachable")
             error = OAuthError("temporarily_unavailable", "the authorization server's state is unreachable", 503)
+        retry = {"retry-after": str(error.retry_after)} if error.retry_after else {}
         if page:
             html = render_error(f"Sign-in refused: {error.error}", error.description)
-            return HTMLResponse(html, status_code=error.status, headers=PAGE_HEADERS)
-        return JSONResponse(error.body(), status_code=error.status, headers=NO_STORE)
+            return HTMLResponse(html, status_code=error.status, headers=PAGE_HEADERS | retry)
+        return JSONResponse(error.body(), status_code=error.status, headers=NO_STORE | retry)
 
     return endpoint

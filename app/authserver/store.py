@@ -17,8 +17,9 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-MAX_MEMORY_RECORDS = 100_000
 PREFIX = "mcp-authserver:"
+RECORD_OVERHEAD = 200  # bytes a memory record costs beyond its name and value (the dict slot, the tuple, the float)
+SWEEP_SECONDS = 1.0  # at the bound, expired records are swept at most this often
 
 
 class StateStoreError(RuntimeError):
@@ -28,7 +29,9 @@ class StateStoreError(RuntimeError):
 class StateStore(Protocol):
     """Raw records by name, each with a time to live."""
 
-    async def put(self, name: str, value: bytes, ttl: int) -> None: ...
+    async def put(self, name: str, value: bytes, ttl: int, share: float = 1.0) -> None:
+        """Store `value`; `share` < 1 lets this record fill only that part of a bounded store (StateStoreError)."""
+        ...
 
     async def get(self, name: str) -> bytes | None: ...
 
@@ -40,18 +43,29 @@ class StateStore(Protocol):
 
 
 class MemoryStore:
-    """One process's records (a single replica); bounded, expired records swept."""
+    """One process's records (a single replica), bounded in bytes (AUTH_SERVER__MEMORY_MAX_BYTES); expired records
+    are swept when the bound is reached."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.used = max_bytes, 0
         self._records: dict[str, tuple[bytes, float]] = {}
+        self._swept = 0.0
 
-    async def put(self, name: str, value: bytes, ttl: int) -> None:
-        now = time.monotonic()
-        if len(self._records) >= MAX_MEMORY_RECORDS:
-            self._records = {k: v for k, v in self._records.items() if v[1] > now}
-            if len(self._records) >= MAX_MEMORY_RECORDS:
-                raise StateStoreError("the authorization server's state is full; retry later")
+    async def put(self, name: str, value: bytes, ttl: int, share: float = 1.0) -> None:
+        now, cost = time.monotonic(), _cost(name, value)
+        old = self._records.get(name)
+        room = self.max_bytes * share - (self.used - (_cost(name, old[0]) if old else 0))
+        if cost > room and now - self._swept >= SWEEP_SECONDS:
+            self._swept = now
+            for key in [k for k, (_, expires) in self._records.items() if expires <= now]:
+                self._drop(key)
+            old = self._records.get(name)
+            room = self.max_bytes * share - (self.used - (_cost(name, old[0]) if old else 0))
+        if cost > room:
+            raise StateStoreError("the authorization server's state is full; retry later")
+        self._drop(name)
         self._records[name] = (value, now + ttl)
+        self.used += cost
 
     async def get(self, name: str) -> bytes | None:
         found = self._records.get(name)
@@ -60,13 +74,24 @@ class MemoryStore:
         return found[0]
 
     async def take(self, name: str) -> bytes | None:
-        found = self._records.pop(name, None)  # one step on the event loop: atomic for this process
+        found = self._drop(name)  # one step on the event loop: atomic for this process
         if found is None or found[1] <= time.monotonic():
             return None
         return found[0]
 
+    def _drop(self, name: str) -> tuple[bytes, float] | None:
+        found = self._records.pop(name, None)
+        if found is not None:
+            self.used -= _cost(name, found[0])
+        return found
+
     async def aclose(self) -> None:
         self._records.clear()
+        self.used = 0
+
+
+def _cost(name: str, value: bytes) -> int:
+    return len(name) + len(value) + RECORD_OVERHEAD
 
 
 class RedisStore:
@@ -77,8 +102,8 @@ class RedisStore:
 
         self._redis = from_url(uri, socket_timeout=5, socket_connect_timeout=5)
 
-    async def put(self, name: str, value: bytes, ttl: int) -> None:
-        await self._call("set", name, value, ex=max(1, ttl))
+    async def put(self, name: str, value: bytes, ttl: int, share: float = 1.0) -> None:
+        await self._call("set", name, value, ex=max(1, ttl))  # bounded by the server's own maxmemory
 
     async def get(self, name: str) -> bytes | None:
         return _bytes(await self._call("get", name))
@@ -102,9 +127,9 @@ def _bytes(value: object) -> bytes | None:
     return value.encode() if isinstance(value, str) else bytes(value) if isinstance(value, bytes) else None
 
 
-def open_store(uri: str | None) -> StateStore:
+def open_store(uri: str | None, max_memory_bytes: int) -> StateStore:
     if uri is None or uri.startswith("memory://"):
-        return MemoryStore()
+        return MemoryStore(max_memory_bytes)
     return RedisStore(uri)
 
 
@@ -114,10 +139,10 @@ class Sealed:
     def __init__(self, store: StateStore) -> None:
         self.store = store
 
-    async def put(self, kind: str, secret: str, record: dict[str, Any], ttl: int) -> None:
+    async def put(self, kind: str, secret: str, record: dict[str, Any], ttl: int, share: float = 1.0) -> None:
         nonce = os.urandom(12)
         sealed = nonce + AESGCM(_key(secret)).encrypt(nonce, json.dumps(record).encode(), kind.encode())
-        await self.store.put(_name(kind, secret), sealed, ttl)
+        await self.store.put(_name(kind, secret), sealed, ttl, share)
 
     async def get(self, kind: str, secret: str) -> dict[str, Any] | None:
         return _open(kind, secret, await self.store.get(_name(kind, secret)))

@@ -2,7 +2,8 @@
 
 Refresh tokens: the client never holds the upstream's refresh token. It gets an opaque facade refresh token bound
 to it; the upstream refresh token is kept server-side, sealed under a key derived from that facade token, and both
-rotate on every use (see docs/auth-server.md for why).
+rotate on every use (see docs/auth-server.md for why). The tokens of one sign-in form a family: a used one presented
+again revokes the family.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.auth.oauth_errors import OAuthError
 from app.authserver.context import NO_STORE, Context, read_body, read_form
 from app.authserver.upstream import UpstreamError
 from app.observability.audit import AUTHSERVER_REGISTRATION, AUTHSERVER_TOKEN
+from app.observability.audit_fields import client_ip
 
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
 MAX_REGISTRATION_BYTES = 8 * 1024
@@ -65,6 +67,10 @@ class Token:
         if not isinstance(body, dict):
             raise OAuthError("invalid_client_metadata", "the body is a JSON object of client metadata")
         try:
+            if wait := await self.ctx.admit_registration(client_ip(request.scope) or "-"):
+                raise OAuthError(
+                    "temporarily_unavailable", "too many client registrations from this address", 429, wait
+                )
             answer = await self.ctx.registry.register(body)
         except OAuthError as exc:
             self.ctx.record(AUTHSERVER_REGISTRATION, request, outcome="refused", reason=exc.error)
@@ -84,7 +90,7 @@ class Token:
             if grant_type == "authorization_code":
                 body, user = await self._code(params, client_id)
             elif grant_type == "refresh_token":
-                body, user = await self._refresh(params, client_id)
+                body, user = await self._refresh(params, client_id, request)
             else:
                 raise OAuthError("unsupported_grant_type", "grant_type is authorization_code or refresh_token")
         except OAuthError as exc:
@@ -106,19 +112,55 @@ class Token:
             raise OAuthError("invalid_grant", "redirect_uri is not the one the authorization request used")
         if not pkce_matches(params.get("code_verifier", ""), record["code_challenge"]):
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)")
-        return await self._answer(record["tokens"], client_id, record.get("user")), record.get("user")
+        await self.ctx.registry.signed_in(client_id)  # a registration that completed a sign-in is kept
+        return await self._answer(record["tokens"], client_id, record.get("user"), None), record.get("user")
 
-    async def _refresh(self, params: dict[str, str], client_id: str) -> tuple[dict[str, Any], str | None]:
-        record = await self.ctx.sealed.take("refresh", params.get("refresh_token", "") or "-")  # rotated: used up
-        if record is None or record["client_id"] != client_id:
-            raise OAuthError("invalid_grant", "unknown, expired, already used or another client's refresh token")
+    async def _refresh(
+        self, params: dict[str, str], client_id: str, request: Request
+    ) -> tuple[dict[str, Any], str | None]:
+        """Rotation with reuse detection (RFC 9700 section 4.14.2): every refresh token of one sign-in belongs to a
+        family; presenting one that was already used (or another client's) revokes the family, so neither the thief
+        nor the client can go on without a new sign-in."""
+        sealed, handle = self.ctx.sealed, params.get("refresh_token", "") or "-"
+        record = await sealed.take("refresh", handle)  # rotated: used up
+        if record is None:
+            used = await sealed.get("refresh-used", handle)
+            if used is not None:
+                await self._revoke(str(used["family"]), client_id, request)
+                raise OAuthError("invalid_grant", "this refresh token was already used: the sign-in is revoked")
+            raise OAuthError("invalid_grant", "unknown or expired refresh token")
+        family = str(record.get("family", ""))
+        await sealed.put("refresh-used", handle, {"family": family}, self.ctx.refresh_seconds)
+        if record["client_id"] != client_id:
+            await self._revoke(family, client_id, request)
+            raise OAuthError("invalid_grant", "another client's refresh token: the sign-in is revoked")
+        if not family or await sealed.get("family", family) is None:
+            raise OAuthError("invalid_grant", "the sign-in was revoked or has expired: sign in again")
         try:
             tokens = await self.ctx.upstream.refresh(record["upstream"], record["scope"])
-        except UpstreamError:
-            raise OAuthError("invalid_grant", "the sign-in has ended at the identity provider: sign in again") from None
-        return await self._answer(tokens, client_id, record.get("user")), record.get("user")
+        except UpstreamError as exc:
+            if str(exc) != "temporarily_unavailable":
+                raise OAuthError(
+                    "invalid_grant", "the sign-in has ended at the identity provider: sign in again"
+                ) from None
+            # Not the client's fault: its token stays good for a retry (unless the family was revoked meanwhile).
+            await sealed.put("refresh", handle, record, self.ctx.refresh_seconds)
+            await sealed.take("refresh-used", handle)
+            raise OAuthError(
+                "temporarily_unavailable", "the identity provider could not be reached: retry", 503
+            ) from None
+        return await self._answer(tokens, client_id, record.get("user"), family), record.get("user")
 
-    async def _answer(self, tokens: dict[str, Any], client_id: str, user: str | None) -> dict[str, Any]:
+    async def _revoke(self, family: str, client_id: str, request: Request) -> None:
+        revoked = await self.ctx.sealed.take("family", family) if family else None
+        self.ctx.record(
+            AUTHSERVER_TOKEN, request, outcome="revoked", client_id=client_id, grant="refresh_token",
+            reason="refresh_token_replay", user=(revoked or {}).get("user"),
+        )  # fmt: skip
+
+    async def _answer(
+        self, tokens: dict[str, Any], client_id: str, user: str | None, family: str | None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"access_token": tokens["access_token"], "token_type": "Bearer"}
         if isinstance(tokens.get("expires_in"), int):
             body["expires_in"] = tokens["expires_in"]
@@ -126,8 +168,10 @@ class Token:
         if scope:
             body["scope"] = scope
         if isinstance(upstream := tokens.get("refresh_token"), str):
+            family = family or secrets.token_urlsafe(24)  # a new sign-in starts a family; a rotation keeps it
+            await self.ctx.sealed.put("family", family, {"user": user}, self.ctx.refresh_seconds)
             handle = secrets.token_urlsafe(32)
-            kept = {"client_id": client_id, "upstream": upstream, "scope": scope, "user": user}
+            kept = {"client_id": client_id, "upstream": upstream, "scope": scope, "user": user, "family": family}
             await self.ctx.sealed.put("refresh", handle, kept, self.ctx.refresh_seconds)
             body["refresh_token"] = handle
         return body

@@ -56,6 +56,12 @@ def open_sessions(manager: StreamableHTTPSessionManager) -> int:
     return len(manager._server_instances)
 
 
+def session_is_open(manager: StreamableHTTPSessionManager, session_id: str) -> bool:
+    """Whether the manager still holds this session (the SDK forgets it on DELETE and on its idle timeout; no public
+    lookup)."""
+    return session_id in manager._server_instances
+
+
 def prompt_lookup(server: MCPServer[Any]) -> Callable[[str], Any]:
     """Finds a registered prompt by name (`MCPServer` has no public `get_prompt` definition lookup)."""
     return server._prompt_manager.get_prompt

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import secrets
 import weakref
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.operation import parsed_message
 from app.auth.principal import principal_from_scope
+from app.core.sdk_private import session_is_open
 
 _SESSION_HEADER = b"mcp-session-id"
 
@@ -45,11 +48,17 @@ def current_scope() -> SessionState | None:
 
 class SessionScope:
     """ASGI layer in front of the SDK's session manager (sessions mode only): binds each handshake-era request to
-    its session's state; refuses a `Last-Event-ID` of another session (with an event store) and a request id that is
-    already in flight in the session."""
+    its session's state; refuses a `Last-Event-ID` of another session (with an event store), a request id that is
+    already in flight in the session, and a new session beyond the principal's cap (429; the SDK's own
+    `max_sessions` answers 503 for the process)."""
 
-    def __init__(self, app: ASGIApp, sessions: bool, events: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, sessions: bool, events: bool, manager: StreamableHTTPSessionManager, per_principal: int
+    ) -> None:
         self.app, self.sessions, self.events = app, sessions, events
+        self.manager, self.per_principal = manager, per_principal
+        self.opened: dict[str, list[str]] = {}  # principal key -> the sessions it opened (pruned at each opening)
+        self.opening: dict[str, int] = {}  # principal key -> its openings still being answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.sessions or scope["type"] != "http" or _modern(scope):  # 2026-07-28 is stateless in every mode
@@ -62,8 +71,26 @@ class SessionScope:
         current = known if known is not None and known.owner == owner else SessionState(owner)
         request_id = None
         if session_id is None:
+            who = principal.key if principal is not None else ""
+            if not self._room(who):
+                await _TOO_MANY(scope, receive, send)
+                return
             current.version = _negotiated(parsed_message())
-            send = _remember_session(send, current)
+            self.opening[who] = self.opening.get(who, 0) + 1
+            answered = [False]  # the opening stops counting once its answer starts: by then the session is in `opened`
+
+            def settle() -> None:
+                if not answered[0]:
+                    answered[0] = True
+                    if (left := self.opening.pop(who) - 1) > 0:
+                        self.opening[who] = left
+
+            try:
+                send = _remember_session(send, current, self.opened.setdefault(who, []), settle)
+                await self._serve(scope, receive, send, current, None)
+            finally:
+                settle()
+            return
         elif scope["method"] == "GET" and self.events and current is known and not _names_scope(scope, current):
             await _UNKNOWN_EVENT(scope, receive, send)  # the SDK would answer an empty stream
             return
@@ -73,6 +100,11 @@ class SessionScope:
             if request_id in current.in_flight:
                 await _ID_IN_USE(scope, receive, send)
                 return
+        await self._serve(scope, receive, send, current, request_id)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, current: SessionState, request_id: str | None
+    ) -> None:
         if request_id is not None:
             current.in_flight.add(request_id)
             send = _freeing(send, current, request_id)
@@ -83,6 +115,14 @@ class SessionScope:
             _current.reset(token)
             if request_id is not None:
                 current.in_flight.discard(request_id)
+
+    def _room(self, who: str) -> bool:
+        """Whether `who` may open one more session: those it opened that the SDK still holds, plus its openings in
+        flight, are under the cap. Principals whose sessions have all ended are forgotten here."""
+        live = [s for s in self.opened.pop(who, []) if session_is_open(self.manager, s)]
+        if live:
+            self.opened[who] = live
+        return len(live) + self.opening.get(who, 0) < self.per_principal
 
 
 def _freeing(send: Send, current: SessionState, request_id: str) -> Send:
@@ -137,9 +177,16 @@ def _names_scope(scope: Scope, current: SessionState) -> bool:
 
 _NO_SUCH_EVENT = "Last-Event-ID names no event of this session"
 _IN_FLIGHT = "request id already in flight in this session"
+_TOO_MANY_SESSIONS = (
+    "too many open sessions for this caller (SECURITY__MAX_SESSIONS_PER_PRINCIPAL): end one (DELETE) or let one expire"
+)
 _UNKNOWN_EVENT = JSONResponse(
     {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": _NO_SUCH_EVENT}},
     status_code=400,
+)
+_TOO_MANY = JSONResponse(
+    {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": _TOO_MANY_SESSIONS}},
+    status_code=429,
 )
 _ID_IN_USE = JSONResponse(
     {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": _IN_FLIGHT}},
@@ -147,12 +194,17 @@ _ID_IN_USE = JSONResponse(
 )
 
 
-def _remember_session(send: Send, current: SessionState) -> Send:
+def _remember_session(send: Send, current: SessionState, opened: list[str], answered: Callable[[], None]) -> Send:
+    """Keeps the session a response opens (its id, for later requests and for the principal's count), before the
+    client can read it: a client that reads the answer may open another at once."""
+
     async def remember(message: Message) -> None:
         if message["type"] == "http.response.start":
             for key, value in message.get("headers", ()):
                 if key.lower() == _SESSION_HEADER:  # the request that opened a session: later ones name it
                     _by_session[value.decode("latin-1")] = current
+                    opened.append(value.decode("latin-1"))
+            answered()
         await send(message)
 
     return remember

@@ -147,6 +147,11 @@ class Settings(BaseSettings):
             )
         if self.mcp.event_store == "redis" and not self.redis_uri:
             raise ValueError("MCP__EVENT_STORE=redis needs RATE_LIMIT__STORAGE_URI=redis://... (the shared Redis)")
+        if self.auth_server.enabled and not (self.azuread.client_secret or self.azuread.client_certificate_path):
+            raise ValueError(  # in every environment: the dev issuer, too, signs in only a confidential client
+                "AUTH_SERVER__ENABLED needs this server's credential at Entra (or the dev issuer): "
+                "AZUREAD__CLIENT_CERTIFICATE_PATH or AZUREAD__CLIENT_SECRET"
+            )
         return self
 
     @property
@@ -184,11 +189,6 @@ class Settings(BaseSettings):
             raise ValueError("STDIO__ALLOW_PLAIN_CACHE is for development; production keeps the token cache encrypted")
         if self.tools.lock_mode == "off":
             raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
-        if self.auth_server.enabled and not (self.azuread.client_secret or self.azuread.client_certificate_path):
-            raise ValueError(
-                "AUTH_SERVER__ENABLED needs this server's credential at Entra: AZUREAD__CLIENT_CERTIFICATE_PATH "
-                "or AZUREAD__CLIENT_SECRET"
-            )
         if self.auth_server.enabled and self.workers > 1 and self.auth_server.state_uri is None:
             raise ValueError(
                 "AUTH_SERVER__ENABLED with more than one worker needs AUTH_SERVER__STATE_URI=redis://...: codes, "

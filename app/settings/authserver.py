@@ -7,7 +7,7 @@ import re
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from app.settings.fields import Section
+from app.settings.fields import Section, rate_string
 
 _STATE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 CALLBACK_PATH = "/oauth/callback"  # where the upstream sends the browser back to the facade
@@ -31,15 +31,27 @@ class AuthServerSettings(Section):
     """Serve the facade: `/.well-known/oauth-authorization-server`, `/oauth/*`, and Protected Resource Metadata names
     this server as the authorization server. Off: clients go to Entra directly (pre-registered there)."""
     consent_seconds: int = Field(default=7 * 24 * 3600, ge=0, le=90 * 24 * 3600)
-    """How long a user's approval of one client is remembered (0: ask every time). A new client always asks."""
+    """How long a user's approval of one client, for the scopes shown, is remembered (0: ask every time). A new client,
+    or a request for a scope the user has not approved for that client, always asks."""
     refresh_seconds: int = Field(default=14 * 24 * 3600, ge=60, le=90 * 24 * 3600)
-    """Lifetime of the facade's refresh tokens (each stands for an encrypted Entra refresh token held server-side)."""
+    """Lifetime of the facade's refresh tokens (each stands for an encrypted Entra refresh token held server-side). They
+    rotate on every use; presenting one that was already used revokes its whole family (RFC 9700 section 4.14.2)."""
     clients: list[PreRegisteredClient] = Field(default_factory=list)
     """Pre-registered clients, as JSON: `[{"client_id": "...", "client_name": "...", "redirect_uris": ["..."]}]`."""
     state_uri: SecretStr | None = None
     """Where registrations, transactions, codes, consents and refresh records live: `memory://` (one replica; the
     default) or `redis://host:6379/0` (`rediss://` for TLS) to share them across replicas. A secret: it can carry a
     password."""
+    registrations_per_ip: str = "20/hour"
+    """Dynamic client registrations one client IP may make (a `limits` rate string, counted in the rate-limit
+    storage); more get 429."""
+    pending_registration_seconds: int = Field(default=6 * 3600, ge=300, le=7 * 24 * 3600)
+    """A registration that no sign-in has used is forgotten after this many seconds; its first completed sign-in keeps
+    it for 180 days."""
+    memory_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024, le=4 * 1024 * 1024 * 1024)
+    """Bound of the in-memory state (`memory://`), in bytes of stored records. A registration is stored only while the
+    state is under half full (else `/oauth/register` answers 503), so a flood of them never stops existing clients
+    signing in or refreshing. Redis is bounded by its own `maxmemory`."""
     cimd_max_bytes: int = Field(default=5 * 1024, ge=512, le=64 * 1024)
     """Largest Client ID Metadata Document fetched, in bytes (the CIMD draft suggests 5 KB)."""
     cimd_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
@@ -51,6 +63,8 @@ class AuthServerSettings(Section):
     @classmethod
     def _json_clients(cls, value: object) -> object:
         return json.loads(value) if isinstance(value, str) and value.strip() else ([] if value == "" else value)
+
+    _rate = field_validator("registrations_per_ip")(rate_string)
 
     @field_validator("state_uri")
     @classmethod

@@ -13,12 +13,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.auth.dev_keys import public_jwk
@@ -52,6 +53,11 @@ class EntraStandIn:
     jwks_fetches: int = 0
     discovery_fetches: int = 0
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    token_down: bool = False  # the token endpoint answers 503 (an outage during a refresh)
+    # Sign-ins through /authorize (no page: it answers at once for `signed_in_oid`); refresh tokens accepted again
+    # after use, as Entra generally does, so a replay refused at the facade is the facade's own doing.
+    signed_in_oid: str = "aaaaaaaa-0000-4000-8000-000000000001"
+    grants: dict[str, dict[str, str]] = field(default_factory=dict)  # code or refresh token -> what it stands for
 
     # ---- documents -------------------------------------------------------------------------------------------
     def v2_issuer(self, tenant: str) -> str:
@@ -74,9 +80,24 @@ class EntraStandIn:
             return JSONResponse({"keys": [k.jwk for k in self.keys]})
 
         async def token(request: Request) -> Response:
-            form = dict(await request.form())
-            self.token_requests.append({k: str(v) for k, v in form.items()})
+            form = {k: str(v) for k, v in (await request.form()).items()}
+            self.token_requests.append(form)
+            if self.token_down:
+                return Response("upstream unavailable", status_code=503)
+            if form.get("grant_type") == "authorization_code":
+                return self.grant_response(request.path_params["tenant"], self.grants.pop(form.get("code", ""), None))
+            if form.get("grant_type") == "refresh_token":
+                return self.grant_response(
+                    request.path_params["tenant"], self.grants.get(form.get("refresh_token", ""))
+                )
             return self.obo_response(form)
+
+        async def authorize(request: Request) -> Response:
+            query = request.query_params
+            code = "code-" + uuid.uuid4().hex
+            self.grants[code] = {"client_id": query["client_id"], "scope": query.get("scope", "")}
+            answer = urlencode({"code": code, "state": query.get("state", "")})
+            return RedirectResponse(f"{query['redirect_uri']}?{answer}", 302)
 
         return Starlette(
             routes=[
@@ -85,6 +106,7 @@ class EntraStandIn:
                 Route("/{tenant}/discovery/v2.0/keys", jwks),
                 Route("/{tenant}/discovery/keys", jwks),
                 Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
+                Route("/{tenant}/oauth2/v2.0/authorize", authorize),
             ]
         )
 
@@ -104,6 +126,20 @@ class EntraStandIn:
                 "tenant_region_scope": "WW",
             }
         )
+
+    def grant_response(self, tenant: str, grant: dict[str, str] | None) -> Response:
+        """Authorization code and refresh grants: an access token for the client (this server) with the short scope
+        names, and a new refresh token; the old one stays valid."""
+        if grant is None:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        names = [s.rsplit("/", 1)[-1] for s in grant["scope"].split() if "/" in s]
+        refresh = "rt-" + uuid.uuid4().hex
+        self.grants[refresh] = grant
+        access = self.token(tenant=tenant, audience=grant["client_id"], scopes=" ".join(names), oid=self.signed_in_oid)
+        return JSONResponse(
+            {"token_type": "Bearer", "expires_in": 600, "scope": grant["scope"], "access_token": access,
+             "refresh_token": refresh}
+        )  # fmt: skip
 
     def obo_response(self, form: dict[str, Any]) -> Response:
         """On-behalf-of: answers a jwt-bearer grant as Entra does (access, refresh and id tokens, client_info)."""

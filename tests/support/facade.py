@@ -75,9 +75,16 @@ class Flow:
     async def sign_in_upstream(self, upstream: httpx2.Response, user: str | None = None) -> httpx2.Response:
         """The dev issuer's page, submitted with its pre-selected choices (or as test user `user`, an oid); returns the
         facade callback's answer."""
+        return await self.http.get(await self.upstream_callback(upstream, user))
+
+    async def upstream_callback(self, upstream: httpx2.Response, user: str | None = None) -> str:
+        """Sign in at the upstream (the dev issuer's page, or an Entra stand-in that answers at once); the URL of the
+        facade's callback the upstream sends the browser to, not yet opened."""
         location = upstream.headers["location"]
         self.visited.append(location)
         page = await self.http.get(location)
+        if page.status_code == 302:  # an Entra stand-in: signed in at once, no page
+            return str(page.headers["location"])
         fields = FormFields()
         fields.feed(page.text)
         parts = urlsplit(location)
@@ -87,7 +94,7 @@ class Flow:
         headers = {"origin": origin, "content-type": "application/x-www-form-urlencoded"}
         signed_in = await self.http.post(location.split("?")[0], content=form, headers=headers)
         assert signed_in.status_code == 303, signed_in.text
-        return await self.http.get(signed_in.headers["location"])
+        return str(signed_in.headers["location"])
 
     async def code(self) -> dict[str, str]:
         """A whole authorization: consent approved, signed in; the client's authorization response."""
