@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import subprocess
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.observability.audit import GENESIS, AuditLog, verify
-from app.observability.audit_fields import canonical_json, digest
+from app.observability.audit_fields import canonical_json, digest, record_json
 from app.settings import Settings
 from tests.conftest import REPO, TENANT, mcp_client
 from tests.support.servers import ServerThread
@@ -158,6 +159,34 @@ def test_a_removed_or_reordered_record_breaks_the_next_link(tmp_path: Path) -> N
     assert verify(path).line == 2
     path.write_bytes(b"".join([lines[1], lines[0], lines[2], lines[3]]))
     assert verify(path).line == 1  # the head must start from the genesis hash
+
+
+def _forged(record: dict[str, Any], **changes: Any) -> bytes:
+    """A line for `record` with `changes`, its hash recomputed over the new content: self-consistent, as a forger
+    who knows the format (but cannot change the records around it) would write it."""
+    body = {k: v for k, v in record.items() if k != "hash"} | changes
+    raw = record_json(body)
+    return raw[:-1] + b',"hash":"' + hashlib.sha256(raw).hexdigest().encode() + b'"}\n'
+
+
+def test_a_substituted_record_with_the_right_seq_and_its_own_hash_breaks_the_chain(tmp_path: Path) -> None:
+    """Only `prev` ties a record to the one before it: seq and the record's own hash are both forgeable."""
+    path = _chain(tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    real = _records(path)
+    # A record written from scratch (seq 2, a different tool) whose prev is not the real record 1's hash.
+    forged = _forged(real[1], target="innocent", prev=hashlib.sha256(b"made up").hexdigest())
+    path.write_bytes(b"".join([lines[0], forged, lines[2], lines[3]]))
+    verdict = verify(path)
+    assert not verdict.ok and verdict.line == 2 and "prev" in verdict.message
+    # Linked to the real record 1: the real record 3 still names the hash of the real record 2.
+    forged = _forged(real[1], target="innocent")
+    assert forged != lines[1] and json.loads(forged)["prev"] == real[0]["hash"]
+    path.write_bytes(b"".join([lines[0], forged, lines[2], lines[3]]))
+    verdict = verify(path)
+    assert not verdict.ok and verdict.line == 3 and "prev" in verdict.message
+    path.write_bytes(b"".join(lines))
+    assert verify(path).ok  # the same file, unforged
 
 
 _JSON_VALUES = st.recursive(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from collections.abc import Callable
 
@@ -79,6 +80,34 @@ async def test_bad_tokens_get_401_and_the_tool_never_runs(
     assert f'resource_metadata="{app_server.url}/.well-known/oauth-protected-resource/mcp"' in www
     assert ('error="invalid_token"' in www) is (bad is not None)  # RFC 6750 §3.1: no error without credentials
     assert probe.calls == before
+
+
+async def test_a_signed_token_without_exp_is_a_clean_401_invalid_token(
+    app_server: ServerThread, token: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Validly signed, for this server, but with no lifetime: refused by the validator (exp is required), never a 500
+    or an exception while building the caller from its claims."""
+    no_exp = token(exp=None)
+    assert "exp" not in _claims(no_exp) and "iat" in _claims(no_exp)
+    headers, body = modern_call("probe_read", {"note": "no exp"})
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }
+    legacy = {"Accept": "application/json, text/event-stream"}
+    before = list(probe.calls)
+    async with httpx2.AsyncClient(base_url=app_server.url) as http:
+        for sent, json_body in ((headers, body), (legacy, initialize)):
+            response = await http.post("/mcp", json=json_body, headers={**sent, "Authorization": f"Bearer {no_exp}"})
+            assert response.status_code == 401, response.text
+            www = response.headers["www-authenticate"]
+            assert www.startswith("Bearer ") and 'error="invalid_token"' in www
+    assert probe.calls == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info
+    ]
 
 
 async def test_every_http_method_needs_a_token(app_server: ServerThread) -> None:

@@ -10,7 +10,7 @@ import logging
 import socket
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,10 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from mcp import Client
 from mcp.server.request_state import InvalidRequestState
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR
 from pydantic import SecretStr, ValidationError
 
 from app.main import create_app
@@ -538,6 +541,38 @@ async def test_a_full_request_cycle_logs_no_secret_and_no_token(
         # ... and no secret or token is.
         for needle in (api_key, downstream, forged, good, KEY_A, REQUEST_STATE_KEY):
             assert needle not in text
+
+
+LEAKY_TOOLS = REPO / "tests" / "support" / "leaky_tools"
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_json_rpc_errors_of_resources_prompts_and_tools_reach_the_client_without_the_secret(
+    keyvault: KeyVaultStandIn,
+    vault_tls: TlsFiles,
+    serve: Callable[..., ServerThread],
+    token: Callable[..., str],
+    mode: str,
+) -> None:
+    """An MCPError (or the SDK's ResourceError, which it turns into one) is a JSON-RPC error, not a result: its message
+    and data are scrubbed too, and it stays a clear error."""
+    api_key = "leaky-api-key-3d81b07c95"
+    keyvault.set("leaky--api-key", api_key)
+    server = serve(keyvault=vault_section(keyvault, vault_tls), tools={"dir": LEAKY_TOOLS})
+    calls: list[tuple[str, Callable[[Client], Awaitable[object]]]] = [
+        ("resource MCPError", lambda c: c.read_resource("leaky://failing/mcp-error")),
+        ("resource ResourceError", lambda c: c.read_resource("leaky://failing/resource-error")),
+        ("prompt MCPError", lambda c: c.get_prompt("failing_prompt", {"how": "mcp-error"})),
+        ("tool MCPError", lambda c: c.call_tool("failing_tool", {})),
+    ]
+    async with mcp_client(server.url, token("mcp.read"), mode=mode) as client:
+        for what, call in calls:
+            with pytest.raises(MCPError) as raised:
+                await call(client)
+            error = raised.value.error
+            assert error.code == INTERNAL_ERROR, what
+            assert error.message == f"upstream refused key {MASK}", what  # still says what went wrong
+            assert api_key not in repr(error.data), what
 
 
 # ---- the redactor (hostile input) ---------------------------------------------------------------------------

@@ -271,3 +271,25 @@ async def test_another_callers_session_is_a_404_even_when_resuming(
         resume = await http.get("/mcp", headers={**as_bob, "Accept": "text/event-stream", "Last-Event-ID": event_id})
     assert call.status_code == 404 and resume.status_code == 404
     assert "push" not in call.text + resume.text
+
+
+async def test_another_caller_cannot_probe_a_sessions_request_ids_in_flight(
+    default: ServerThread, token: Callable[..., str]
+) -> None:
+    """Bob reusing the id of Alice's call in flight, on her session id, gets the same 404 as any request on it: not
+    the 409 that would tell him the id is in use (so that the session exists and what it is doing)."""
+    alice, bob = token(), token(oid="bbbbbbbb-0000-4000-8000-00000000000b")
+    async with httpx2.AsyncClient(base_url=default.url, timeout=20) as http:
+        hers = await _open(http, alice)
+        call = rpc("tools/call", {"name": "push_elicit", "arguments": {}}, id_=5)
+        async with http.stream("POST", "/mcp", json=call, headers=hers) as first:
+            lines = first.aiter_lines()
+            asked = await _next_message(lines)  # the tool now waits for the user: Alice's call 5 is in flight
+            assert asked["method"] == "elicitation/create"
+            probe = await http.post("/mcp", json=call, headers={**hers, "Authorization": f"Bearer {bob}"})
+            answer = {"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "accept", "content": {"colour": "red"}}}
+            assert (await http.post("/mcp", json=answer, headers=hers)).status_code == 202
+            result = await _next_message(lines)
+    assert probe.status_code == 404, probe.text
+    assert "in flight" not in probe.text and "push" not in probe.text
+    assert result["id"] == 5 and result["result"]["structuredContent"] == {"result": "accept: red"}  # hers, untouched

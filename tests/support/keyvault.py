@@ -38,8 +38,8 @@ class TlsFiles:
     key: Path
 
 
-def make_tls(directory: Path) -> TlsFiles:
-    """A throwaway CA and a server certificate for 127.0.0.1, written as PEM files."""
+def make_tls(directory: Path, names: tuple[str, ...] = ()) -> TlsFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1 (and the DNS `names`), written as PEM files."""
     ca_key, ca_name = ec.generate_private_key(ec.SECP256R1()), "keyvault stand-in test CA"
     ca = certificate(
         ca_key,
@@ -52,7 +52,12 @@ def make_tls(directory: Path) -> TlsFiles:
     cert = certificate(
         key,
         "127.0.0.1",
-        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False),
+        (
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), *(x509.DNSName(name) for name in names)]
+            ),
+            False,
+        ),
         (x509.BasicConstraints(ca=False, path_length=None), True),
         (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False),
         (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
