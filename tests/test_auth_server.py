@@ -268,15 +268,13 @@ async def test_dcr_refuses_bad_metadata(facade: Facade, http: httpx2.AsyncClient
 
 
 async def test_plain_pkce_is_refused_before_consent(facade: Facade, http: httpx2.AsyncClient) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     page = await flow.authorize(code_challenge_method="plain", code_challenge=flow.verifier)
     assert page.status_code == 400 and "plain is refused" in page.text and "Approve" not in page.text
 
 
 async def test_a_wrong_verifier_and_a_reused_code_are_refused(facade: Facade, http: httpx2.AsyncClient) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     answer = await flow.code()
     assert answer["iss"] == facade.url and answer["state"] == "client-state"
     wrong = await flow.redeem(answer["code"], code_verifier="x" * 50)
@@ -296,8 +294,7 @@ async def test_a_wrong_verifier_and_a_reused_code_are_refused(facade: Facade, ht
 async def test_denied_consent_issues_no_code_and_never_visits_the_upstream(
     facade: Facade, http: httpx2.AsyncClient
 ) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     before = _upstream_visits(facade)
     denied = await flow.decide(await flow.authorize(), "deny")
     assert denied.status_code == 303
@@ -312,8 +309,7 @@ async def test_denied_consent_issues_no_code_and_never_visits_the_upstream(
 async def test_a_consent_form_without_the_browsers_csrf_cookie_is_refused(
     facade: Facade, http: httpx2.AsyncClient
 ) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     page = await flow.authorize()
     async with httpx2.AsyncClient() as other_browser:  # the same form, posted without this browser's cookies
         replay = await Flow(other_browser, facade.url).decide(page)
@@ -326,8 +322,7 @@ async def test_a_consent_form_without_the_browsers_csrf_cookie_is_refused(
 async def test_consent_is_remembered_per_user_and_client_and_a_new_client_asks(
     facade: Facade, http: httpx2.AsyncClient
 ) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     await flow.code()
     again = await flow.authorize()  # same browser, same user, same client: straight to the upstream
     assert again.status_code == 303 and "/oauth2/v2.0/authorize?" in again.headers["location"]
@@ -350,8 +345,7 @@ async def _scopes(facade: Facade, http: httpx2.AsyncClient) -> list[str]:
 async def test_a_remembered_consent_covers_only_the_scopes_the_user_approved(
     facade: Facade, http: httpx2.AsyncClient
 ) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     scopes = await _scopes(facade, http)
     read = next(s for s in scopes if s.endswith("/notes.read"))
     first = await flow.authorize(scope=read)
@@ -391,8 +385,7 @@ async def test_a_callback_opened_in_another_browser_is_refused_and_changes_nothi
 
 
 async def test_the_upstream_state_is_single_use(facade: Facade, http: httpx2.AsyncClient) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     callback = await flow.upstream_callback(await flow.decide(await flow.authorize()))
     assert (await http.get(callback)).status_code == 303
     replayed = await http.get(callback)
@@ -403,8 +396,7 @@ async def test_the_upstream_state_is_single_use(facade: Facade, http: httpx2.Asy
 async def test_a_consent_form_with_another_transactions_csrf_pair_is_refused(
     facade: Facade, http: httpx2.AsyncClient
 ) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     first = await flow.authorize()
     second = await flow.authorize()  # this browser's CSRF cookie is now the second page's token
     form = ConsentForm()
@@ -417,16 +409,14 @@ async def test_a_consent_form_with_another_transactions_csrf_pair_is_refused(
 async def test_a_resource_other_than_this_server_is_refused_at_authorize(
     facade: Facade, http: httpx2.AsyncClient
 ) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     page = await flow.authorize(resource="https://other.example/mcp")
     assert page.status_code == 400 and "invalid_target" in page.text and "Approve" not in page.text
     assert (await flow.authorize(resource=facade.resource)).status_code == 200
 
 
 async def test_plain_pkce_with_a_well_formed_challenge_is_refused(facade: Facade, http: httpx2.AsyncClient) -> None:
-    flow = Flow(http, facade.url)
-    await flow.register()
+    flow = await Flow.registered(http, facade.url)
     page = await flow.authorize(code_challenge_method="plain")  # the S256 challenge's shape, with method plain
     assert page.status_code == 400 and "plain is refused" in page.text and "Approve" not in page.text
 

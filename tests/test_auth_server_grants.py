@@ -81,8 +81,7 @@ async def test_a_used_refresh_token_is_refused_without_asking_the_upstream(
     """The upstream here accepts its refresh tokens again after use: a replay refused is refused by the facade."""
     facade: EntraFacade = serve_facade()
     async with httpx2.AsyncClient(timeout=30) as http:
-        flow = Flow(http, facade.url)
-        await flow.register()
+        flow = await Flow.registered(http, facade.url)
         used = (await _tokens(flow))["refresh_token"]
         assert (await _refresh(flow, used)).status_code == 200
         upstream_before = facade.upstream_refreshes()
@@ -96,8 +95,7 @@ async def test_a_reused_refresh_token_revokes_its_family_before_any_upstream_req
 ) -> None:
     facade: EntraFacade = serve_facade()
     async with httpx2.AsyncClient(timeout=30) as http:
-        flow = Flow(http, facade.url)
-        await flow.register()
+        flow = await Flow.registered(http, facade.url)
         first = (await _tokens(flow))["refresh_token"]
         rotated = await _refresh(flow, first)  # the thief (or the client) redeems first
         assert rotated.status_code == 200
@@ -134,8 +132,7 @@ async def test_another_clients_refresh_token_is_refused_and_revokes_the_family(
 async def test_a_refresh_during_an_upstream_outage_can_be_retried(serve_facade: Callable[..., EntraFacade]) -> None:
     facade: EntraFacade = serve_facade()
     async with httpx2.AsyncClient(timeout=30) as http:
-        flow = Flow(http, facade.url)
-        await flow.register()
+        flow = await Flow.registered(http, facade.url)
         handle = (await _tokens(flow))["refresh_token"]
         facade.entra.token_down = True
         try:

@@ -44,6 +44,14 @@ class Flow:
     def __post_init__(self) -> None:
         self.verifier, self.challenge = pkce()
 
+    @classmethod
+    async def registered(cls, http: httpx2.AsyncClient, base: str) -> Flow:
+        """A client registered through DCR, ready to authorize."""
+        flow = cls(http, base)
+        answer = await flow.register()
+        assert answer.status_code == 201, answer.text
+        return flow
+
     async def register(self, **metadata: object) -> httpx2.Response:
         body = {"redirect_uris": [self.redirect_uri], "token_endpoint_auth_method": "none", "client_name": "Flow"}
         response = await self.http.post(f"{self.base}/oauth/register", json=body | metadata)
