@@ -182,3 +182,35 @@ async def test_an_answered_opening_no_longer_counts_when_the_client_opens_the_ne
     assert answers == [200, 200]
     await layer(dict(scope), receive, client)  # a third, with two open: the cap
     assert answers == [200, 200, 429]
+
+
+async def test_principals_whose_sessions_all_ended_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-principal record is bounded: principals that never come back do not accumulate."""
+    from mcp.server.lowlevel.server import Server
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from app.auth.principal import Principal
+    from app.server import sessions
+
+    monkeypatch.setattr(sessions, "SWEEP_PRINCIPALS", 3)
+    manager = StreamableHTTPSessionManager(Server("probe"))
+    counter = iter(range(100))
+
+    async def sdk(scope: Any, receive: Any, send: Any) -> None:
+        session_id = f"s{next(counter)}"
+        headers = [(b"mcp-session-id", session_id.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}", "more_body": False})  # and the session is gone
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def client(message: Any) -> None:
+        return None
+
+    layer = sessions.SessionScope(sdk, sessions=True, events=False, manager=manager, per_principal=2)
+    for n in range(10):
+        caller = Principal(tid="t", sub=f"s{n}", oid=f"o{n}", client_id="c", scopes=frozenset(), roles=frozenset(),
+                           issuer="i", token_version="2.0", token_id="x")  # fmt: skip
+        await layer({"type": "http", "method": "POST", "headers": [], "state": {"principal": caller}}, receive, client)
+    assert len(layer.opened) <= 4

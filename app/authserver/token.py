@@ -28,6 +28,10 @@ _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
 MAX_REGISTRATION_BYTES = 8 * 1024
 
 
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
 def pkce_matches(verifier: str, challenge: str) -> bool:
     if not _VERIFIER.fullmatch(verifier):
         return False
@@ -118,24 +122,22 @@ class Token:
     async def _refresh(
         self, params: dict[str, str], client_id: str, request: Request
     ) -> tuple[dict[str, Any], str | None]:
-        """Rotation with reuse detection (RFC 9700 section 4.14.2): every refresh token of one sign-in belongs to a
-        family; presenting one that was already used (or another client's) revokes the family, so neither the thief
-        nor the client can go on without a new sign-in."""
+        """Rotation with reuse detection (RFC 9700 section 4.14.2): the refresh tokens of one sign-in form a family,
+        named in each token (`{family}.{random}`), whose record knows its newest token. Any other token of the family
+        (one already used), or the newest presented by another client, revokes the family: neither the thief nor the
+        client goes on without a new sign-in. One record per family, whatever the number of rotations."""
         sealed, handle = self.ctx.sealed, params.get("refresh_token", "") or "-"
+        family = handle.split(".")[0] if handle.count(".") == 1 else ""
         record = await sealed.take("refresh", handle)  # rotated: used up
-        if record is None:
-            used = await sealed.get("refresh-used", handle)
-            if used is not None:
-                await self._revoke(str(used["family"]), client_id, request)
-                raise OAuthError("invalid_grant", "this refresh token was already used: the sign-in is revoked")
-            raise OAuthError("invalid_grant", "unknown or expired refresh token")
-        family = str(record.get("family", ""))
-        await sealed.put("refresh-used", handle, {"family": family}, self.ctx.refresh_seconds)
+        current = await sealed.get("family", family) if family else None
+        if current is None:
+            raise OAuthError("invalid_grant", "unknown, expired or revoked refresh token: sign in again")
+        if record is None or not secrets.compare_digest(str(current.get("newest", "")), _digest(handle)):
+            await self._revoke(family, client_id, request)
+            raise OAuthError("invalid_grant", "this refresh token was already used: the sign-in is revoked")
         if record["client_id"] != client_id:
             await self._revoke(family, client_id, request)
             raise OAuthError("invalid_grant", "another client's refresh token: the sign-in is revoked")
-        if not family or await sealed.get("family", family) is None:
-            raise OAuthError("invalid_grant", "the sign-in was revoked or has expired: sign in again")
         try:
             tokens = await self.ctx.upstream.refresh(record["upstream"], record["scope"])
         except UpstreamError as exc:
@@ -143,9 +145,8 @@ class Token:
                 raise OAuthError(
                     "invalid_grant", "the sign-in has ended at the identity provider: sign in again"
                 ) from None
-            # Not the client's fault: its token stays good for a retry (unless the family was revoked meanwhile).
+            # Not the client's fault: its token stays good for a retry (unless the family is revoked meanwhile).
             await sealed.put("refresh", handle, record, self.ctx.refresh_seconds)
-            await sealed.take("refresh-used", handle)
             raise OAuthError(
                 "temporarily_unavailable", "the identity provider could not be reached: retry", 503
             ) from None
@@ -169,9 +170,10 @@ class Token:
             body["scope"] = scope
         if isinstance(upstream := tokens.get("refresh_token"), str):
             family = family or secrets.token_urlsafe(24)  # a new sign-in starts a family; a rotation keeps it
-            await self.ctx.sealed.put("family", family, {"user": user}, self.ctx.refresh_seconds)
-            handle = secrets.token_urlsafe(32)
-            kept = {"client_id": client_id, "upstream": upstream, "scope": scope, "user": user, "family": family}
+            handle = f"{family}.{secrets.token_urlsafe(32)}"
+            kept = {"client_id": client_id, "upstream": upstream, "scope": scope, "user": user}
             await self.ctx.sealed.put("refresh", handle, kept, self.ctx.refresh_seconds)
+            newest = {"user": user, "newest": _digest(handle)}
+            await self.ctx.sealed.put("family", family, newest, self.ctx.refresh_seconds)
             body["refresh_token"] = handle
         return body

@@ -23,6 +23,9 @@ from app.auth.principal import principal_from_scope
 from app.core.sdk_private import session_is_open
 
 _SESSION_HEADER = b"mcp-session-id"
+# Past this many principals on record, those with no session open are forgotten at once. Twice the most sessions a
+# process may hold (SECURITY__MAX_SESSIONS <= 10 000): a sweep leaves at most half, so sweeps cost O(1) amortized.
+SWEEP_PRINCIPALS = 20_000
 
 
 class SessionState:
@@ -119,10 +122,16 @@ class SessionScope:
     def _room(self, who: str) -> bool:
         """Whether `who` may open one more session: those it opened that the SDK still holds, plus its openings in
         flight, are under the cap. Principals whose sessions have all ended are forgotten here."""
+        if len(self.opened) > SWEEP_PRINCIPALS:  # principals that never came back: forget those with nothing open
+            for key in list(self.opened):
+                self._live(key)
+        return self._live(who) + self.opening.get(who, 0) < self.per_principal
+
+    def _live(self, who: str) -> int:
         live = [s for s in self.opened.pop(who, []) if session_is_open(self.manager, s)]
         if live:
             self.opened[who] = live
-        return len(live) + self.opening.get(who, 0) < self.per_principal
+        return len(live)
 
 
 def _freeing(send: Send, current: SessionState, request_id: str) -> Send:
