@@ -47,9 +47,9 @@ class SecuritySettings(Section):
     """A long-lived stream is ended cleanly after this many seconds (a listen stream with its graceful-close result);
     clients open a new one."""
 
-    max_sessions: int = Field(default=1000, ge=1, le=10_000)
-    """Handshake-era sessions open per process (each holds tens of KiB); a request that would open another gets 503
-    at once. Sized to fit the 512Mi pod of config/k8s with room to spare."""
+    max_sessions: int = Field(default=2000, ge=1, le=10_000)
+    """Handshake-era sessions open per process (about 50 KiB each, so about 100 MiB at the default); a request that
+    would open another gets 503 at once. Sized to fit the 512Mi pod of config/k8s with room to spare."""
     max_sessions_per_principal: int = Field(default=20, ge=1, le=10_000)
     """Handshake-era sessions one principal (a user or an app, across its clients) may hold open per process; one more
     gets 429 (never queued, nothing evicted) until it ends one (DELETE) or one expires idle."""
