@@ -56,6 +56,18 @@ async def test_sessions_are_capped_per_principal_and_per_process(
         assert still.status_code == 200  # the sessions within the caps were never touched
 
 
+async def test_concurrent_openings_by_one_principal_stop_at_its_cap(
+    serve: Callable[..., ServerThread], token: Callable[..., str]
+) -> None:
+    """Eight connections opening sessions at once, as a load generator would: exactly the cap succeeds."""
+    server = serve(security={"max_sessions_per_principal": 5})
+    alice = token(oid=ALICE)
+    async with httpx2.AsyncClient(base_url=server.url, timeout=30, limits=httpx2.Limits(max_connections=8)) as http:
+        answers = await asyncio.gather(*[_open(http, alice) for _ in range(40)])
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * 5 + [429] * 35
+
+
 async def test_an_idle_session_expires_and_frees_its_place(
     serve: Callable[..., ServerThread], token: Callable[..., str]
 ) -> None:

@@ -82,15 +82,16 @@ class SessionScope:
             self.opening[who] = self.opening.get(who, 0) + 1
             answered = [False]  # the opening stops counting once its answer starts: by then the session is in `opened`
 
-            def settle() -> None:
+            def settle(session_id: str | None = None) -> None:
+                if session_id is not None:  # looked up now: `_room` may have replaced the list meanwhile
+                    self.opened.setdefault(who, []).append(session_id)
                 if not answered[0]:
                     answered[0] = True
                     if (left := self.opening.pop(who) - 1) > 0:
                         self.opening[who] = left
 
             try:
-                send = _remember_session(send, current, self.opened.setdefault(who, []), settle)
-                await self._serve(scope, receive, send, current, None)
+                await self._serve(scope, receive, _remember_session(send, current, settle), current, None)
             finally:
                 settle()
             return
@@ -203,17 +204,18 @@ _ID_IN_USE = JSONResponse(
 )
 
 
-def _remember_session(send: Send, current: SessionState, opened: list[str], answered: Callable[[], None]) -> Send:
+def _remember_session(send: Send, current: SessionState, answered: Callable[[str | None], None]) -> Send:
     """Keeps the session a response opens (its id, for later requests and for the principal's count), before the
     client can read it: a client that reads the answer may open another at once."""
 
     async def remember(message: Message) -> None:
         if message["type"] == "http.response.start":
-            for key, value in message.get("headers", ()):
-                if key.lower() == _SESSION_HEADER:  # the request that opened a session: later ones name it
-                    _by_session[value.decode("latin-1")] = current
-                    opened.append(value.decode("latin-1"))
-            answered()
+            opened = next(
+                (v.decode("latin-1") for k, v in message.get("headers", ()) if k.lower() == _SESSION_HEADER), None
+            )
+            if opened is not None:  # the request that opened a session: later ones name it
+                _by_session[opened] = current
+            answered(opened)
         await send(message)
 
     return remember
