@@ -11,11 +11,11 @@ from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.settings.authserver import CALLBACK_PATH, AuthServerSettings, PreRegisteredClient
-from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, is_loopback_host, secret_env_names
+from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, describe_invalid, is_loopback_host, secret_env_names
 from app.settings.keyvault import KeyVaultSettings
 from app.settings.sections import (
     AuditSettings,
@@ -28,7 +28,7 @@ from app.settings.sections import (
     ToolsSettings,
 )
 from app.settings.serving import RateLimitSettings, SecuritySettings, ServerSettings
-from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources
+from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources, unknown_settings
 from app.settings.stdio import StdioSettings
 
 __all__ = [
@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     """The authorization-server facade."""
     stdio: StdioSettings = Field(default_factory=StdioSettings)
     """Local mode over stdio (`python -m app stdio`)."""
+    allow_unknown_settings: bool = False
+    """Start even when the environment or `.env` has a `SECTION__NAME` variable of a known section that names no
+    setting (a typo such as `AZUREAD__TENANTID`, which otherwise stops startup naming the closest valid name)."""
 
     _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -136,6 +139,12 @@ class Settings(BaseSettings):
         return layered_sources(
             settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings, keyvault
         )
+
+    @model_validator(mode="after")
+    def _refuse_unknown(self) -> Settings:
+        if (problem := unknown_settings()) and not self.allow_unknown_settings:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _sessions_need_one_worker(self) -> Settings:
@@ -294,8 +303,3 @@ class Settings(BaseSettings):
     def scope_uri(self, scope: str) -> str:
         """The form clients request a scope in from Entra: `{app_id_uri}/{scope}`."""
         return scope if "://" in scope else f"{self.app_id_uri}/{scope}"
-
-
-def describe_invalid(exc: ValidationError) -> str:
-    """One line naming every refused setting, for a startup error (no traceback, no values)."""
-    return "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())

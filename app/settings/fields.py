@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import NoDecode
 
 # Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
@@ -134,3 +134,8 @@ def secret_env_names(model: type[BaseModel], prefix: str = "") -> list[str]:
         elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             names += secret_env_names(annotation, f"{prefix}{name}__")
     return names
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line naming every refused setting, for a startup error (no traceback, no values)."""
+    return "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings, NestedSecretsSettingsSource, PydanticBaseSettingsSource
 
 from app.settings.keyvault import BoundedKeyVaultSource, KeyVaultSettings
@@ -38,7 +41,42 @@ def layered_sources(
     else:  # one file per setting, named like the env var: /run/secrets/azuread__client_secret
         file_secret_settings = NestedSecretsSettingsSource(file_secret_settings)
     vault = (BoundedKeyVaultSource(settings_cls, keyvault),) if keyvault.url else ()
+    _unknown.set(unknown_names(settings_cls, {"the environment": env_settings, ".env": dotenv_settings}))
     return (init_settings, env_settings, *vault, dotenv_settings, file_secret_settings)
+
+
+_unknown: ContextVar[tuple[str, ...]] = ContextVar("unknown_settings", default=())
+
+
+def unknown_names(settings_cls: type[BaseSettings], sources: dict[str, PydanticBaseSettingsSource]) -> tuple[str, ...]:
+    """Each variable named like one of this app's settings (`SECTION__…` of a known section) that names no field,
+    where it was found and the closest valid name. Other variables (a tool's own `PROFILE_API__…`) are not ours."""
+    sections = {
+        name: field.annotation.model_fields
+        for name, field in settings_cls.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    }
+    valid = [f"{section}__{name}".upper() for section, fields in sections.items() for name in fields]
+    found = []
+    for where, source in sources.items():
+        for key in getattr(source, "env_vars", None) or {}:
+            section, _, rest = key.lower().partition("__")
+            if section in sections and rest.split("__")[0] not in sections[section]:
+                close = difflib.get_close_matches(key.upper(), valid, n=1, cutoff=0.6)
+                hint = f": did you mean {close[0]}?" if close else ""
+                found.append(f"{key.upper()} (in {where}){hint}")
+    return tuple(found)
+
+
+def unknown_settings() -> str | None:
+    """The unknown settings the sources just read, as one line (and forgotten: each read reports its own)."""
+    names, _ = _unknown.get(), _unknown.set(())
+    if not names:
+        return None
+    return (
+        f"unknown setting{'s' if len(names) > 1 else ''} {'; '.join(names)}. Fix the name, or set "
+        "ALLOW_UNKNOWN_SETTINGS=true where other programs' variables share these prefixes"
+    )
 
 
 class WithoutSecrets(PydanticBaseSettingsSource):

@@ -31,7 +31,9 @@ HEADER = """# Settings reference
 
 Every setting is an environment variable (or a line in `.env`). Nested settings use a double underscore:
 `SECTION__FIELD`. Lists take `a,b`, `a b` or a JSON list. Sources, highest first: init arguments, the environment,
-Azure Key Vault, `.env`, the secrets directory (`/run/secrets`), then the defaults below.
+Azure Key Vault, `.env`, the secrets directory (`/run/secrets`), then the defaults below. A variable named like a
+setting of a section below (`AZUREAD__…`, `MCP__…`) that names none of them stops startup, naming the closest valid
+name: a typo is never silently ignored (`ALLOW_UNKNOWN_SETTINGS=true` opts out).
 
 Secret settings are masked in every log and dump. They can also come from Key Vault, under the name shown, or from
 a file in the secrets directory named like the variable in lower case (`/run/secrets/azuread__client_secret`).
