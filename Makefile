@@ -20,7 +20,7 @@ install: $(UV) ## create .venv from uv.lock (dev and docs tools and the content-
 	$(UV) sync --frozen --quiet --extra content-safety --group docs
 
 run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev issuer
-	APP_ENV=development $(RUN) uvicorn app.main:app --host $(HOST) --port $(PORT)
+	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(RUN) python -m app
 
 token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only)
 	@APP_ENV=development $(RUN) python -m app.auth.dev_issuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
@@ -36,7 +36,7 @@ test: install ## run the test suite in parallel (TESTS="path ..." for a part, TE
 lint: install ## ruff, mypy, and the import-linter contracts in pyproject.toml (the layers of app/)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy app tools
+	$(RUN) mypy app tools routes
 	$(RUN) lint-imports --no-cache
 
 bench: install ## compare this server with the bare SDK, SDK+JWT and fastmcp (needs wrk; see bench/README.md)

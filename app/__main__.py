@@ -4,6 +4,7 @@ serves the same tools over stdio to a desktop client, as the user signed in with
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 from types import FrameType
 
@@ -40,6 +41,9 @@ def main() -> None:
             "is refused by the others",
             file=sys.stderr,
         )
+    if (taken := _port_taken(settings.server.host, settings.server.port)) is not None:
+        print(taken, file=sys.stderr)  # before the app is built: nothing says "serving" on a port it cannot have
+        raise SystemExit(2)
     # uvicorn re-raises SIGTERM once its graceful shutdown is done; this handler makes that a clean exit 0.
     signal.signal(signal.SIGTERM, _shutdown_done)
     try:
@@ -63,6 +67,21 @@ def _run(settings: Settings) -> None:
         timeout_keep_alive=settings.server.keep_alive_seconds,
         log_level=settings.log_level.lower(),
     )
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """One line when the address cannot be bound (another server holds it), naming how to choose another."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+            probe.bind((host, port))
+    except OSError as exc:
+        return (
+            f"configuration error: cannot listen on {host}:{port} ({exc.strerror or exc}): another server holds it; "
+            "stop it, or choose another port with SERVER__PORT (`make run PORT=8010`)"
+        )
+    return None
 
 
 def _shutdown_done(sig: int, frame: FrameType | None) -> None:

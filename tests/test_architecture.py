@@ -64,3 +64,19 @@ def test_a_deliberate_violation_fails_the_lint(tree: Path, path: str, line: str,
     assert result.returncode == 1, result.stdout
     broken = result.stdout.split("Broken contracts", 1)[1]
     assert contract in broken, result.stdout
+
+
+def test_make_lint_type_checks_routes_and_a_type_error_there_fails_it(tmp_path: Path) -> None:
+    """`make lint`'s mypy line names routes/ beside app/ and tools/, under the project's strict configuration, which
+    refuses a route module with a type error."""
+    recipe = (REPO / "Makefile").read_text().split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    checked = next(line.split("mypy", 1)[1].split() for line in recipe.splitlines() if " mypy " in line)
+    assert {"app", "tools", "routes"} <= set(checked), recipe
+    (tmp_path / "routes").mkdir()
+    typo = tmp_path / "routes" / "typo.py"
+    typo.write_text('BAD: int = "x"\n')
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mypy"), "--config-file", str(REPO / "pyproject.toml"), str(typo)],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1 and "typo.py:1: error: Incompatible types in assignment" in result.stdout

@@ -75,7 +75,6 @@ async def make_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
     env |= {
         "PORT": str(port),
         "DEV_ISSUER__PORT": str(issuer_port),
-        "MCP__RESOURCE_HOST": url,  # make run's PORT is not the default 8000: the resource says where it is
         "DEV_ISSUER__TOKEN_SECONDS": str(TOKEN_SECONDS),
         "AZUREAD__CLOCK_SKEW_SECONDS": "0",
         "RATE_LIMIT__UNAUTHENTICATED": "600/minute",  # several sign-ins from one address in a minute

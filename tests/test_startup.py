@@ -19,7 +19,7 @@ from app.catalog.discovery import discover
 from app.catalog.registry import ToolDiscoveryError
 from app.settings import Settings
 from tests.conftest import REPO, mcp_client
-from tests.support.servers import ServerThread
+from tests.support.servers import ServerThread, free_port
 
 
 def _write(directory: Path, name: str, source: str) -> Path:
@@ -128,9 +128,10 @@ def _uvicorn(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]
         for k, v in os.environ.items()
         if not k.startswith(("AZUREAD__", "MCP__", "APP_ENV", "TOOLS__", "KEYVAULT__"))
     }
+    dev_issuer = {"DEV_ISSUER__PORT": str(free_port())}  # never the default 8001: `make run` may hold it
     return subprocess.run(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
-        env={**clean, "PYTHONPATH": str(REPO), **env},
+        env={**clean, "PYTHONPATH": str(REPO), **dev_issuer, **env},
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -225,3 +226,20 @@ def test_startup_sets_the_young_generation_gc_threshold(serve: Callable[..., Ser
         assert gc.get_threshold()[0] == (threshold or 700)  # 0 keeps what Python had
     finally:
         gc.set_threshold(*before)
+
+
+def test_a_taken_port_is_one_line_naming_it_before_anything_says_serving(tmp_path: Path) -> None:
+    import socket
+
+    port = free_port()
+    with socket.create_server(("127.0.0.1", port)):  # another server holds the port
+        env = {**os.environ, "APP_ENV": "development", "SERVER__PORT": str(port), "PYTHONPATH": str(REPO)}
+        env["DEV_ISSUER__PORT"] = str(free_port())
+        command = [sys.executable, "-m", "app"]
+        started = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    output = started.stdout + started.stderr
+    assert started.returncode == 2 and "Traceback" not in output and "serving" not in output, output
+    assert output.strip().splitlines() == [
+        f"configuration error: cannot listen on 127.0.0.1:{port} (Address already in use): another server holds it; "
+        "stop it, or choose another port with SERVER__PORT (`make run PORT=8010`)"
+    ]

@@ -249,7 +249,9 @@ class Settings(BaseSettings):
 
     @property
     def resource_host(self) -> str:
-        return self.mcp.resource_host or "http://127.0.0.1:8000"
+        """MCP__RESOURCE_HOST; unset (development only), where this process listens (SERVER__HOST, SERVER__PORT)."""
+        host = "127.0.0.1" if self.server.host in ("0.0.0.0", "::", "") else self.server.host  # noqa: S104
+        return self.mcp.resource_host or f"http://{f'[{host}]' if ':' in host else host}:{self.server.port}"
 
     @property
     def resource(self) -> str:

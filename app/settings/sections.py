@@ -86,7 +86,8 @@ class McpSettings(Section):
     """The MCP endpoint's path."""
     resource_host: str | None = None
     """The public base URL clients use (scheme, host and port; no path). The resource id is this plus `MCP__PATH`.
-    Required in production."""
+    Required in production; in development it defaults to where the server listens, `http://{SERVER__HOST}:{SERVER__PORT}`
+    (`make run PORT=8010` sets both)."""
     stateless: bool = False
     """False (default): handshake-era clients (2025-06-18, 2025-11-25) get `Mcp-Session-Id` sessions with server push
     (sampling, elicitation, log levels, subscriptions); 2026-07-28 clients are served statelessly either way. True
