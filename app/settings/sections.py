@@ -158,7 +158,7 @@ class McpSettings(Section):
     @field_validator("resource_host")
     @classmethod
     def _resource_host_shape(cls, value: str | None) -> str | None:
-        if value is None:
+        if value is None or not value.strip():  # empty, as .env.example ships it: unset
             return None
         parts = urlsplit(value.strip())
         if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path not in {"", "/"}:
