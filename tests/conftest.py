@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx2
 import hypothesis
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -25,20 +20,25 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from app.main import create_app
 from app.settings import Settings
 from app.settings.keyvault import CREDENTIALS
+
+# Shared values and helpers live in tests/support/; re-exported here for the modules that still import them from here.
+from tests.support.calls import MODERN_HEADERS, mcp_client, modern_call, rpc  # noqa: F401
 from tests.support.entra import MINTED, EntraStandIn
 from tests.support.keyvault import KeyVaultStandIn, LocalIssuerCredential, TlsFiles, make_tls
 from tests.support.servers import ServerThread, free_port
+from tests.support.values import (  # noqa: F401
+    CLIENT_ID,
+    JWT_SHAPED,
+    OTHER_TENANT,
+    REPO,
+    REQUEST_STATE_KEY,
+    TENANT,
+    TEST_TOOLS,
+    settings_for,
+)
 
 # The tool authors' fixtures (as_user, as_app, mcp_server) ship with the framework.
 pytest_plugins = ["app.toolkit.testing"]
-
-TENANT = "72f988bf-0000-4000-8000-000000000001"
-OTHER_TENANT = "0e3e2e88-0000-4000-8000-000000000002"
-CLIENT_ID = "5c6a6c1c-0000-4000-8000-00000000c11e"
-REPO = Path(__file__).resolve().parent.parent
-TEST_TOOLS = Path(__file__).resolve().parent / "support" / "tools"
-# Production with stateless HTTP needs a shared requestState key ring (issue 4); a fixed test ring.
-REQUEST_STATE_KEY = "test-request-state-key-0123456789abcdef"
 
 
 # ---- parallel runs (`make test`: pytest-xdist, --dist loadgroup) ----------------------------------------------------
@@ -79,9 +79,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `slow` come first (stable order otherwise). Workers are handed tests in this order, so a parallel
     run ends on short tests, not on one long test that the other workers wait for."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
-JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
 
 
 class _KeepAll(logging.Handler):
@@ -164,20 +161,6 @@ def vault_section(vault: KeyVaultStandIn, tls: TlsFiles, **extra: Any) -> dict[s
     return {"url": vault.base, "credential": "local-issuer", "ca_file": tls.ca, "timeout_seconds": 5, **extra}
 
 
-def settings_for(entra: EntraStandIn, port: int, **overrides: Any) -> Settings:
-    """Production settings against the stand-in; `overrides` are nested dicts per section."""
-    values: dict[str, Any] = {
-        "app_env": "production",
-        "azuread": {"instance": entra.base, "tenant_id": TENANT, "client_id": CLIENT_ID},
-        "mcp": {"resource_host": f"http://127.0.0.1:{port}", "request_state_keys": [REQUEST_STATE_KEY]},
-        # Test tool folders have no tools.lock; tests/test_tools_lock.py covers enforcement.
-        "tools": {"dir": TEST_TOOLS, "lock_mode": "warn"},
-    }
-    for section, value in overrides.items():
-        values[section] = {**values.get(section, {}), **value} if isinstance(value, dict) else value
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
 @contextmanager
 def run_app(settings: Settings) -> Iterator[ServerThread]:
     port = int(settings.resource_host.rsplit(":", 1)[1])
@@ -217,42 +200,6 @@ def token(entra: EntraStandIn) -> Callable[..., str]:
         return entra.token(scopes=scopes, **kw)
 
     return mint
-
-
-@asynccontextmanager
-async def mcp_client(url: str, token: str | None, mode: str = "legacy", **kw: Any) -> AsyncIterator[Client]:
-    """The official SDK client over Streamable HTTP, with the bearer token on every request."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode, **kw) as client,
-    ):
-        yield client
-
-
-def rpc(method: str, params: dict[str, Any] | None = None, id_: int = 1) -> dict[str, Any]:
-    body: dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "method": method}
-    if params is not None:
-        body["params"] = params
-    return body
-
-
-MODERN_HEADERS = {"MCP-Protocol-Version": "2026-07-28", "Accept": "application/json, text/event-stream"}
-
-
-def modern_call(name: str, arguments: dict[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
-    """Headers and body of a 2026-07-28 `tools/call`, as a raw HTTP client would send them."""
-    headers = {**MODERN_HEADERS, "Mcp-Method": "tools/call", "Mcp-Name": name}
-    params = {
-        "name": name,
-        "arguments": arguments or {},
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "0"},
-            "io.modelcontextprotocol/clientCapabilities": {},
-        },
-    }
-    return headers, rpc("tools/call", params)
 
 
 @dataclass

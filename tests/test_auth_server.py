@@ -35,7 +35,6 @@ from starlette.routing import Route
 
 from app.main import create_app
 from app.settings import AuthServerSettings, Settings
-from tests.conftest import JWT_SHAPED, REPO
 from tests.support.facade import ConsentForm, Flow, query
 from tests.support.keyvault import make_tls
 from tests.support.oauth import (
@@ -47,6 +46,7 @@ from tests.support.oauth import (
     ts_oauth_client,
 )
 from tests.support.servers import ServerThread, free_port
+from tests.support.values import JWT_SHAPED, REPO
 
 require_chromium()
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("auth_server")]

@@ -16,14 +16,14 @@ from typing import Any
 
 import httpx2
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.main import create_app
-from tests.conftest import settings_for
 from tests.support.entra import EntraStandIn
 from tests.support.facade import Flow, query
 from tests.support.servers import ServerThread, free_port
+from tests.support.values import settings_for
 
 pytestmark = pytest.mark.xdist_group("auth_server")
 
@@ -231,6 +231,7 @@ def test_two_browsers_interleaving_every_step_never_get_a_5xx(entra: EntraStandI
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(steps=st.lists(st.tuples(st.sampled_from(_STEPS), st.integers(0, 1)), min_size=1, max_size=14))
+    @example(steps=[(step, 0) for step in ("authorize", "consent", "callback", "redeem", "refresh", "refresh_replay")])
     def interleave(steps: list[tuple[str, int]]) -> None:
         asyncio.run(run(steps, server.url, client_id))
 

@@ -16,10 +16,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app.main import create_app
-from tests.conftest import CLIENT_ID, REPO, TENANT, mcp_client, modern_call, settings_for
+from tests.support.calls import mcp_client, modern_call
 from tests.support.entra import EntraStandIn
 from tests.support.servers import ServerThread, free_port
 from tests.support.tls import certificate, private_pem, self_signed
+from tests.support.values import CLIENT_ID, REPO, TENANT, settings_for
 
 CLIENT_SECRET = "obo-client-secret-value-123"  # a test credential for the stand-in
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx2
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import rpc
+from tests.support.calls import rpc
 from tests.support.servers import ServerThread
 
 ALICE, BOB, CAROL = (f"aaaaaaaa-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
@@ -138,6 +138,7 @@ def test_two_callers_interleaving_on_sessions_never_get_a_5xx_other_than_the_pro
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(steps=st.lists(_STEP, min_size=1, max_size=16))
+    @example(steps=[("open", 0, INIT), ("call", 0, 1), ("call_other", 1, 2), ("open", 1, [1])])
     def interleave(steps: list[tuple[str, int, Any]]) -> None:
         asyncio.run(run(steps))
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.settings import Settings, describe_invalid
-from tests.conftest import REPO
+from tests.support.values import REPO
 
 
 def _refusal(**kwargs: object) -> str:
