@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from typing import Any
@@ -26,6 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from app.auth.oauth_errors import OAuthError, single_params
 from app.authserver.consent import consent_headers, render_consent
 from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, Context, read_form
+from app.authserver.store import fingerprint
 from app.authserver.upstream import UpstreamError, pkce_pair
 from app.observability.audit import AUTHSERVER_CODE, AUTHSERVER_CONSENT
 
@@ -110,7 +110,7 @@ class Authorize:
         params = single_params(request.query_params.multi_items())
         state = params.get("state", "") or "-"
         started = await ctx.sealed.get("upstream", state)
-        browser = _digest(self._browser(request))
+        browser = fingerprint(self._browser(request))
         if started is not None and not secrets.compare_digest(str(started.get("browser", "")), browser):
             # Another browser started this sign-in (RFC 9700 section 4.7.1): refuse, and leave it as it was.
             ctx.record(AUTHSERVER_CODE, request, outcome="refused", client_id=started["client_id"], reason="browser")
@@ -155,7 +155,7 @@ class Authorize:
         """To the upstream with the facade's own PKCE and state; the state is bound to this browser by a cookie."""
         verifier, challenge = pkce_pair()
         state, browser = secrets.token_urlsafe(24), self._browser(request) or secrets.token_urlsafe(24)
-        record = transaction | {"verifier": verifier, "consented_now": consented_now, "browser": _digest(browser)}
+        record = transaction | {"verifier": verifier, "consented_now": consented_now, "browser": fingerprint(browser)}
         await self.ctx.sealed.put("upstream", state, record, TRANSACTION_SECONDS)
         url = self.ctx.upstream.authorize_url(state, challenge, " ".join(transaction["scopes"]))
         response = RedirectResponse(url, 303, {"cache-control": "no-store", "referrer-policy": "no-referrer"})
@@ -210,10 +210,6 @@ def _back_to_client(transaction: dict[str, Any], answer: dict[str, str], issuer:
 
 def _consent_name(user: str, client_id: str, resource: str) -> str:
     return f"{user}|{client_id}|{resource}"
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _kept(tokens: dict[str, Any]) -> dict[str, Any]:

@@ -20,16 +20,13 @@ from starlette.responses import JSONResponse, Response
 
 from app.auth.oauth_errors import OAuthError
 from app.authserver.context import NO_STORE, Context, read_body, read_form
+from app.authserver.store import fingerprint
 from app.authserver.upstream import UpstreamError
 from app.observability.audit import AUTHSERVER_REGISTRATION, AUTHSERVER_TOKEN
 from app.observability.audit_fields import client_ip
 
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
 MAX_REGISTRATION_BYTES = 8 * 1024
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def pkce_matches(verifier: str, challenge: str) -> bool:
@@ -132,7 +129,7 @@ class Token:
         current = await sealed.get("family", family) if family else None
         if current is None:
             raise OAuthError("invalid_grant", "unknown, expired or revoked refresh token: sign in again")
-        if record is None or not secrets.compare_digest(str(current.get("newest", "")), _digest(handle)):
+        if record is None or not secrets.compare_digest(str(current.get("newest", "")), fingerprint(handle)):
             await self._revoke(family, client_id, request)
             raise OAuthError("invalid_grant", "this refresh token was already used: the sign-in is revoked")
         if record["client_id"] != client_id:
@@ -173,7 +170,7 @@ class Token:
             handle = f"{family}.{secrets.token_urlsafe(32)}"
             kept = {"client_id": client_id, "upstream": upstream, "scope": scope, "user": user}
             await self.ctx.sealed.put("refresh", handle, kept, self.ctx.refresh_seconds)
-            newest = {"user": user, "newest": _digest(handle)}
+            newest = {"user": user, "newest": fingerprint(handle)}
             await self.ctx.sealed.put("family", family, newest, self.ctx.refresh_seconds)
             body["refresh_token"] = handle
         return body
