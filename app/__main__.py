@@ -9,9 +9,9 @@ import sys
 from types import FrameType
 
 import uvicorn
-from pydantic import ValidationError
 
-from app.settings import Settings, describe_invalid
+from app.compose.startup import exit_on_startup_error
+from app.settings import Settings
 
 
 def main() -> None:
@@ -23,11 +23,8 @@ def main() -> None:
     if sys.argv[1:]:
         print("usage: python -m app [stdio]   (no argument: the HTTP server)", file=sys.stderr)
         raise SystemExit(2)
-    try:
+    with exit_on_startup_error():
         settings = Settings()
-    except ValidationError as exc:
-        print(f"configuration error: {describe_invalid(exc)}", file=sys.stderr)
-        raise SystemExit(2) from None
     if settings.server.workers > 1 and settings.dev_issuer_active and settings.dev_issuer.embedded:
         print(
             "configuration error: the embedded dev issuer needs SERVER__WORKERS=1; for more workers run "

@@ -131,7 +131,7 @@ async def test_a_store_outage_costs_resumability_not_the_session() -> None:
 def test_which_store_the_settings_choose() -> None:
     from pydantic import ValidationError
 
-    from app.server.events import event_store_from
+    from app.compose.parts import event_store_from
     from app.settings import Settings
 
     def settings(**values: object) -> Settings:

@@ -120,7 +120,7 @@ def settings(**rate_limit: Any) -> Settings:
 
 def build(**rate_limit: Any) -> FastAPI:
     app = FastAPI()
-    configure_route_limits(app, settings(**rate_limit))
+    configure_route_limits(app, settings(**rate_limit).rate_limit, "secure-mcp-server")
     app.include_router(router)
     return app
 
@@ -195,7 +195,7 @@ def test_configure_sets_the_state_and_the_answer() -> None:
     from app.edge.route_checks import RouteLimitError
 
     app = FastAPI()
-    limits = configure_route_limits(app, settings())
+    limits = configure_route_limits(app, settings().rate_limit, "secure-mcp-server")
     assert app.state.limiter is limits
     assert RouteLimitError in app.exception_handlers
 

@@ -25,12 +25,14 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
 from pydantic import SecretStr, ValidationError
 
+from app.compose.secrets import secret_store, settings_secrets
+from app.core.names import vault_secret_name
 from app.main import create_app
 from app.observability.redaction import MASK, Redactor
 from app.secrets.store import SecretsError, SecretStore, check_tool_secret_name
 from app.server.build import request_state_security
 from app.settings import Settings
-from app.settings.keyvault import CREDENTIALS, KeyVaultError, vault_secret_name
+from app.settings.keyvault import CREDENTIALS, KeyVaultError
 from tests.conftest import (
     CLIENT_ID,
     REPO,
@@ -142,7 +144,7 @@ def test_tools_reach_only_their_own_secrets(tmp_path: Path) -> None:
     from app.secrets.store import SecretNotFoundError, bound_store, secret
 
     store = SecretStore(
-        _dev(_env_file=None, azuread={"client_secret": "server-client-secret"}),
+        settings_secrets(_dev(_env_file=None, azuread={"client_secret": "server-client-secret"})),
         {"weather--api-key": SecretStr("weather-key-value")},
     )
     with bound_store(store):
@@ -312,16 +314,16 @@ def test_a_short_request_state_key_is_refused_without_echoing_it() -> None:
 
 
 def test_replicas_sharing_the_ring_unseal_each_others_state_and_rotation_keeps_old_tokens() -> None:
-    replica_a = request_state_security(_dev(_env_file=None, mcp={"request_state_keys": [KEY_A]}), _store([KEY_A]))
+    replica_a = request_state_security(_store([KEY_A]))
     store_b = _store([KEY_A])
-    replica_b = request_state_security(store_b.settings, store_b)
+    replica_b = request_state_security(store_b)
     sealed_by_a = replica_a.codec.seal(b"round-1")
     assert replica_b.codec.unseal(sealed_by_a) == b"round-1"
     # Development without a ring: a per-process key, so another process cannot unseal.
     with pytest.raises(InvalidRequestState):
-        request_state_security(_dev(_env_file=None), _store([])).codec.unseal(sealed_by_a)
+        request_state_security(_store([])).codec.unseal(sealed_by_a)
     # Rotation the SDK's way: [new, old] seals with new, still unseals old.
-    store_b.update(_dev(_env_file=None, mcp={"request_state_keys": [KEY_B, KEY_A]}), {})
+    store_b.update(settings_secrets(_dev(_env_file=None, mcp={"request_state_keys": [KEY_B, KEY_A]})), {})
     sealed_by_new = replica_b.codec.seal(b"round-2")
     assert replica_b.codec.unseal(sealed_by_a) == b"round-1"
     with pytest.raises(InvalidRequestState):
@@ -376,7 +378,7 @@ async def test_a_multi_round_trip_continues_on_another_replica_with_the_shared_r
 
 
 def _store(keys: list[str]) -> SecretStore:
-    return SecretStore(_dev(_env_file=None, mcp={"request_state_keys": keys}))
+    return secret_store(_dev(_env_file=None, mcp={"request_state_keys": keys}))
 
 
 # ---- rotation -----------------------------------------------------------------------------------------------

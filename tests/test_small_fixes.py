@@ -17,10 +17,10 @@ import pytest
 from pydantic import ValidationError
 
 from app.auth.principal import Principal
+from app.compose.secrets import secret_store
 from app.observability import telemetry
 from app.observability.telemetry import Telemetry
-from app.secrets.store import SecretStore
-from app.settings import Settings, TelemetrySettings
+from app.settings import Settings
 from tests.conftest import REPO, TENANT, OtelMemory, mcp_client, vault_section
 from tests.support.keyvault import KeyVaultStandIn, TlsFiles
 from tests.support.servers import ServerThread, free_port
@@ -84,7 +84,7 @@ def test_the_key_is_a_secret_setting_from_key_vault_and_redacted(
     assert settings.telemetry.enduser_id_key is not None
     assert settings.telemetry.enduser_id_key.get_secret_value() == KEY_1
     assert KEY_1 not in repr(settings) and KEY_1 not in str(settings.model_dump())
-    assert KEY_1 in SecretStore(settings).plain_values()  # so the log redaction filter scrubs it
+    assert KEY_1 in secret_store(settings).plain_values()  # so the log redaction filter scrubs it
     with pytest.raises(ValidationError, match="TELEMETRY__ENDUSER_ID_KEY must be at least 32 characters"):
         Settings(app_env="development", _env_file=None, telemetry={"enduser_id_key": "short"})
 
@@ -97,10 +97,10 @@ def test_a_per_process_key_is_announced_once(
     level: int,
 ) -> None:
     monkeypatch.setattr(telemetry, "_told_about_key", False)
-    settings = Settings.model_construct(app_env=env, telemetry=TelemetrySettings())  # no key configured
+    options = telemetry.TelemetryOptions(production=env == "production")  # no key configured
     caplog.set_level(logging.INFO, logger="app.telemetry")
     for _ in range(3):
-        assert telemetry._enduser_key(settings, tracing=True) == b""
+        assert telemetry._enduser_key(options, tracing=True) == b""
     said = [r for r in caplog.records if "TELEMETRY__ENDUSER_ID_KEY" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == level
 

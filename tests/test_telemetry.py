@@ -20,6 +20,8 @@ from opentelemetry.trace import SpanKind
 from app.auth.authz import Guard
 from app.auth.principal import Principal
 from app.catalog.discovery import discover
+from app.compose.resource import server_options, telemetry_options
+from app.compose.secrets import secret_store
 from app.main import create_app
 from app.observability.access_log import install_access_log_filter
 from app.observability.audit import AuditLog
@@ -27,7 +29,6 @@ from app.observability.exporters import TelemetryConfigError, providers_from_env
 from app.observability.logging import PAYLOAD_LOGGERS, JsonFormatter, configure_logging
 from app.observability.observe import Observer
 from app.observability.telemetry import Telemetry, enduser_hash, record_rate_limit, setup_telemetry
-from app.secrets.store import SecretStore
 from app.server.build import build_mcp_server
 from tests.conftest import TENANT, TEST_TOOLS, OtelMemory, mcp_client, modern_call, settings_for
 from tests.support.entra import EntraStandIn
@@ -43,18 +44,18 @@ def _spans(otel: OtelMemory, name: str) -> list[ReadableSpan]:
 # ---- setup from OTEL_* ---------------------------------------------------------------------------------------
 def test_no_exporter_configured_installs_nothing(entra: EntraStandIn) -> None:
     settings = settings_for(entra, 8000)
-    assert providers_from_env(settings, {}) == (None, None)
-    assert providers_from_env(settings, {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}) == (
+    assert providers_from_env("mcp", {}) == (None, None)
+    assert providers_from_env("mcp", {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}) == (
         None,
         None,
     )
-    off = setup_telemetry(settings, {"OTEL_SDK_DISABLED": "true"})
+    off = setup_telemetry(telemetry_options(settings), {"OTEL_SDK_DISABLED": "true"})
     assert (off.tracing, off.metrics) == (False, False)
     config = off.fastapi_config()  # FastAPI's native HTTP span and metrics stay off
     assert (config["tracing"], config["metrics"]) == (False, False)
     catalog = discover(TEST_TOOLS)
-    guard, store = Guard(catalog, [], [], str), SecretStore(settings)
-    server = build_mcp_server(settings, catalog, guard, store, Observer(off, AuditLog(None), catalog))
+    guard, store = Guard(catalog, [], [], str), secret_store(settings)
+    server = build_mcp_server(server_options(settings), catalog, guard, store, Observer(off, AuditLog(None), catalog))
     assert "OpenTelemetryMiddleware" not in {type(m).__name__ for m in server._lowlevel_server.middleware}
 
 
@@ -66,7 +67,7 @@ def test_exporters_sampler_and_service_name_come_from_otel_env(
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
     settings = settings_for(entra, 8000)
     tracer_provider, meter_provider = providers_from_env(
-        settings,
+        settings.mcp.server_name,
         {
             "OTEL_TRACES_EXPORTER": "console",
             "OTEL_METRICS_EXPORTER": "console",
@@ -91,7 +92,7 @@ def test_exporters_sampler_and_service_name_come_from_otel_env(
 def test_otlp_endpoint_alone_turns_on_otlp(entra: EntraStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SERVICE_NAME": "from-env"}
-    tracer_provider, meter_provider = providers_from_env(settings_for(entra, 8000), env)
+    tracer_provider, meter_provider = providers_from_env(settings_for(entra, 8000).mcp.server_name, env)
     try:
         assert tracer_provider is not None and meter_provider is not None
         assert tracer_provider.resource.attributes["service.name"] == "from-env"
@@ -113,7 +114,7 @@ def test_otlp_endpoint_alone_turns_on_otlp(entra: EntraStandIn, monkeypatch: pyt
 )
 def test_unusable_otel_config_is_a_clear_error(entra: EntraStandIn, env: dict[str, str], message: str) -> None:
     with pytest.raises(TelemetryConfigError, match=message):
-        providers_from_env(settings_for(entra, 8000), env)
+        providers_from_env(settings_for(entra, 8000).mcp.server_name, env)
 
 
 # ---- spans -----------------------------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ async def test_no_token_or_argument_in_spans_or_logs(
 # ---- logs ------------------------------------------------------------------------------------------------------
 def test_json_log_lines_carry_trace_and_span_ids(otel: OtelMemory, entra: EntraStandIn) -> None:
     stream = io.StringIO()
-    handler = configure_logging(settings_for(entra, 8000, log_level="WARNING"))
+    handler = configure_logging("WARNING")
     handler.setStream(stream)
     try:
         log = logging.getLogger("app.test")
@@ -309,7 +310,7 @@ def test_payload_loggers_never_go_below_info_nor_below_log_level(
 ) -> None:
     # Below INFO they would log raw arguments; below LOG_LEVEL every SDK line is built (and scrubbed) for nothing.
     before = {name: logging.getLogger(name).level for name in PAYLOAD_LOGGERS}
-    handler = configure_logging(settings_for(entra, 8000, log_level=log_level))
+    handler = configure_logging(log_level)
     try:
         levels = {name: logging.getLevelName(logging.getLogger(name).getEffectiveLevel()) for name in PAYLOAD_LOGGERS}
     finally:

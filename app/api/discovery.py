@@ -17,15 +17,19 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from app.auth.dependencies import Requires, authenticated, public
+from app.catalog.registry import Requirement
 from app.core.modules import modules_under, package_for
+from app.core.startup import StartupError
 
 log = logging.getLogger("app.routes")
 
 REPO_ROUTES = Path(__file__).resolve().parents[2] / "routes"
 
 
-class RouteDiscoveryError(RuntimeError):
+class RouteDiscoveryError(StartupError, RuntimeError):
     """A route module that cannot be served: it does not import, or a route declares no auth."""
+
+    label = "routes error"
 
 
 @dataclass
@@ -35,6 +39,11 @@ class RouteCatalog:
     routers: list[APIRouter] = field(default_factory=list)
     scopes: set[str] = field(default_factory=set)
     roles: set[str] = field(default_factory=set)
+
+    @property
+    def requirement(self) -> Requirement:
+        """What the routes require, all together: their scopes and roles join the catalog's in PRM and the 401."""
+        return Requirement(frozenset(self.scopes), frozenset(self.roles))
 
 
 def discover_routes(directory: Path) -> RouteCatalog:

@@ -19,11 +19,10 @@ import anyio
 import msal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from pydantic import SecretStr
 
 from app.auth.principal import current_principal
 from app.core.binding import bind
-from app.settings import Settings, is_loopback_host
+from app.core.hosts import is_loopback_host
 
 log = logging.getLogger("app.downstream")
 
@@ -43,9 +42,9 @@ class DownstreamAuthError(RuntimeError):
 class OnBehalfOf:
     """One confidential client per tenant (multi-tenant servers exchange in the caller's tenant)."""
 
-    def __init__(self, settings: Settings, credential: Callable[[], ClientCredential | None]) -> None:
-        self._instance = settings.instance.rstrip("/")
-        self._client_id = settings.client_id
+    def __init__(self, instance: str, client_id: str, credential: Callable[[], ClientCredential | None]) -> None:
+        self._instance = instance.rstrip("/")
+        self._client_id = client_id
         self._credential = credential
         self._cache = msal.TokenCache()  # shared across rebuilds, so a rotated secret keeps cached tokens
         self._apps: dict[str, tuple[str, msal.ConfidentialClientApplication]] = {}
@@ -108,25 +107,6 @@ async def downstream_token(scopes: Sequence[str]) -> str:
     if client is None:
         raise DownstreamAuthError("on-behalf-of is not configured: set AZUREAD__CLIENT_SECRET or a certificate")
     return await client.token(scopes)
-
-
-def settings_credential(
-    settings: Settings, client_secret: Callable[[], SecretStr | None] | None = None
-) -> Callable[[], ClientCredential | None]:
-    """The client credential from settings: a certificate (preferred by Microsoft) or a client secret.
-
-    `client_secret` returns the current secret (the secret store's, so a rotated one rebuilds the MSAL client)."""
-    ad = settings.azuread
-    certificate = certificate_credential(ad.client_certificate_path) if ad.client_certificate_path else None
-    current = client_secret or (lambda: ad.client_secret)
-
-    def credential() -> ClientCredential | None:
-        if certificate is not None:
-            return certificate
-        secret = current()
-        return secret.get_secret_value() if secret else None
-
-    return credential
 
 
 def certificate_credential(path: Path) -> dict[str, str]:

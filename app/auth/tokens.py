@@ -16,7 +16,7 @@ from mcp.server.auth.provider import AccessToken
 
 from app.auth.keys import IssuerKeys
 from app.auth.principal import Principal
-from app.settings import Settings
+from app.auth.resource import ResourceServer
 
 log = logging.getLogger("app.auth")
 
@@ -62,22 +62,26 @@ class EntraTokenValidator:
     need the reason a token was refused.
     """
 
-    def __init__(self, settings: Settings, http: httpx2.AsyncClient) -> None:
-        ad = settings.azuread
-        base = f"{settings.instance}{settings.tenant_id}"
+    def __init__(self, server: ResourceServer, http: httpx2.AsyncClient) -> None:
+        authority = server.authority
 
         def keys(discovery_path: str) -> IssuerKeys:
-            return IssuerKeys(f"{base}/{discovery_path}", http, ad.jwks_refresh_seconds, ad.jwks_max_age_seconds)
+            return IssuerKeys(
+                f"{authority.base}/{discovery_path}",
+                http,
+                authority.jwks_refresh_seconds,
+                authority.jwks_max_age_seconds,
+            )
 
         self._families = [_Family("2.0", keys("v2.0/.well-known/openid-configuration"))]
-        if ad.accept_v1:
+        if authority.accept_v1:
             self._families.append(_Family("1.0", keys(".well-known/openid-configuration")))
-        self._audiences = settings.audiences
-        self._tenant = settings.tenant_id.lower()
-        self._multi_tenant = ad.multi_tenant
-        self._allowed_tenants = {t.lower() for t in ad.allowed_tenants}
-        self._leeway = ad.clock_skew_seconds
-        self._implied = settings.mcp.implied_scopes
+        self._audiences = list(server.audiences)
+        self._tenant = authority.tenant_id.lower()
+        self._multi_tenant = authority.multi_tenant
+        self._allowed_tenants = {t.lower() for t in authority.allowed_tenants}
+        self._leeway = authority.clock_skew_seconds
+        self._implied = server.implied_scopes
         # Validated tokens, kept only until their own exp: the signature and claims can't change, so re-verifying
         # an identical token buys nothing (the RSA check dominates the request's auth cost). Keyed by the token
         # itself, which its Principal holds anyway (for on-behalf-of): a dict compares keys in full, and str

@@ -1,4 +1,4 @@
-"""The facade's routes, built from settings; nothing at all when AUTH_SERVER__ENABLED is off."""
+"""The facade's routes, built from its options and the resource server; nothing at all when it is off."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, request_response
 
 from app.auth.downstream import ClientCredential
+from app.auth.resource import ResourceServer
 from app.authserver.authorize import CONSENT_PATH, Authorize
 from app.authserver.cimd import ClientDocuments
 from app.authserver.clients import Registry
 from app.authserver.context import Context, answering
+from app.authserver.options import CALLBACK_PATH, FacadeOptions
 from app.authserver.store import Sealed, StateStore, open_store
 from app.authserver.token import Token, metadata
 from app.authserver.upstream import Upstream
 from app.edge.limiter import Limiter
 from app.edge.ratelimit import ThrottleUnauthenticated
 from app.observability.audit import AuditLog
-from app.settings import CALLBACK_PATH, Settings
 
 PATHS = {"authorize": "/oauth/authorize", "token": "/oauth/token", "register": "/oauth/register"}
 
@@ -41,24 +42,27 @@ class AuthServer:
 
 
 def build_auth_server(
-    settings: Settings,
+    config: FacadeOptions,
+    server: ResourceServer,
     http: httpx2.AsyncClient,
     limiter: Limiter,
     audit: AuditLog,
     credential: Callable[[], ClientCredential | None],
-    scopes: str,
+    unauthenticated_rate: str,
+    development: bool = False,
 ) -> AuthServer:
-    """`scopes`: this server's scopes as Protected Resource Metadata lists them (`{app_id_uri}/{scope}`, spaced)."""
-    config = settings.auth_server
+    """The facade in front of `server`'s authority; `unauthenticated_rate` is the per-IP budget of every endpoint.
+
+    `development` lets Client ID Metadata Documents be fetched from loopback (a client on this machine)."""
     if not config.enabled:
         return AuthServer([], None, None)
     uri = config.state_uri.get_secret_value() if config.state_uri else None
     store = open_store(uri, config.memory_max_bytes)
     sealed = Sealed(store)
     documents = ClientDocuments(
-        config.cimd_max_bytes, config.cimd_timeout_seconds, config.cimd_cache_entries, settings.app_env == "development"
+        config.cimd_max_bytes, config.cimd_timeout_seconds, config.cimd_cache_entries, development
     )
-    issuer = settings.auth_server_issuer
+    issuer = server.authorization_server or server.resource_host
     per_ip = parse_many(config.registrations_per_ip)
 
     async def registrations(ip: str) -> int:
@@ -67,23 +71,23 @@ def build_auth_server(
 
     ctx = Context(
         issuer=issuer,
-        resource=settings.resource,
-        app_id_uri=settings.app_id_uri,
-        server_name=settings.mcp.server_name,
-        scopes=scopes.split(),
+        resource=server.resource,
+        app_id_uri=server.app_id_uri,
+        server_name=server.name,
+        scopes=server.supported_scopes(),
         consent_seconds=config.consent_seconds,
         refresh_seconds=config.refresh_seconds,
         secure_cookies=issuer.startswith("https://"),
         sealed=sealed,
         registry=Registry(config.clients, sealed, config.pending_registration_seconds),
         documents=documents,
-        upstream=Upstream(settings, http, credential, issuer + CALLBACK_PATH),
+        upstream=Upstream(server.authority.base, server.client_id, http, credential, issuer + CALLBACK_PATH),
         audit=audit,
         admit_registration=registrations,
     )
     authorize, token = Authorize(ctx), Token(ctx)
     document = JSONResponse(metadata(ctx, PATHS), headers={"cache-control": "max-age=300"})
-    rate = settings.rate_limit.unauthenticated
+    rate = unauthenticated_rate
 
     def limited(path: str, app: object, methods: list[str]) -> Route:
         # Every facade endpoint is unauthenticated traffic: the per-IP budget of RATE_LIMIT__UNAUTHENTICATED.

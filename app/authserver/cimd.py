@@ -28,7 +28,7 @@ import httpx2
 
 from app.auth.oauth_errors import OAuthError
 from app.authserver.clients import Client, client_metadata
-from app.settings import is_loopback_host
+from app.core.hosts import is_loopback_host
 
 MAX_CACHE_SECONDS = 24 * 3600
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age=(\d{1,10})\s*(?:,|$)")

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from app.auth.oauth_errors import OAuthError
+from app.authserver.options import PreRegistered
 from app.authserver.store import Sealed, StateStoreError
-from app.settings import PreRegisteredClient, is_loopback_host
+from app.core.hosts import is_loopback_host
 
 REGISTRATION_SECONDS = 180 * 24 * 3600  # a registration that completed a sign-in
 REGISTRATION_SHARE = 0.5  # a registration is stored only while a bounded state store is under half full
@@ -143,7 +144,7 @@ class Registry:
     """Pre-registered clients from settings, then DCR registrations from the store (CIMD is looked up by caller).
     A registration is kept `pending_seconds` until a sign-in completes with it, then REGISTRATION_SECONDS."""
 
-    def __init__(self, pre_registered: list[PreRegisteredClient], sealed: Sealed, pending_seconds: int) -> None:
+    def __init__(self, pre_registered: Sequence[PreRegistered], sealed: Sealed, pending_seconds: int) -> None:
         self.pre = {
             c.client_id: Client(c.client_id, c.client_name or c.client_id, tuple(c.redirect_uris), "pre-registered")
             for c in pre_registered

@@ -22,7 +22,6 @@ import httpx2
 import jwt
 
 from app.auth.downstream import ClientCredential
-from app.settings import Settings
 
 log = logging.getLogger("app.authserver")
 
@@ -39,14 +38,16 @@ def pkce_pair() -> tuple[str, str]:
 class Upstream:
     def __init__(
         self,
-        settings: Settings,
+        authority: str,
+        client_id: str,
         http: httpx2.AsyncClient,
         credential: Callable[[], ClientCredential | None],
         callback: str,
     ) -> None:
-        base = f"{settings.instance}{settings.tenant_id}/oauth2/v2.0"
+        """`authority`: `{instance}{tenant}`, whose `/oauth2/v2.0` endpoints sign users in."""
+        base = f"{authority}/oauth2/v2.0"
         self.authorize_endpoint, self.token_endpoint = f"{base}/authorize", f"{base}/token"
-        self.client_id = settings.client_id
+        self.client_id = client_id
         self.http = http
         self.credential = credential
         self.callback = callback

@@ -9,6 +9,8 @@ from typing import Any, Literal, TypeVar
 
 from mcp.types import ToolAnnotations
 
+from app.core.startup import StartupError
+
 F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["tool", "resource", "prompt", "completion"]
 SPEC_ATTR = "__mcp_spec__"
@@ -17,8 +19,10 @@ SPEC_ATTR = "__mcp_spec__"
 COMPLETION_REFS: dict[str, tuple[Kind, str]] = {"ref/prompt": ("prompt", "name"), "ref/resource": ("resource", "uri")}
 
 
-class ToolDiscoveryError(RuntimeError):
+class ToolDiscoveryError(StartupError, RuntimeError):
     """A tools module is broken or a declaration is unsafe; startup stops with this message."""
+
+    label = "tools error"
 
 
 @dataclass(frozen=True)

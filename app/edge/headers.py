@@ -10,7 +10,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.core.asgi import send_json
-from app.settings import Settings
 
 log = logging.getLogger("app.edge")
 
@@ -145,13 +144,13 @@ def _secured(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-def sdk_transport_security(settings: Settings) -> TransportSecuritySettings:
+def sdk_transport_security(hosts: list[str], origins: list[str]) -> TransportSecuritySettings:
     """The SDK's DNS-rebinding protection, from the same allow-lists as HostOriginGuard.
 
     It sees the Host after ForwardedHeaders, i.e. the public host a trusted proxy reported, so it holds behind proxies.
     """
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=settings.allowed_hosts,
-        allowed_origins=settings.allowed_origins,
+        allowed_hosts=hosts,
+        allowed_origins=origins,
     )

@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from limits import RateLimitItem, WindowStats
 from limits.aio.storage import RedisStorage, Storage
@@ -21,11 +21,11 @@ from limits.aio.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 from limits.errors import StorageError
+from pydantic import SecretStr
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.edge.windows import Windows
-from app.settings import RateLimitSettings
 
 log = logging.getLogger("app.ratelimit")
 
@@ -52,10 +52,21 @@ ALLOWED = Verdict(True)
 STORAGE_ERRORS = (StorageError, ConnectionError, TimeoutError, OSError)
 
 
+class StorageOptions(Protocol):
+    """What a rate counter reads from RATE_LIMIT__* (the settings section has these attributes)."""
+
+    @property
+    def storage_uri(self) -> SecretStr | None: ...
+    @property
+    def strategy(self) -> Literal["moving-window", "sliding-window-counter", "fixed-window"]: ...
+    @property
+    def on_storage_error(self) -> Literal["fail_open", "fail_closed"]: ...
+
+
 class Limiter:
     """Counters in shared storage (moving window by default); an outage follows the configured policy, logged once."""
 
-    def __init__(self, settings: RateLimitSettings, namespace: str) -> None:
+    def __init__(self, settings: StorageOptions, namespace: str) -> None:
         self.namespace = namespace
         self.fail_open = settings.on_storage_error == "fail_open"
         uri = settings.storage_uri.get_secret_value() if settings.storage_uri else "memory://"

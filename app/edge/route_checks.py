@@ -23,9 +23,14 @@ from slowapi.errors import RateLimitExceeded
 from starlette.exceptions import HTTPException
 
 from app.auth.principal import Principal
-from app.edge.limiter import FAIL_CLOSED_RETRY_AFTER, REDIS_TIMEOUT_SECONDS, STORAGE_ERRORS, STORAGE_RETRY_SECONDS
+from app.edge.limiter import (
+    FAIL_CLOSED_RETRY_AFTER,
+    REDIS_TIMEOUT_SECONDS,
+    STORAGE_ERRORS,
+    STORAGE_RETRY_SECONDS,
+    StorageOptions,
+)
 from app.observability.telemetry import record_rate_limit
-from app.settings import RateLimitSettings
 
 log = logging.getLogger("app.ratelimit")
 POLICY = "per-route"  # the rate_limit.policy label of a refusal, beside /mcp's per-principal, per-tool, per-client-ip
@@ -66,7 +71,7 @@ class RouteSpec:
 class RouteLimits:
     """One app's route limits: slowapi Limiters on its storage, and the storage-outage policy around them."""
 
-    def __init__(self, settings: RateLimitSettings, namespace: str) -> None:
+    def __init__(self, settings: StorageOptions, namespace: str) -> None:
         uri = (settings.storage_uri.get_secret_value() if settings.storage_uri else "memory://").removeprefix("async+")
         self.shared = not uri.startswith("memory://")
         self.fail_open = settings.on_storage_error == "fail_open"

@@ -39,8 +39,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from limits import parse_many
 
+from app.edge.limiter import StorageOptions
 from app.edge.route_checks import SPEC, RouteLimitError, RouteLimits, RouteSpec
-from app.settings import Settings
 
 __all__ = ["RouteLimiter", "configure_route_limits", "limiter"]
 
@@ -102,14 +102,14 @@ class RouteLimiter:
 limiter = RouteLimiter()
 
 
-def configure_route_limits(app: FastAPI, settings: Settings) -> RouteLimits:
+def configure_route_limits(app: FastAPI, storage: StorageOptions, namespace: str) -> RouteLimits:
     """Give `app` its route limits (storage, strategy, outage policy from RATE_LIMIT__*) and its 429/503 answers."""
     if unused := sorted(name for name in os.environ if name.upper().startswith("RATELIMIT_")):
         log.warning("slowapi reads %s from the environment; route limits are set with RATE_LIMIT__*", ", ".join(unused))
     # slowapi logs every refusal at WARNING, with its key: a line per refused request is a log flood under attack.
     # Refusals are counted (the rate-limit rejections metric, policy per-route) as on /mcp; slowapi's errors still log.
     logging.getLogger("slowapi").setLevel(logging.ERROR)
-    limits = RouteLimits(settings.rate_limit, namespace=settings.mcp.server_name)
+    limits = RouteLimits(storage, namespace=namespace)
     app.state.limiter = limits
     app.add_exception_handler(RouteLimitError, _answer)
     return limits
@@ -134,5 +134,7 @@ def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
 def _limits_of(request: Request) -> RouteLimits:
     limits = getattr(request.app.state, "limiter", None)
     if not isinstance(limits, RouteLimits):
-        raise RuntimeError("route limits are not configured on this app: call configure_route_limits(app, settings)")
+        raise RuntimeError(
+            "route limits are not configured on this app: call configure_route_limits(app, storage, namespace)"
+        )
     return limits

@@ -26,14 +26,17 @@ from msal_extensions import FilePersistence, PersistedTokenCache, build_encrypte
 
 from app.auth.downstream import DownstreamAuthError
 from app.auth.principal import Principal
+from app.core.startup import StartupError
 from app.settings import Settings
 
 log = logging.getLogger("app.local")
 CACHE_FILE = "msal-token-cache.bin"
 
 
-class SignInError(Exception):
+class SignInError(StartupError):
     """Local sign-in cannot go ahead; the message says what to change (never a token)."""
+
+    label = "sign-in error"
 
 
 def authority(settings: Settings) -> str:

@@ -16,60 +16,45 @@ from typing import Any
 
 import anyio
 from mcp.server.stdio import stdio_server
-from pydantic import ValidationError
 
-from app.auth.authz import Guard
-from app.auth.metadata import declared_scopes
 from app.auth.principal import Principal
-from app.catalog.discovery import discover
-from app.catalog.registry import ToolDiscoveryError
+from app.auth.resource import ResourceServer
+from app.compose.core import build_core
+from app.compose.startup import exit_on_startup_error
 from app.core.sdk_private import lowlevel_server
-from app.local.identity import LocalIdentity, SignInError
+from app.local.identity import LocalIdentity
 from app.local.settings import LocalSettings, audit_sink, user_data_dir
-from app.observability.audit import AuditLog, AuditSinkError
-from app.observability.exporters import TelemetryConfigError
 from app.observability.logging import configure_logging
-from app.observability.observe import Observer
-from app.observability.redaction import install_redaction
-from app.observability.telemetry import setup_telemetry
-from app.secrets.store import SecretsError, SecretStore, load_tool_secrets, set_process_store
-from app.server import toolslock
-from app.server.build import build_mcp_server
-from app.server.content import content_safety_from
-from app.server.threads import ToolThreads
-from app.settings import Settings, describe_invalid
-from app.settings.keyvault import KeyVaultError
+from app.secrets.store import SecretStore
+from app.settings import Settings
+
+
+def build_local(settings: Settings) -> tuple[Any, LocalIdentity, list[Principal]]:
+    """The core build (app/compose/core.py) as local mode serves it: audit to a file in the user's data directory,
+    downstream tokens from the signed-in user's cache, every message authorized inside the SDK as that user.
+    Returns the core, the identity that signs in, and the list the signed-in caller is put into."""
+    data_dir = user_data_dir(settings)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    signed_in: list[Principal] = []  # filled once the user has signed in, before any message is served
+
+    def identity(server: ResourceServer, _: SecretStore) -> LocalIdentity:
+        return LocalIdentity(settings, settings.stdio.scopes or server.declared_scopes(), data_dir)
+
+    core = build_core(
+        settings,
+        downstream=identity,
+        caller=lambda: signed_in[0] if signed_in else None,
+        audit_sink=audit_sink(settings, data_dir),
+    )
+    assert isinstance(core.downstream, LocalIdentity)
+    return core, core.downstream, signed_in
 
 
 async def serve(settings: Settings) -> None:
     """Build everything, sign in (stdout pointed at stderr meanwhile), then serve over stdin and stdout."""
-    configure_logging(settings)
-    telemetry = setup_telemetry(settings)
-    data_dir = user_data_dir(settings)
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    catalog = discover(settings.tools.dir)
-    secrets = SecretStore(settings, load_tool_secrets(catalog.secrets, settings))
-    install_redaction(secrets.plain_values)
-    set_process_store(secrets)
-    observer = Observer(telemetry, AuditLog.open(audit_sink(settings, data_dir)), catalog)
-    guard = Guard(catalog, settings.mcp.required_scopes, settings.mcp.required_roles, settings.scope_uri)
-    identity = LocalIdentity(settings, settings.stdio.scopes or declared_scopes(settings, catalog), data_dir)
-    threads = ToolThreads(settings.tools.threads)
-    signed_in: list[Principal] = []  # filled once the user has signed in, before any message is served
-    mcp = build_mcp_server(
-        settings,
-        catalog,
-        guard,
-        secrets,
-        observer,
-        identity,
-        content_safety_from(settings),
-        threads,
-        caller=lambda: signed_in[0] if signed_in else None,
-    )
-    if settings.tools_lock_mode != "off":
-        toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
-    server: Any = lowlevel_server(mcp)  # as MCPServer.run_stdio_async does, once the user has signed in
+    configure_logging(settings.log_level, settings.log_format)
+    core, identity, signed_in = build_local(settings)
+    server: Any = lowlevel_server(core.mcp)  # as MCPServer.run_stdio_async does, once the user has signed in
     try:
         with _stdout_to_stderr():  # a browser MSAL starts inherits fd 1: it must not write into the protocol stream
             signed_in.append(await anyio.to_thread.run_sync(identity.sign_in))
@@ -79,8 +64,8 @@ async def serve(settings: Settings) -> None:
             with contextlib.redirect_stdout(sys.stderr):
                 await server.run(read, write, server.create_initialization_options())
     finally:
-        threads.close()
-        telemetry.flush()
+        core.threads.close()
+        core.telemetry.flush()
 
 
 @contextlib.contextmanager
@@ -102,22 +87,7 @@ def _stdout_to_stderr() -> Iterator[None]:
 def main() -> None:
     """`python -m app stdio` / `secure-mcp-server stdio`: configuration problems are one line on stderr, exit 2."""
     try:
-        settings = LocalSettings()
-        anyio.run(serve, settings)
-    except ValidationError as exc:
-        _fail(f"configuration error: {describe_invalid(exc)}")
-    except ToolDiscoveryError as exc:
-        _fail(f"tools error: {exc}")
-    except (KeyVaultError, SecretsError) as exc:
-        _fail(f"secrets error: {exc}")
-    except SignInError as exc:
-        _fail(f"sign-in error: {exc}")
-    except (TelemetryConfigError, AuditSinkError, OSError, ValueError) as exc:
-        _fail(f"configuration error: {exc}")
+        with exit_on_startup_error():
+            anyio.run(serve, LocalSettings())
     except KeyboardInterrupt:
         raise SystemExit(130) from None
-
-
-def _fail(message: str) -> None:
-    print(message, file=sys.stderr)
-    raise SystemExit(2)

@@ -13,11 +13,16 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from app.core.startup import StartupError
 from app.settings import Settings, secret_env_names
 from app.settings.keyvault import BoundedKeyVaultSource
 from app.settings.sources import WithoutSecrets
 
 APP_DIR_NAME = "secure-mcp-server"
+
+
+class LocalSettingsError(StartupError, ValueError):
+    """Settings local mode refuses before any source is read (a Key Vault credential other than the CLI login)."""
 
 
 class LocalSettings(Settings):
@@ -40,7 +45,7 @@ class LocalSettings(Settings):
         sources = super().settings_customise_sources(settings_cls, init_settings, env, dotenv, file_secret_settings)
         for source in sources:  # checked before the vault is read
             if isinstance(source, BoundedKeyVaultSource) and source.kv.credential != "cli":
-                raise ValueError(
+                raise LocalSettingsError(
                     "local mode reads Key Vault as the developer signed in to the Azure CLI: set "
                     f"KEYVAULT__CREDENTIAL=cli (not {source.kv.credential}, which may take AZURE_CLIENT_SECRET from "
                     "the environment)"

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.core.startup import StartupError
 from app.observability.audit_fields import record_json, timestamp
 from app.observability.telemetry import AUDIT_WRITE_FAILURES
 
@@ -45,7 +46,7 @@ AUTHSERVER_CODE = "authserver_code"  # a code issued to the client, or refused (
 AUTHSERVER_TOKEN = "authserver_token"  # noqa: S105 - an event name: issued or refused, with the grant type
 
 
-class AuditSinkError(ValueError):
+class AuditSinkError(StartupError, ValueError):
     """The configured audit file cannot be continued safely."""
 
 

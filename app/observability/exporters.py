@@ -7,20 +7,18 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from app.core.startup import StartupError
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    from app.settings import Settings
 
-
-class TelemetryConfigError(ValueError):
+class TelemetryConfigError(StartupError, ValueError):
     """An `OTEL_*` setting names an exporter or protocol this server cannot provide."""
 
 
-def providers_from_env(
-    settings: Settings, env: Mapping[str, str]
-) -> tuple[TracerProvider | None, MeterProvider | None]:
+def providers_from_env(service_name: str, env: Mapping[str, str]) -> tuple[TracerProvider | None, MeterProvider | None]:
     """SDK providers for the exporters `OTEL_*` asks for, or None per signal when it asks for none.
 
     The SDK's own auto-configuration is private (`opentelemetry.sdk._configuration`) and defaults to OTLP when
@@ -34,7 +32,7 @@ def providers_from_env(
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: settings.mcp.server_name}))
+        resource = resource.merge(Resource({SERVICE_NAME: service_name}))
     tracer_provider = meter_provider = None
     if traces:
         from opentelemetry.sdk.trace import TracerProvider

@@ -13,8 +13,6 @@ from typing import Any
 
 from opentelemetry import trace
 
-from app.settings import Settings
-
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is emitted as a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 _MARK = "_app_handler"
@@ -45,26 +43,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(settings: Settings) -> logging.Handler:
+def configure_logging(level: str = "INFO", fmt: str = "json") -> logging.Handler:
     """Install (or replace) the app's root handler and route uvicorn's loggers through it; returns the handler,
-    so filters (e.g. secret redaction) attach to the one place every line passes."""
+    so filters (e.g. secret redaction) attach to the one place every line passes. `level`: LOG_LEVEL; `fmt`:
+    LOG_FORMAT (`json` or `text`)."""
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
     setattr(handler, _MARK, True)
-    if settings.log_format == "json":
+    if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(settings.log_level)
+    handler.setLevel(level)
     root.addHandler(handler)
     # Lower the root level to LOG_LEVEL, never raise it: a harness that listens at DEBUG keeps hearing everything,
     # while this handler still writes only LOG_LEVEL and above.
-    root.setLevel(min(root.level, logging.getLevelName(settings.log_level)))
+    root.setLevel(min(root.level, logging.getLevelName(level)))
     # Payload loggers: never below INFO, and not below LOG_LEVEL either (else the SDK's per-request INFO lines are
     # built, and scrubbed, only for the handler to drop them).
-    floor = max(logging.INFO, logging.getLevelName(settings.log_level))
+    floor = max(logging.INFO, logging.getLevelName(level))
     for name in PAYLOAD_LOGGERS:
         logging.getLogger(name).setLevel(floor)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

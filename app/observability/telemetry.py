@@ -22,6 +22,7 @@ from fastapi.telemetry import TelemetryConfig
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span
+from pydantic import SecretStr
 from starlette.types import Scope
 
 from app.core.sdk_private import open_sessions
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
     from app.auth.principal import Principal
-    from app.settings import Settings
-
 log = logging.getLogger("app.telemetry")
 
 # Span attributes the SDK cannot know. `enduser.*` follow the semantic conventions; the rest are this server's.
@@ -156,16 +155,26 @@ _PROCESS_KEY = secrets.token_bytes(32)  # used when no key is configured: pseudo
 _told_about_key = False
 
 
-def _enduser_key(settings: Settings, tracing: bool) -> bytes:
+@dataclass(frozen=True)
+class TelemetryOptions:
+    """What telemetry reads from settings: the service name and TELEMETRY__ENDUSER_ID(_KEY)."""
+
+    service_name: str = "secure-mcp-server"
+    enduser_id: Literal["hashed", "raw", "off"] = "hashed"
+    enduser_id_key: SecretStr | None = None
+    production: bool = False
+
+
+def _enduser_key(options: TelemetryOptions, tracing: bool) -> bytes:
     """The configured pseudonym key; without one, this process's, said once (warning in production) when it shows."""
     global _told_about_key
-    configured = settings.telemetry.enduser_id_key
+    configured = options.enduser_id_key
     if configured is not None:
         return configured.get_secret_value().encode()
-    if tracing and settings.telemetry.enduser_id == "hashed" and not _told_about_key:
+    if tracing and options.enduser_id == "hashed" and not _told_about_key:
         _told_about_key = True
         log.log(
-            logging.WARNING if settings.app_env == "production" else logging.INFO,
+            logging.WARNING if options.production else logging.INFO,
             "enduser.id pseudonyms use a random per-process key: they change on restart and differ between "
             "processes; set TELEMETRY__ENDUSER_ID_KEY (Key Vault: telemetry--enduser-id-key) to keep them stable",
         )
@@ -175,16 +184,16 @@ def _enduser_key(settings: Settings, tracing: bool) -> bytes:
 _installed: tuple[TracerProvider | None, MeterProvider | None] | None = None
 
 
-def setup_telemetry(settings: Settings, env: Mapping[str, str] | None = None) -> Telemetry:
+def setup_telemetry(options: TelemetryOptions, env: Mapping[str, str] | None = None) -> Telemetry:
     """Install providers from `OTEL_*` once per process; report what is live (an embedding process's own
     providers, e.g. `opentelemetry-instrument` or a test harness, count too)."""
     global _installed
     env = os.environ if env is None else env
-    mode = settings.telemetry.enduser_id
+    mode = options.enduser_id
     if _flag(env.get("OTEL_SDK_DISABLED")):
-        return Telemetry(tracing=False, metrics=False, enduser_id=mode, enduser_key=_enduser_key(settings, False))
+        return Telemetry(tracing=False, metrics=False, enduser_id=mode, enduser_key=_enduser_key(options, False))
     if _installed is None:
-        tracer_provider, meter_provider = providers_from_env(settings, env)
+        tracer_provider, meter_provider = providers_from_env(options.service_name, env)
         if tracer_provider is not None:
             trace.set_tracer_provider(tracer_provider)
         if meter_provider is not None:
@@ -199,7 +208,7 @@ def setup_telemetry(settings: Settings, env: Mapping[str, str] | None = None) ->
         metrics=metering,
         enduser_id=mode,
         owned=[p for p in _installed if p is not None],
-        enduser_key=_enduser_key(settings, tracing),
+        enduser_key=_enduser_key(options, tracing),
     )
 
 

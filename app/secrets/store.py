@@ -10,16 +10,14 @@ import asyncio
 import contextvars
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
 
-from pydantic import SecretStr, ValidationError, create_model
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import SecretStr, ValidationError
 
 from app.core.binding import bind
-from app.settings import KeyVaultSettings, Settings, layered_sources, secret_env_names
-from app.settings.keyvault import KeyVaultError, vault_secret_name
+from app.core.names import vault_secret_name
+from app.core.startup import StartupError
 
 log = logging.getLogger("app.secrets")
 
@@ -27,8 +25,22 @@ log = logging.getLogger("app.secrets")
 TOOL_SECRET_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*--[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
-class SecretsError(RuntimeError):
+# The names `Settings` has at its top level (sections and scalars): a tool secret must not shadow one, since
+# `weather--api-key` is read from env `WEATHER__API_KEY` like a setting. tests/secrets pins this to Settings' fields.
+SETTINGS_NAMES = frozenset(
+    {
+        "app_env", "log_level", "log_format", "azuread", "mcp", "tools", "routes", "dev_issuer", "telemetry", "audit",
+        "content_safety", "security", "server", "keyvault", "rate_limit", "auth_server", "stdio",
+        "allow_unknown_settings",
+    }
+)  # fmt: skip
+Values = Mapping[str, SecretStr | list[SecretStr]]
+
+
+class SecretsError(StartupError):
     """A secret is missing or cannot be read; the message names it, never its value."""
+
+    label = "secrets error"
 
 
 class SecretNotFoundError(SecretsError, KeyError):
@@ -42,84 +54,30 @@ def check_tool_secret_name(name: str) -> str:
     if not isinstance(name, str) or not TOOL_SECRET_NAME.match(name):
         raise ValueError(f"tool secret name {name!r} must look like 'tool-name--api-key' (lowercase, digits, dashes)")
     section = name.split("--", 1)[0].replace("-", "_")
-    if section in Settings.model_fields:
+    if section in SETTINGS_NAMES:
         raise ValueError(f"tool secret name {name!r} collides with the settings section {section!r}")
     return name
-
-
-class _ToolSecretsBase(BaseSettings):
-    """Tool secrets read through the same sources, in the same order, as `Settings`."""
-
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, secrets_dir_missing="ok"
-    )
-    keyvault_settings: ClassVar[KeyVaultSettings] = KeyVaultSettings()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return layered_sources(
-            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings, cls.keyvault_settings
-        )
-
-
-def load_tool_secrets(names: Iterable[str], settings: Settings) -> dict[str, SecretStr]:
-    """Read every declared tool secret (env `WEATHER__API_KEY`, vault `weather--api-key`, ...); all are required."""
-    names = sorted(set(names))
-    if not names:
-        return {}
-    fields: dict[str, Any] = {name.replace("-", "_"): (SecretStr | None, None) for name in names}
-    model: type[_ToolSecretsBase] = create_model("ToolSecrets", __base__=_ToolSecretsBase, **fields)
-    model.keyvault_settings = settings.keyvault
-    # Same .env file and secrets directory as the settings were read with (tests pass _env_file=None).
-    options = {k: v for k, v in settings.init_values.items() if k in {"_env_file", "_secrets_dir"}}
-    values = model(**options)
-    found = {name: getattr(values, name.replace("-", "_")) for name in names}
-    missing = [name for name, value in found.items() if value is None]
-    if missing:
-        raise SecretsError(
-            "missing tool secret(s): "
-            + ", ".join(f"{n} (Key Vault {n}, or env {n.replace('-', '_').upper()})" for n in missing)
-        )
-    return {name: value for name, value in found.items() if value is not None}
-
-
-def _settings_secrets(settings: Settings) -> dict[str, SecretStr | list[SecretStr]]:
-    values: dict[str, SecretStr | list[SecretStr]] = {}
-    for env_name in secret_env_names(Settings):
-        target: Any = settings
-        for part in env_name.split("__"):
-            target = getattr(target, part)
-        if target is not None:
-            values[vault_secret_name(env_name)] = target
-    return values
 
 
 class SecretStore:
     """Current secret values by vault-style name (`azuread--client-secret`, `weather--api-key`)."""
 
-    def __init__(self, settings: Settings, tool_secrets: dict[str, SecretStr] | None = None) -> None:
+    def __init__(self, values: Values | None = None, tool_secrets: Mapping[str, SecretStr] | None = None) -> None:
+        """`values`: the server's own secrets by vault-style name (from settings); `tool_secrets`: the tools'."""
         self._listeners: list[Callable[[SecretStore, set[str]], None]] = []
         self._values: dict[str, SecretStr | list[SecretStr]] = {}
         self._plain: frozenset[str] = frozenset()
         self._tool_names: frozenset[str] = frozenset()
-        self.settings = settings
-        self._set(settings, tool_secrets or {})
+        self._set(values or {}, tool_secrets or {})
 
-    def _set(self, settings: Settings, tool_secrets: dict[str, SecretStr]) -> set[str]:
-        values = {**_settings_secrets(settings), **tool_secrets}
+    def _set(self, server: Values, tool_secrets: Mapping[str, SecretStr]) -> set[str]:
+        values = {**server, **tool_secrets}
         changed = {
             name
             for name in values.keys() | self._values.keys()
             if _plain(values.get(name)) != _plain(self._values.get(name))
         }
-        self.settings, self._values, self._tool_names = settings, values, frozenset(tool_secrets)
+        self._values, self._tool_names = values, frozenset(tool_secrets)
         self._plain = frozenset(text for value in values.values() for text in _plain(value) if text)
         return changed
 
@@ -131,6 +89,16 @@ class SecretStore:
         if isinstance(value, list):
             return SecretStr(",".join(item.get_secret_value() for item in value))
         return value
+
+    def find(self, name: str) -> SecretStr | None:
+        """The current value of a single-valued secret, or None when it is not set (the client secret)."""
+        value = self._values.get(vault_secret_name(name))
+        return value if isinstance(value, SecretStr) else None
+
+    def ring(self, name: str) -> list[SecretStr]:
+        """The current values of a list secret (the request-state key ring); empty when it is not set."""
+        value = self._values.get(vault_secret_name(name))
+        return list(value) if isinstance(value, list) else []
 
     def tool_secret(self, name: str) -> SecretStr:
         """A tool's own secret only: the server's secrets (client secret, request-state keys) are not for tools."""
@@ -149,8 +117,8 @@ class SecretStore:
         """Call `listener(store, changed_names)` after a refresh changes any value (e.g. rebuild an MSAL client)."""
         self._listeners.append(listener)
 
-    def update(self, settings: Settings, tool_secrets: dict[str, SecretStr]) -> set[str]:
-        changed = self._set(settings, tool_secrets)
+    def update(self, values: Values, tool_secrets: Mapping[str, SecretStr]) -> set[str]:
+        changed = self._set(values, tool_secrets)
         if changed:
             log.info("rotated secret(s): %s", ", ".join(sorted(changed)))
             for listener in self._listeners:
@@ -176,7 +144,7 @@ def describe(exc: BaseException) -> str:
             f"{'.'.join(map(str, err['loc'])) or 'settings'}: {str(err['msg']).removeprefix('Value error, ')}"
             for err in exc.errors()
         )
-    if isinstance(exc, SecretsError | KeyVaultError):
+    if isinstance(exc, StartupError):  # Key Vault's and ours: they name what failed, never a value
         return str(exc)
     return type(exc).__name__
 
@@ -184,17 +152,16 @@ def describe(exc: BaseException) -> str:
 class SecretRefresher:
     """Re-reads every source each `interval` seconds; a failure keeps the last good values, one warning per outage."""
 
-    def __init__(self, store: SecretStore, tool_secret_names: Iterable[str], interval: float) -> None:
-        self.store, self.tool_secret_names, self.interval = store, sorted(set(tool_secret_names)), interval
+    def __init__(
+        self, store: SecretStore, load: Callable[[], tuple[Values, Mapping[str, SecretStr]]], interval: float
+    ) -> None:
+        """`load` re-reads every source: the server's secrets and the tools' (it raises like the first read)."""
+        self.store, self.load, self.interval = store, load, interval
         self.failing = False
 
     async def last_refresh_ok(self) -> bool:
         """The readiness check for Key Vault: the last background re-read got through (no extra calls)."""
         return not self.failing
-
-    def load(self) -> tuple[Settings, dict[str, SecretStr]]:
-        settings = self.store.settings.reload()
-        return settings, load_tool_secrets(self.tool_secret_names, settings)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -213,7 +180,7 @@ class SecretRefresher:
 
     async def refresh_once(self) -> None:
         try:
-            settings, tool_secrets = await asyncio.to_thread(self.load)
+            values, tool_secrets = await asyncio.to_thread(self.load)
         except Exception as exc:
             if not self.failing:
                 log.warning("secret refresh failed, keeping the last good values: %s", describe(exc))
@@ -222,7 +189,7 @@ class SecretRefresher:
         if self.failing:
             log.info("secret refresh recovered")
             self.failing = False
-        self.store.update(settings, tool_secrets)
+        self.store.update(values, tool_secrets)
 
 
 # ---- the tool author's accessor ----------------------------------------------------------------------------

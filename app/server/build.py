@@ -6,7 +6,8 @@ import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -34,7 +35,6 @@ from app.server.injection import served_function
 from app.server.sdk_gaps import apply_log_level, fill_sdk_gaps
 from app.server.threads import ToolThreads
 from app.server.tool_bounds import ToolBounds
-from app.settings import Settings
 
 log = logging.getLogger("app.mcp")
 MAX_COMPLETIONS = 100  # the spec's cap on values in one completion result
@@ -49,6 +49,22 @@ _LISTS = {
     "resources/list": ("resources", "resource", "uri"),
     "resources/templates/list": ("resourceTemplates", "resource", "uriTemplate"),
 }
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What the MCP server itself is configured with (MCP__*, TOOLS__*, SECURITY__ tool bounds, LOG_LEVEL)."""
+
+    name: str = "secure-mcp-server"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    list_ttl_ms: int = 60_000
+    filter_lists: bool = True
+    """TOOLS__FILTER_LIST: lists show each caller only what it may use."""
+    stateless: bool = False
+    tool_timeout_seconds: float = 30.0
+    max_result_bytes: int = 1024 * 1024
+    threads: int = 40
+    """TOOLS__THREADS: the worker threads plain `def` tools run on, when no pool is handed in."""
 
 
 def list_cache_hints(ttl_ms: int) -> dict[CacheableMethod, CacheHint]:
@@ -106,7 +122,7 @@ def _validation_cause(exc: BaseException) -> ValidationError | None:
 
 
 def build_mcp_server(
-    settings: Settings,
+    options: ServerOptions,
     catalog: Catalog,
     guard: Guard,
     store: SecretStore,
@@ -121,24 +137,24 @@ def build_mcp_server(
     `caller`: the session's one caller (local mode), bound for every message and authorized inside the SDK, as there
     is no HTTP layer to do it."""
     local = [BindCaller(caller)] if caller is not None else []
-    threads = threads or ToolThreads(settings.tools.threads)  # threads start on first use
+    threads = threads or ToolThreads(options.threads)  # threads start on first use
     bus = InMemorySubscriptionBus()
     # Injected parameters (caller, secrets, downstream tokens) are filled here and never reach the SDK's schemas.
     tools = [sdk_tool(spec, served_function(spec, threads)) for spec in catalog.of("tool")]
     server: MCPServer[Any] = FrameworkServer(
-        settings.mcp.server_name,
+        options.name,
         tools=tools,
         subscriptions=bus,
-        log_level=settings.log_level,
-        request_state_security=request_state_security(settings, store),
-        cache_hints=list_cache_hints(settings.mcp.list_ttl_ms),
+        log_level=options.log_level,
+        request_state_security=request_state_security(store),
+        cache_hints=list_cache_hints(options.list_ttl_ms),
         middleware=[
             *local,
             ObserveOperation(observer),
             SecretGuard(store, REDACTOR),
             *([AuthorizeCalls(guard)] if caller is not None else []),
-            CallerContext(guard, settings.tools.filter_list, downstream, content_check),
-            ToolBounds(catalog, settings.security),
+            CallerContext(guard, options.filter_lists, downstream, content_check),
+            ToolBounds(catalog, options.tool_timeout_seconds, options.max_result_bytes),
             AskClient(),  # `ask` in tool bodies: pushed, or input-required at 2026-07-28 (app/server/ask.py)
         ],
     )
@@ -153,17 +169,17 @@ def build_mcp_server(
     completers = catalog.completers()
     if completers:
         server.completion()(_dispatch_completions(completers))  # type: ignore[no-untyped-call]  # untyped in the SDK
-    fill_sdk_gaps(server, bus, sessions=not settings.mcp.stateless)
+    fill_sdk_gaps(server, bus, sessions=not options.stateless)
     return server
 
 
-def request_state_security(settings: Settings, store: SecretStore) -> RequestStateSecurity:
+def request_state_security(store: SecretStore) -> RequestStateSecurity:
     """Seal 2026-07-28 `requestState` with the shared key ring (first seals, all unseal); rotated in place.
 
     Sealed state is bound to the caller: the SDK's default binding reads an auth context our authentication
     layer doesn't set (it would bind nothing), so we bind to our `Principal`.
     """
-    keys: list[str | bytes] = [key.get_secret_value() for key in settings.mcp.request_state_keys]
+    keys: list[str | bytes] = [key.get_secret_value() for key in store.ring(REQUEST_STATE_KEYS)]
     if not keys:
         # Settings refuse this in production when it matters (stateless or several workers).
         log.info("requestState is sealed with a per-process key (set MCP__REQUEST_STATE_KEYS to share one)")
@@ -171,8 +187,8 @@ def request_state_security(settings: Settings, store: SecretStore) -> RequestSta
     security = RequestStateSecurity(keys=keys, bind_principal=_caller_binding)
 
     def rotate(current: SecretStore, changed: set[str]) -> None:
-        if REQUEST_STATE_KEYS in changed and current.settings.mcp.request_state_keys:
-            ring = [key.get_secret_value() for key in current.settings.mcp.request_state_keys]
+        if REQUEST_STATE_KEYS in changed and (current_ring := current.ring(REQUEST_STATE_KEYS)):
+            ring = [key.get_secret_value() for key in current_ring]
             security.codec = AESGCMRequestStateCodec(ring)  # the boundary reads .codec per message
 
     store.on_change(rotate)

@@ -18,26 +18,20 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-import importlib
 import logging
 import re
 import secrets
 import unicodedata
-from typing import TYPE_CHECKING
 
 from mcp.types import TextContent
 
 from app.core.binding import bind
 from app.server.content_safety import ContentSafetyCheck, SafetyVerdict
 
-if TYPE_CHECKING:
-    from app.settings import Settings
-
 __all__ = [
     "ContentSafetyCheck",
     "SafetyVerdict",
     "checking_content_with",
-    "content_safety_from",
     "spotlight",
     "untrusted",
 ]
@@ -107,28 +101,3 @@ def _clean_source(source: str) -> str:
     """The source label goes in the header line, so it must be one short, visible line itself."""
     one_line = " ".join(_INVISIBLE.sub("", source).split())
     return one_line.replace("<<", "\u2039\u2039").replace(">>", "\u203a\u203a")[:MAX_SOURCE_CHARS] or "unknown"
-
-
-def content_safety_from(settings: Settings) -> ContentSafetyCheck | None:
-    """The configured check, built once at startup; None when off (the default).
-
-    `azure` is Azure AI Content Safety (optional extra: `uv sync --extra content-safety`); `package.module:factory`
-    names your own: a callable taking `Settings` and returning an object with `async check(text, *, source)`.
-    """
-    provider = settings.content_safety.provider
-    if provider == "off":
-        return None
-    if provider == "azure":
-        try:
-            from app.server.content_safety_azure import AzureContentSafety
-        except ImportError:
-            raise RuntimeError(
-                "CONTENT_SAFETY__PROVIDER=azure needs the optional extra: uv sync --extra content-safety"
-            ) from None
-        return AzureContentSafety.from_settings(settings.content_safety)
-    module_name, _, attr = provider.partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    check = factory(settings)
-    if not isinstance(check, ContentSafetyCheck):
-        raise TypeError(f"CONTENT_SAFETY__PROVIDER {provider} did not return an object with async check()")
-    return check

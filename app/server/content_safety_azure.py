@@ -10,7 +10,6 @@ from azure.ai.contentsafety.models import AnalyzeTextOptions
 from azure.core.credentials import AzureKeyCredential
 
 from app.server.content_safety import SafetyVerdict
-from app.settings import ContentSafetySettings
 
 MAX_TEXT_CHARS = 10_000  # the service's limit per text:analyze request
 
@@ -28,16 +27,17 @@ class AzureContentSafety:
         self._credential = credential  # closed with the client when it holds connections (Entra ID credential)
 
     @classmethod
-    def from_settings(cls, config: ContentSafetySettings) -> AzureContentSafety:
+    def create(cls, endpoint: str, key: str | None, threshold: int, timeout: float) -> AzureContentSafety:
+        """CONTENT_SAFETY__ENDPOINT with its key, or (no key) Entra ID through DefaultAzureCredential."""
         credential: Any
-        if config.key is not None and config.key.get_secret_value():
-            credential = AzureKeyCredential(config.key.get_secret_value())
+        if key:
+            credential = AzureKeyCredential(key)
         else:
             from azure.identity import DefaultAzureCredential  # managed identity in Azure, az login locally
 
             credential = DefaultAzureCredential()
-        client = ContentSafetyClient(str(config.endpoint), credential)
-        return cls(client, config.threshold, config.timeout_seconds, credential)
+        client = ContentSafetyClient(endpoint, credential)
+        return cls(client, threshold, timeout, credential)
 
     async def check(self, text: str, *, source: str) -> SafetyVerdict:
         chunks = [text[i : i + MAX_TEXT_CHARS] for i in range(0, len(text), MAX_TEXT_CHARS)] or [""]

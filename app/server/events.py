@@ -20,7 +20,6 @@ from mcp.server.streamable_http import EventCallback, EventId, EventMessage, Eve
 from mcp_types import JSONRPCMessage, jsonrpc_message_adapter
 
 from app.server.sessions import SessionState, current_scope
-from app.settings import Settings
 
 log = logging.getLogger("app.mcp")
 STORE_RETRY_SECONDS = 5.0
@@ -176,20 +175,3 @@ def _pack(seq: int, data: str | None) -> str:
 def _unpack(raw: bytes) -> tuple[int, str | None]:
     seq, _, data = raw.decode().partition(":")
     return int(seq), data or None
-
-
-def event_store_from(settings: Settings) -> ScopedEventStore | None:
-    """The configured store; None when stateless (the SDK resumes only session streams) or `off`."""
-    mcp = settings.mcp
-    if mcp.stateless or mcp.event_store == "off":
-        return None
-    redis = settings.redis_uri
-    if mcp.event_store == "redis" or (mcp.event_store == "auto" and redis is not None):
-        assert redis is not None  # settings refuse `redis` without a Redis URL
-        return RedisEventStore(redis, mcp.event_store_stream_events, mcp.event_store_ttl_seconds, mcp.server_name)
-    return MemoryEventStore(mcp.event_store_stream_events, mcp.event_store_ttl_seconds, mcp.event_store_max_events)
-
-
-def resumability(settings: Settings, store: EventStore | None) -> dict[str, Any]:
-    """The session manager's resumability arguments: the store, and the SSE `retry` hint that goes with it."""
-    return {"event_store": store, "retry_interval": settings.mcp.sse_retry_ms if store is not None else None}

@@ -12,7 +12,6 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from pydantic_core import to_json
 
 from app.catalog.registry import Catalog
-from app.settings import SecuritySettings
 
 log = logging.getLogger("app.bounds")
 
@@ -25,10 +24,11 @@ def tool_error(text: str) -> dict[str, Any]:
 class ToolBounds:
     """SDK middleware for `tools/call`: a run-time deadline (the task is cancelled) and a cap on the result size."""
 
-    def __init__(self, catalog: Catalog, settings: SecuritySettings) -> None:
-        self.default_timeout = settings.tool_timeout_seconds
+    def __init__(self, catalog: Catalog, default_timeout: float, max_result_bytes: int) -> None:
+        """`default_timeout`: SECURITY__TOOL_TIMEOUT_SECONDS; `max_result_bytes`: SECURITY__MAX_RESULT_BYTES."""
+        self.default_timeout = default_timeout
         self.timeouts = {s.name: s.limits.timeout for s in catalog.of("tool") if s.limits.timeout}
-        self.max_result_bytes = settings.max_result_bytes
+        self.max_result_bytes = max_result_bytes
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":

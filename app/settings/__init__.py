@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from app.core.hosts import is_loopback_host
 from app.settings.authserver import CALLBACK_PATH, AuthServerSettings, PreRegisteredClient
-from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, describe_invalid, is_loopback_host, secret_env_names
+from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, describe_invalid, secret_env_names
 from app.settings.keyvault import KeyVaultSettings
 from app.settings.sections import (
     AuditSettings,

@@ -18,14 +18,19 @@ from pydantic import Field, field_validator
 from pydantic_settings import AzureKeyVaultSettingsSource
 from pydantic_settings.sources.providers.azure import AzureKeyVaultMapping
 
-from app.settings.fields import Section, is_loopback_host, secret_env_names
+from app.core.hosts import is_loopback_host
+from app.core.names import vault_secret_name
+from app.core.startup import StartupError
+from app.settings.fields import Section, secret_env_names
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
 
 
-class KeyVaultError(RuntimeError):
+class KeyVaultError(StartupError):
     """The vault could not supply the settings in time; the message names secrets, never values."""
+
+    label = "secrets error"
 
 
 def _managed_identity(kv: KeyVaultSettings) -> TokenCredential:
@@ -111,11 +116,6 @@ def credential_for(kv: KeyVaultSettings) -> TokenCredential:
     if key not in _credentials:
         _credentials[key] = factory(kv)
     return _credentials[key]
-
-
-def vault_secret_name(env_name: str) -> str:
-    """`AZUREAD__CLIENT_SECRET` / `azuread__client_secret` -> `azuread--client-secret` (the vault's spelling)."""
-    return env_name.lower().replace("_", "-")
 
 
 def is_loopback_url(url: str) -> bool:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from app.core.hosts import is_loopback_host
 from app.settings.fields import (
     DEV_PUBLIC_CLIENT_ID,
     CsvList,
@@ -16,7 +17,6 @@ from app.settings.fields import (
     Section,
     app_id_uri_shape,
     csv_list,
-    is_loopback_host,
     scope_closure,
 )
 

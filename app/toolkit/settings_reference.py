@@ -19,8 +19,8 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from app.core.names import vault_secret_name
 from app.settings import Settings
-from app.settings.keyvault import vault_secret_name
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = REPO / "docs" / "settings.md"

@@ -17,22 +17,14 @@ __all__ = ["HINT", "ToolLockError", "current_for", "differences", "main", "read"
 
 
 def current_for(tools_dir: Path) -> dict[str, Any]:
-    """What a server built on `tools_dir` would serve; no settings, network or auth needed."""
-    from app.auth.authz import Guard
-    from app.catalog.discovery import discover
-    from app.observability.audit import AuditLog
-    from app.observability.observe import Observer
-    from app.observability.telemetry import setup_telemetry
-    from app.secrets.store import SecretStore
-    from app.server.build import build_mcp_server
+    """What a server built on `tools_dir` would serve: the core build every entry point shares (app/compose/core.py),
+    as a review build (no tool secrets, audit or telemetry; no settings from `.env`, no network or auth)."""
+    from app.compose.core import build_core
     from app.settings import Settings
 
     settings = Settings(_env_file=None, app_env="development", tools={"dir": tools_dir})
-    catalog = discover(tools_dir)
-    # Tool secrets are not read: they do not change what is listed, and a lock needs no credentials.
-    quiet = Observer(setup_telemetry(settings, {"OTEL_SDK_DISABLED": "true"}), AuditLog(None), catalog)
-    mcp = build_mcp_server(settings, catalog, Guard(catalog, (), (), settings.scope_uri), SecretStore(settings), quiet)
-    return served_sync(mcp, catalog)
+    core = build_core(settings, for_review=True)
+    return served_sync(core.mcp, core.catalog)
 
 
 def main(argv: list[str] | None = None) -> int:

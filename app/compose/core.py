@@ -1,0 +1,97 @@
+"""The core every entry point shares: HTTP (`create_app`), stdio (`python -m app stdio`) and the lock command.
+
+One build, so what the lock reviews, what a desktop client is served and what HTTP clients are served is the same
+catalog behind the same guards and the same SDK middleware.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+from app.auth.authz import Guard
+from app.auth.downstream import TokenSource
+from app.auth.metadata import app_id_uri_warning
+from app.auth.principal import Principal
+from app.auth.resource import NO_ROUTES, ResourceServer
+from app.catalog.discovery import discover
+from app.catalog.registry import Catalog, Requirement
+from app.compose.parts import content_safety_from
+from app.compose.resource import resource_server, server_options, telemetry_options
+from app.compose.secrets import secret_store
+from app.observability.audit import AuditLog
+from app.observability.observe import Observer
+from app.observability.redaction import install_redaction
+from app.observability.telemetry import Telemetry, setup_telemetry
+from app.secrets.store import SecretStore, set_process_store
+from app.server import toolslock
+from app.server.build import build_mcp_server
+from app.server.content import ContentSafetyCheck
+from app.server.threads import ToolThreads
+from app.settings import Settings
+
+log = logging.getLogger("app")
+
+# How an entry point gets its downstream tokens: on-behalf-of over HTTP, the signed-in user's cache in stdio.
+DownstreamFactory = Callable[[ResourceServer, SecretStore], TokenSource | None]
+
+
+@dataclass
+class Core:
+    """What every entry point serves: the catalog as one resource server, behind one guard, on one MCP server."""
+
+    server: ResourceServer
+    catalog: Catalog
+    telemetry: Telemetry
+    secrets: SecretStore
+    observer: Observer
+    guard: Guard
+    threads: ToolThreads
+    content_check: ContentSafetyCheck | None
+    downstream: TokenSource | None
+    mcp: MCPServer[Any]
+
+
+def build_core(
+    settings: Settings,
+    *,
+    routes: Requirement = NO_ROUTES,
+    downstream: DownstreamFactory | None = None,
+    caller: Callable[[], Principal | None] | None = None,
+    audit_sink: str | None = None,
+    telemetry_env: Mapping[str, str] | None = None,
+    for_review: bool = False,
+) -> Core:
+    """Discover tools, load secrets, then build the guard and the MCP server, and check it against tools.lock.
+
+    `routes`: what the FastAPI routes beside MCP require (HTTP only). `caller`: the one signed-in caller (stdio).
+    `for_review`: the lock command's build: tool secrets are not read and the lock is not checked (it is the
+    thing being written), audit and telemetry are off.
+    """
+    telemetry = setup_telemetry(
+        telemetry_options(settings), {"OTEL_SDK_DISABLED": "true"} if for_review else telemetry_env
+    )
+    catalog = discover(settings.tools.dir)
+    server = resource_server(settings, catalog, routes)
+    secrets = secret_store(settings, () if for_review else catalog.secrets)
+    if not for_review:
+        install_redaction(secrets.plain_values)
+        set_process_store(secrets)
+    sink = "off" if for_review else audit_sink or settings.audit.sink
+    observer = Observer(telemetry, AuditLog.open(sink), catalog)
+    if not for_review and (mismatch := app_id_uri_warning(server)) is not None:
+        log.warning(mismatch)
+    guard = Guard(catalog, server.required_scopes, server.required_roles, server.scope_uri)
+    threads = ToolThreads(settings.tools.threads)
+    content_check = None if for_review else content_safety_from(settings)
+    source = downstream(server, secrets) if downstream is not None else None
+    options = server_options(settings)
+    mcp = build_mcp_server(options, catalog, guard, secrets, observer, source, content_check, threads, caller=caller)
+    # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
+    if not for_review and settings.tools_lock_mode != "off":
+        toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
+    return Core(server, catalog, telemetry, secrets, observer, guard, threads, content_check, source, mcp)

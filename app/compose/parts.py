@@ -1,0 +1,56 @@
+"""The parts built straight from settings: content safety, the event store for resumable streams."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from mcp.server.streamable_http import EventStore
+
+from app.server.content_safety import ContentSafetyCheck
+from app.server.events import MemoryEventStore, RedisEventStore, ScopedEventStore
+from app.settings import Settings
+
+
+def content_safety_from(settings: Settings) -> ContentSafetyCheck | None:
+    """The configured check, built once at startup; None when off (the default).
+
+    `azure` is Azure AI Content Safety (optional extra: `uv sync --extra content-safety`); `package.module:factory`
+    names your own: a callable taking `Settings` and returning an object with `async check(text, *, source)`.
+    """
+    provider = settings.content_safety.provider
+    if provider == "off":
+        return None
+    if provider == "azure":
+        try:
+            from app.server.content_safety_azure import AzureContentSafety
+        except ImportError:
+            raise RuntimeError(
+                "CONTENT_SAFETY__PROVIDER=azure needs the optional extra: uv sync --extra content-safety"
+            ) from None
+        config = settings.content_safety
+        key = config.key.get_secret_value() if config.key is not None else None
+        return AzureContentSafety.create(str(config.endpoint), key, config.threshold, config.timeout_seconds)
+    module_name, _, attr = provider.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    check = factory(settings)
+    if not isinstance(check, ContentSafetyCheck):
+        raise TypeError(f"CONTENT_SAFETY__PROVIDER {provider} did not return an object with async check()")
+    return check
+
+
+def event_store_from(settings: Settings) -> ScopedEventStore | None:
+    """The configured store; None when stateless (the SDK resumes only session streams) or `off`."""
+    mcp = settings.mcp
+    if mcp.stateless or mcp.event_store == "off":
+        return None
+    redis = settings.redis_uri
+    if mcp.event_store == "redis" or (mcp.event_store == "auto" and redis is not None):
+        assert redis is not None  # settings refuse `redis` without a Redis URL
+        return RedisEventStore(redis, mcp.event_store_stream_events, mcp.event_store_ttl_seconds, mcp.server_name)
+    return MemoryEventStore(mcp.event_store_stream_events, mcp.event_store_ttl_seconds, mcp.event_store_max_events)
+
+
+def resumability(settings: Settings, store: EventStore | None) -> dict[str, Any]:
+    """The session manager's resumability arguments: the store, and the SSE `retry` hint that goes with it."""
+    return {"event_store": store, "retry_interval": settings.mcp.sse_retry_ms if store is not None else None}

@@ -1,0 +1,122 @@
+"""The secret store from settings: the server's own secrets (client secret, request-state keys, ...) and every secret
+the tools declare, read through the same sources in the same order as `Settings`, and re-read for rotation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from pydantic import SecretStr, create_model
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from app.auth.downstream import ClientCredential, certificate_credential
+from app.core.names import vault_secret_name
+from app.observability.readiness import Readiness
+from app.secrets.store import SecretRefresher, SecretsError, SecretStore, Values
+from app.settings import KeyVaultSettings, Settings, layered_sources, secret_env_names
+
+
+class _ToolSecretsBase(BaseSettings):
+    """Tool secrets read through the same sources, in the same order, as `Settings`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, secrets_dir_missing="ok"
+    )
+    keyvault_settings: ClassVar[KeyVaultSettings] = KeyVaultSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return layered_sources(
+            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings, cls.keyvault_settings
+        )
+
+
+def load_tool_secrets(names: Iterable[str], settings: Settings) -> dict[str, SecretStr]:
+    """Read every declared tool secret (env `WEATHER__API_KEY`, vault `weather--api-key`, ...); all are required."""
+    names = sorted(set(names))
+    if not names:
+        return {}
+    fields: dict[str, Any] = {name.replace("-", "_"): (SecretStr | None, None) for name in names}
+    model: type[_ToolSecretsBase] = create_model("ToolSecrets", __base__=_ToolSecretsBase, **fields)
+    model.keyvault_settings = settings.keyvault
+    # Same .env file and secrets directory as the settings were read with (tests pass _env_file=None).
+    options = {k: v for k, v in settings.init_values.items() if k in {"_env_file", "_secrets_dir"}}
+    values = model(**options)
+    found = {name: getattr(values, name.replace("-", "_")) for name in names}
+    missing = [name for name, value in found.items() if value is None]
+    if missing:
+        raise SecretsError(
+            "missing tool secret(s): "
+            + ", ".join(f"{n} (Key Vault {n}, or env {n.replace('-', '_').upper()})" for n in missing)
+        )
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def settings_secrets(settings: Settings) -> Values:
+    """Every secret setting that is set, by vault-style name (`azuread--client-secret`)."""
+    values: dict[str, SecretStr | list[SecretStr]] = {}
+    for env_name in secret_env_names(Settings):
+        target: Any = settings
+        for part in env_name.split("__"):
+            target = getattr(target, part)
+        if target is not None:
+            values[vault_secret_name(env_name)] = target
+    return values
+
+
+def secret_store(settings: Settings, tool_secret_names: Iterable[str] = ()) -> SecretStore:
+    """The live store: the server's secrets and the tools' declared ones (each must be found)."""
+    return SecretStore(settings_secrets(settings), load_tool_secrets(tool_secret_names, settings))
+
+
+def reloader(
+    settings: Settings, tool_secret_names: Iterable[str]
+) -> Callable[[], tuple[Values, Mapping[str, SecretStr]]]:
+    """A fresh read of every source for the refresher (KEYVAULT__REFRESH_SECONDS); raises like the first read."""
+    names = sorted(set(tool_secret_names))
+
+    def load() -> tuple[Values, Mapping[str, SecretStr]]:
+        current = settings.reload()
+        return settings_secrets(current), load_tool_secrets(names, current)
+
+    return load
+
+
+def client_credential(settings: Settings, store: SecretStore) -> Callable[[], ClientCredential | None]:
+    """This server's credential at Entra: a certificate (preferred by Microsoft), else the current client secret
+    (the store's, so a rotated one rebuilds the MSAL client). For on-behalf-of and the facade."""
+    path = settings.azuread.client_certificate_path
+    certificate = certificate_credential(path) if path else None
+
+    def credential() -> ClientCredential | None:
+        if certificate is not None:
+            return certificate
+        secret = store.find("azuread--client-secret")
+        return secret.get_secret_value() if secret else None
+
+    return credential
+
+
+@asynccontextmanager
+async def rotating(
+    settings: Settings, store: SecretStore, tool_secret_names: Iterable[str], readiness: Readiness
+) -> AsyncIterator[None]:
+    """Re-read every source each KEYVAULT__REFRESH_SECONDS while the app runs (off when unset); with Key Vault,
+    readiness reports whether the last background re-read got through (no extra calls)."""
+    interval = settings.keyvault.refresh_seconds
+    if not interval:
+        yield
+        return
+    refresher = SecretRefresher(store, reloader(settings, tool_secret_names), interval)
+    async with refresher.running():
+        if settings.keyvault.url:
+            readiness.add("key_vault", refresher.last_refresh_ok)
+        yield
