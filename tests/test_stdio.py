@@ -28,7 +28,7 @@ from msal_extensions import build_encrypted_persistence
 from pydantic import SecretStr
 
 from app.auth.dev_requests import TEST_USERS
-from app.local.identity import SignInError, token_cache
+from app.local.identity import CACHE_FILE, SignInError, token_cache
 from app.local.settings import LocalSettings
 from app.settings import DEV_CLIENT_ID, DEV_TENANT_ID, Settings
 from app.settings.sources import WithoutSecrets
@@ -325,10 +325,10 @@ def test_token_cache_is_encrypted_or_refused_without_the_dev_fallback(tmp_path: 
     except Exception:  # this machine: no PyGObject, no unlocked libsecret keyring
         keyring = False
     if keyring:
-        assert token_cache(settings, tmp_path)._persistence.is_encrypted
+        assert token_cache(tmp_path / CACHE_FILE, settings.stdio.allow_plain_cache)._persistence.is_encrypted
     else:
         with pytest.raises(SignInError, match="STDIO__ALLOW_PLAIN_CACHE"):
-            token_cache(settings, tmp_path)
+            token_cache(tmp_path / CACHE_FILE, settings.stdio.allow_plain_cache)
         assert not (tmp_path / "msal-token-cache.bin").exists()
     with pytest.raises(ValueError, match="STDIO__ALLOW_PLAIN_CACHE"):
         Settings(

@@ -14,8 +14,9 @@ import sys
 import time
 import webbrowser
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -27,7 +28,6 @@ from msal_extensions import FilePersistence, PersistedTokenCache, build_encrypte
 from app.auth.downstream import DownstreamAuthError
 from app.auth.principal import Principal
 from app.core.startup import StartupError
-from app.settings import Settings
 
 log = logging.getLogger("app.local")
 CACHE_FILE = "msal-token-cache.bin"
@@ -39,14 +39,17 @@ class SignInError(StartupError):
     label = "sign-in error"
 
 
-def authority(settings: Settings) -> str:
-    return settings.stdio.authority or f"{settings.instance.rstrip('/')}/{settings.tenant_id}"
+@dataclass(frozen=True)
+class SignIn:
+    """How the user signs in: the public client at its authority, for this server's App ID URI (built from STDIO__*
+    and the Entra settings by app/local/settings.py)."""
 
-
-def public_client_id(settings: Settings) -> str:
-    if settings.stdio.client_id:
-        return settings.stdio.client_id
-    return settings.dev_issuer.client_id if settings.dev_issuer_active else settings.client_id
+    authority: str
+    client_id: str
+    app_id_uri: str
+    mode: Literal["auto", "broker", "browser", "device_code"] = "auto"
+    timeout_seconds: int = 300
+    allow_plain_cache: bool = False
 
 
 def broker_available() -> bool:
@@ -68,15 +71,14 @@ def browser_available() -> bool:
     return True
 
 
-def token_cache(settings: Settings, data_dir: Path) -> PersistedTokenCache:
+def token_cache(path: Path, allow_plain: bool = False) -> PersistedTokenCache:
     """MSAL's cache, persisted encrypted; the plain 0600 file only when STDIO__ALLOW_PLAIN_CACHE allows it."""
-    path = settings.stdio.cache_path or data_dir / CACHE_FILE
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         return PersistedTokenCache(build_encrypted_persistence(str(path)))
     except Exception as exc:  # no keyring: libsecret or PyGObject missing, a locked keyring, no D-Bus session
         why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
-        if not settings.stdio.allow_plain_cache:
+        if not allow_plain:
             raise SignInError(
                 f"the token cache cannot be encrypted on this machine ({why}); install and unlock an OS keyring "
                 "(libsecret and PyGObject on Linux), or for development only set STDIO__ALLOW_PLAIN_CACHE=true"
@@ -103,12 +105,13 @@ def _claims(token: str | None) -> dict[str, Any]:
 class LocalIdentity:
     """One public client, one signed-in account for the process; also the `TokenSource` for downstream tokens."""
 
-    def __init__(self, settings: Settings, scopes: Sequence[str], data_dir: Path) -> None:
-        self.settings = settings
-        self.scopes = [settings.scope_uri(s) for s in scopes]
-        self.client_id = public_client_id(settings)
-        self.authority = authority(settings)
-        self.cache = token_cache(settings, data_dir)
+    def __init__(self, sign_in: SignIn, scopes: Sequence[str], cache: PersistedTokenCache) -> None:
+        """`scopes`: as clients request them (`{app_id_uri}/{scope}`); `cache`: `token_cache(...)`."""
+        self.options = sign_in
+        self.scopes = list(scopes)
+        self.client_id = sign_in.client_id
+        self.authority = sign_in.authority
+        self.cache = cache
         self.account: dict[str, Any] | None = None
         self._app: msal.PublicClientApplication | None = None
 
@@ -161,7 +164,7 @@ class LocalIdentity:
         return None
 
     def _interactive(self) -> dict[str, Any]:
-        mode, timeout = self.settings.stdio.sign_in, self.settings.stdio.sign_in_timeout_seconds
+        mode, timeout = self.options.mode, self.options.timeout_seconds
         result: dict[str, Any] | None = None
         if mode == "broker" or (mode == "auto" and broker_available()):
             result = self.app.acquire_token_interactive(
@@ -199,7 +202,7 @@ class LocalIdentity:
         """ID token claims (who) plus the access token's scopes and roles (what the API would grant)."""
         identity = self._id_claims() or result.get("id_token_claims") or {}
         access = _claims(result.get("access_token"))
-        prefix = self.settings.app_id_uri + "/"
+        prefix = self.options.app_id_uri + "/"
         if isinstance(access.get("scp"), str):
             scopes = access["scp"].split()
         else:

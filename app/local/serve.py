@@ -22,8 +22,8 @@ from app.auth.resource import ResourceServer
 from app.compose.core import build_core
 from app.compose.startup import exit_on_startup_error
 from app.core.sdk_private import lowlevel_server
-from app.local.identity import LocalIdentity
-from app.local.settings import LocalSettings, audit_sink, user_data_dir
+from app.local.identity import LocalIdentity, token_cache
+from app.local.settings import LocalSettings, audit_sink, cache_path, sign_in_options, user_data_dir
 from app.observability.logging import configure_logging
 from app.secrets.store import SecretStore
 from app.settings import Settings
@@ -38,7 +38,9 @@ def build_local(settings: Settings) -> tuple[Any, LocalIdentity, list[Principal]
     signed_in: list[Principal] = []  # filled once the user has signed in, before any message is served
 
     def identity(server: ResourceServer, _: SecretStore) -> LocalIdentity:
-        return LocalIdentity(settings, settings.stdio.scopes or server.declared_scopes(), data_dir)
+        scopes = [server.scope_uri(scope) for scope in settings.stdio.scopes or server.declared_scopes()]
+        cache = token_cache(cache_path(settings, data_dir), settings.stdio.allow_plain_cache)
+        return LocalIdentity(sign_in_options(settings), scopes, cache)
 
     core = build_core(
         settings,

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from app.core.startup import StartupError
+from app.local.identity import CACHE_FILE, SignIn
 from app.settings import Settings, secret_env_names
 from app.settings.keyvault import BoundedKeyVaultSource
 from app.settings.sources import WithoutSecrets
@@ -71,3 +72,23 @@ def audit_sink(settings: Settings, data_dir: Path) -> str:
     if settings.audit.sink == "stdout":
         return f"file:{data_dir / 'audit.jsonl'}"
     return settings.audit.sink
+
+
+def sign_in_options(settings: Settings) -> SignIn:
+    """The public client local mode signs in with: STDIO__CLIENT_ID, else the dev issuer's client (development),
+    else this server's app registration; at STDIO__AUTHORITY, else the tenant's authority."""
+    stdio = settings.stdio
+    client_id = stdio.client_id or (settings.dev_issuer.client_id if settings.dev_issuer_active else settings.client_id)
+    return SignIn(
+        authority=stdio.authority or f"{settings.instance.rstrip('/')}/{settings.tenant_id}",
+        client_id=client_id,
+        app_id_uri=settings.app_id_uri,
+        mode=stdio.sign_in,
+        timeout_seconds=stdio.sign_in_timeout_seconds,
+        allow_plain_cache=stdio.allow_plain_cache,
+    )
+
+
+def cache_path(settings: Settings, data_dir: Path) -> Path:
+    """STDIO__CACHE_PATH, else the token cache file in the user's data directory."""
+    return settings.stdio.cache_path or data_dir / CACHE_FILE
