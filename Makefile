@@ -107,6 +107,7 @@ nginx-check: ## nginx -t on config/nginx.conf and the test template
 podman-smoke: ## (root) build with podman and check non-root, read-only FS, SIGTERM
 	config/podman-smoke.sh
 
-docs: install ## regenerate docs/settings.md from Settings, then build the site into site/ (mkdocs build --strict)
+docs: install ## regenerate docs/settings.md and the package map of docs/architecture.md, then build the site (site/)
 	$(RUN) python -m app.toolkit.settings_reference
+	$(RUN) python -m app.toolkit.architecture_map
 	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict

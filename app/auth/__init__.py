@@ -1,3 +1,3 @@
-"""Identity and authorization: token validation and keys, the principal, challenges, authorization before dispatch,
-Protected Resource Metadata, on-behalf-of and the dev issuer.
+"""Identity and authorization: this server as a resource (`ResourceServer`), token validation and keys, the
+principal, challenges, authorization before dispatch, Protected Resource Metadata and on-behalf-of.
 """
