@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -16,26 +15,21 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from app.main import create_app
-from app.settings import Settings
 from app.settings.keyvault import CREDENTIALS
 
-# Shared values and helpers live in tests/support/; re-exported here for the modules that still import them from here.
-from tests.support.calls import MODERN_HEADERS, mcp_client, modern_call, rpc  # noqa: F401
+# Fixtures and pytest hooks only: every helper and shared value lives in tests/support/ and is imported from there.
 from tests.support.entra import MINTED, EntraStandIn
-from tests.support.keyvault import KeyVaultStandIn, LocalIssuerCredential, TlsFiles, make_tls
+from tests.support.keyvault import VAULT_IDENTITY, KeyVaultStandIn, LocalIssuerCredential, TlsFiles, make_tls
+from tests.support.otel import OtelMemory
 from tests.support.servers import ServerThread, free_port
-from tests.support.values import (  # noqa: F401
-    CLIENT_ID,
-    JWT_SHAPED,
-    OTHER_TENANT,
-    REPO,
-    REQUEST_STATE_KEY,
-    TENANT,
-    TEST_TOOLS,
-    settings_for,
-)
+from tests.support.tls import self_signed
+from tests.support.values import CLIENT_ID, JWT_SHAPED, TENANT, settings_for
 
 # The tool authors' fixtures (as_user, as_app, mcp_server) ship with the framework.
 pytest_plugins = ["app.toolkit.testing"]
@@ -48,11 +42,11 @@ pytest_plugins = ["app.toolkit.testing"]
 # drops them under pytest 9.2: pytest-xdist issue 1386.)
 ONE_WORKER_MODULES = frozenset(
     {
-        "tests/test_bench.py",
-        "tests/test_conformance.py",  # one run of the conformance suite per mode serves all its tests
-        "tests/test_nginx.py",
-        "tests/test_rate_limits_redis.py",
-        "tests/test_route_limits.py",
+        "tests/bench/test_run.py",
+        "tests/main/test_conformance.py",  # one run of the conformance suite per mode serves all its tests
+        "tests/main/test_nginx.py",
+        "tests/edge/test_rate_limits_redis.py",
+        "tests/edge/test_route_limits.py",
     }
 )
 
@@ -129,9 +123,6 @@ def _entra_up(entra: EntraStandIn) -> None:
     entra.down = False
 
 
-VAULT_IDENTITY = "dddddddd-0000-4000-8000-00000000000d"  # the server's managed identity, as the vault sees it
-
-
 @pytest.fixture(scope="session")
 def vault_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return make_tls(tmp_path_factory.mktemp("vault-tls"))
@@ -154,18 +145,6 @@ def keyvault(_vault_server: KeyVaultStandIn, entra: EntraStandIn, monkeypatch: p
     credential = LocalIssuerCredential(entra, TENANT, VAULT_IDENTITY)
     monkeypatch.setitem(CREDENTIALS, "local-issuer", lambda _kv: credential)
     return _vault_server
-
-
-def vault_section(vault: KeyVaultStandIn, tls: TlsFiles, **extra: Any) -> dict[str, Any]:
-    """The `keyvault` settings section pointing at the stand-in (trusting its test CA)."""
-    return {"url": vault.base, "credential": "local-issuer", "ca_file": tls.ca, "timeout_seconds": 5, **extra}
-
-
-@contextmanager
-def run_app(settings: Settings) -> Iterator[ServerThread]:
-    port = int(settings.resource_host.rsplit(":", 1)[1])
-    with ServerThread(create_app(settings), port=port) as server:
-        yield server
 
 
 @pytest.fixture
@@ -202,33 +181,6 @@ def token(entra: EntraStandIn) -> Callable[..., str]:
     return mint
 
 
-@dataclass
-class OtelMemory:
-    """The SDK's in-memory exporters, installed as the process's global providers (once per test session)."""
-
-    spans: InMemorySpanExporter
-    reader: InMemoryMetricReader
-
-    def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        return [
-            point
-            for resource in (data.resource_metrics if data else [])
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
-
-    def total(self, name: str, **attributes: Any) -> float:
-        """Sum (counters) or count (histograms) of the points whose attributes include `attributes`."""
-        found = 0.0
-        for point in self.points(name):
-            if all(point.attributes.get(k) == v for k, v in attributes.items()):
-                found += getattr(point, "count", None) or getattr(point, "value", 0)
-        return found
-
-
 _otel_memory: OtelMemory | None = None
 
 
@@ -245,3 +197,27 @@ def otel() -> OtelMemory:
         _otel_memory = OtelMemory(exporter, reader)
     _otel_memory.spans.clear()
     return _otel_memory
+
+
+# ---- on-behalf-of: an https Entra stand-in (MSAL needs one) and a downstream API (tests of OBO, secrets, injection)
+@pytest.fixture
+def entra_tls(tmp_path: Path) -> Iterator[tuple[EntraStandIn, Path]]:
+    """MSAL only talks to https authorities, so this stand-in serves TLS with a throwaway certificate."""
+    cert, key = self_signed(tmp_path)
+    stand_in = EntraStandIn()
+    with ServerThread(stand_in.app(), ssl_certfile=str(cert), ssl_keyfile=str(key)) as server:
+        stand_in.base = f"https://127.0.0.1:{server.port}/"
+        yield stand_in, cert
+
+
+@pytest.fixture
+def profile_api() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A downstream API stand-in that records every request's headers."""
+    seen: list[dict[str, str]] = []
+
+    async def me(request: Request) -> JSONResponse:
+        seen.append(dict(request.headers))
+        return JSONResponse({"displayName": "Alice Example", "mail": "alice@contoso.example", "jobTitle": "SRE"})
+
+    with ServerThread(Starlette(routes=[Route("/v1.0/me", me)])) as server:
+        yield f"{server.url}/v1.0", seen

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx2
 
-from tests.conftest import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT
 from tests.support.entra import EntraStandIn
 from tests.support.servers import free_port
+from tests.support.values import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT
 
 
 @contextmanager
@@ -60,3 +60,22 @@ def app_process(entra: EntraStandIn, tmp_path: Path, **env: str) -> Iterator[str
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def run_uvicorn(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`uvicorn app.main:app` with only `env`'s app settings (and a free dev-issuer port), run to its exit in `cwd`."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AZUREAD__", "MCP__", "APP_ENV", "TOOLS__", "KEYVAULT__"))
+    }
+    dev_issuer = {"DEV_ISSUER__PORT": str(free_port())}  # never the default 8001: `make run` may hold it
+    return subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
+        env={**clean, "PYTHONPATH": str(REPO), **dev_issuer, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -45,3 +45,13 @@ def modern_call(name: str, arguments: dict[str, Any] | None = None) -> tuple[dic
         },
     }
     return headers, rpc("tools/call", params)
+
+
+async def call(
+    http: httpx2.AsyncClient, token: str | None, tool: str, arguments: dict[str, Any] | None = None, request_id: int = 1
+) -> httpx2.Response:
+    headers, body = modern_call(tool, arguments)
+    body["id"] = request_id
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return await http.post("/mcp", json=body, headers=headers)

@@ -190,3 +190,11 @@ class LocalIssuerCredential:
             tenant=tenant_id or self.tenant, audience=resource, roles=["Secrets.Read"], app_id=self.app_id
         )
         return AccessToken(token, int(time.time()) + 600)
+
+
+VAULT_IDENTITY = "dddddddd-0000-4000-8000-00000000000d"  # the server's managed identity, as the vault sees it
+
+
+def vault_section(vault: KeyVaultStandIn, tls: TlsFiles, **extra: Any) -> dict[str, Any]:
+    """The `keyvault` settings section pointing at the stand-in (trusting its test CA)."""
+    return {"url": vault.base, "credential": "local-issuer", "ca_file": tls.ca, "timeout_seconds": 5, **extra}

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx2
 
-from tests.conftest import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT, TEST_TOOLS
 from tests.support.entra import EntraStandIn
 from tests.support.redis import RedisServer
 from tests.support.servers import free_port
+from tests.support.values import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT, TEST_TOOLS
 
 # The settings sections a replica sets itself: none of them is inherited from the test run's environment.
 SECTIONS = (
@@ -47,12 +47,17 @@ class Replica:
             "TOOLS__DIR": str(TEST_TOOLS),
             "TOOLS__LOCK_MODE": "warn",  # the test tools have no tools.lock
             "RATE_LIMIT__STORAGE_URI": redis.uri,
+            "PYTHONPATH": str(REPO),
             **env,
         }
         command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)]
         self.log = log_path.open("w")
         self.process = subprocess.Popen(
-            [*command, "--log-level", "warning"], cwd=REPO, env=values, stdout=self.log, stderr=subprocess.STDOUT
+            [*command, "--log-level", "warning"],
+            cwd=log_path.parent,
+            env=values,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 60) -> None:

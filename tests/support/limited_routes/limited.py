@@ -1,4 +1,5 @@
-"""Rate-limited test routes (tests/test_route_limits.py): a limit per caller, and one per client IP on a public one."""
+"""Rate-limited test routes (tests/edge/test_route_limits.py): a limit per caller, and one per client IP on a public
+one."""
 
 from typing import Any
 
