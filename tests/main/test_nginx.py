@@ -197,8 +197,8 @@ async def test_sigterm_during_a_call_finishes_it_and_exits_0(
         app.wait_healthy()
         async with client(app.url, token(), source="127.0.0.1") as (sdk, _):
             await sdk.list_tools()  # the client checks results against output schemas; fetch them while we can
-            call = asyncio.create_task(sdk.call_tool("edge_sleep", {"seconds": 4.0}))  # outlasts the drain
-            await asyncio.sleep(0.5)  # the call is in flight
+            call, running = _in_flight(sdk, 4.0)  # outlasts the drain
+            await asyncio.wait_for(running.wait(), 30)  # the tool has started
             app.proc.send_signal(signal.SIGTERM)
             readiness = await _poll_readyz(app.url, until=503, within=2.5)  # draining: answering, but not ready
             result = await call
@@ -222,8 +222,8 @@ async def test_a_call_longer_than_the_grace_period_is_cut_off_and_the_exit_is_st
         app.wait_healthy()
         async with client(app.url, token(), source="127.0.0.1") as (sdk, _):
             await sdk.list_tools()
-            call = asyncio.create_task(sdk.call_tool("edge_sleep", {"seconds": 30.0}))
-            await asyncio.sleep(0.5)
+            call, running = _in_flight(sdk, 30.0)
+            await asyncio.wait_for(running.wait(), 30)
             signalled = time.monotonic()
             app.proc.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(app.proc.wait, 15) == 0, app.log.read_text()[-3000:]
@@ -268,3 +268,13 @@ async def test_readiness_is_false_while_the_jwks_is_unreachable(entra: EntraStan
                 await asyncio.sleep(0.25)
     finally:
         app.stop()
+
+
+def _in_flight(sdk: Any, seconds: float) -> tuple[asyncio.Task[Any], asyncio.Event]:
+    """An `edge_sleep` call, and the event its first progress notification sets: the tool is running."""
+    running = asyncio.Event()
+
+    async def progressed(progress: float, total: float | None, message: str | None) -> None:
+        running.set()
+
+    return asyncio.create_task(sdk.call_tool("edge_sleep", {"seconds": seconds}, progress_callback=progressed)), running

@@ -31,8 +31,9 @@ async def edge_progress(ctx: Context, pause: float = 1.0) -> str:
 
 
 @tool(scopes=["mcp.read"])
-async def edge_sleep(seconds: float = 2.0) -> str:
-    """An in-flight call for the graceful-shutdown test."""
+async def edge_sleep(ctx: Context, seconds: float = 2.0) -> str:
+    """An in-flight call for the graceful-shutdown test: progress says it is running, then it sleeps."""
+    await ctx.report_progress(0, seconds, "running")
     await asyncio.sleep(seconds)
     return f"slept {seconds} in {os.getpid()}"
 
