@@ -66,7 +66,7 @@ from app.core.asgi import EnsureResponse
 from app.core.heap import freeze_startup_heap
 from app.edge.bounds import CapConcurrency, LimitBody
 from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders, sdk_transport_security
-from app.edge.limiter import Limiter
+from app.edge.limiter import RateCounter
 from app.edge.ratelimit import RateLimit, ThrottleUnauthenticated
 from app.edge.route_throttle import FailedAuthThrottle
 from app.edge.streams import CapStreams
@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     )
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
     validator = EntraTokenValidator(settings, http)
-    limiter = Limiter(settings.rate_limit, namespace=settings.mcp.server_name)
+    limiter = RateCounter(settings.rate_limit, namespace=settings.mcp.server_name)
     security, rates = settings.security, settings.rate_limit
 
     telemetry.track_sessions(mcp.session_manager)

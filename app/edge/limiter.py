@@ -24,6 +24,7 @@ from limits.errors import StorageError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.core.renamed import deprecated_aliases
 from app.edge.windows import Windows
 from app.settings import RateLimitSettings
 
@@ -52,7 +53,7 @@ ALLOWED = Verdict(True)
 STORAGE_ERRORS = (StorageError, ConnectionError, TimeoutError, OSError)
 
 
-class Limiter:
+class RateCounter:
     """Counters in shared storage (moving window by default); an outage follows the configured policy, logged once."""
 
     def __init__(self, settings: RateLimitSettings, namespace: str) -> None:
@@ -167,3 +168,7 @@ def _storage(uri: str) -> Storage:
         # No client retries: a hit is not idempotent, and a silent retry after a timeout would count it twice.
         retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
     )
+
+
+# `Limiter`, the old name, clashed with slowapi's `limiter` for routes: kept, deprecated, for one release.
+__getattr__ = deprecated_aliases(__name__, {"Limiter": "RateCounter"}, globals())
