@@ -5,8 +5,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from app.auth.dependencies import Caller, authenticated, public, requires
 from app.auth.downstream import DownstreamAuthError, downstream_token
 from app.auth.principal import NotAuthenticatedError, Principal, current_principal
+from app.catalog.decorators import completion, prompt, resource, tool
 from app.catalog.injection import Downstream, Secret
-from app.catalog.registry import completion, prompt, resource, tool
 from app.edge.route_limits import limiter
 from app.secrets.store import secret
 from app.server.ask import Ask, ask

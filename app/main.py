@@ -38,7 +38,7 @@ from app.compose.http import (
 from app.compose.parts import event_store_from
 from app.compose.secrets import client_credential, rotating
 from app.compose.startup import exit_on_startup_error
-from app.edge.limiter import Limiter
+from app.edge.limiter import RateCounter
 from app.edge.route_throttle import FailedAuthThrottle
 from app.observability.access_log import install_access_log_filter
 from app.observability.logging import configure_logging
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     core = build_core(settings, routes=routes.requirement, downstream=on_behalf_of(settings))
     server, rates, secrets = core.server, settings.rate_limit, core.secrets
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
-    validator, limiter = EntraTokenValidator(server, http), Limiter(rates, namespace=server.name)
+    validator, limiter = EntraTokenValidator(server, http), RateCounter(rates, namespace=server.name)
     # The 401 names the scopes Protected Resource Metadata lists (`{app_id_uri}/{scope}`), never offline_access.
     challenges = Challenges(server.metadata_url, server.supported_scopes())
     events = event_store_from(settings)  # resumable session streams (app/server/events.py)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from app import completion, current_principal, prompt, resource, tool
+from app import Caller, completion, current_principal, prompt, resource, tool
 
 # Per-caller in-memory store: a stand-in for your real backend. Keyed by principal, so callers never see each other's.
 _NOTES: dict[str, list["Note"]] = defaultdict(list)
@@ -20,30 +20,32 @@ class Note(BaseModel):
 
 @tool(scopes=["notes.read"])
 def search_notes(
+    caller: Caller,
     query: Annotated[str, Field(min_length=1, max_length=200, description="Text to look for in titles and bodies")],
     limit: Annotated[int, Field(ge=1, le=50, description="At most this many notes")] = 10,
 ) -> list[Note]:
     """Find the caller's notes whose title or body contains the query (case-insensitive)."""
     needle = query.casefold()
-    notes = _NOTES[current_principal().key]
+    notes = _NOTES[caller.key]
     return [n for n in notes if needle in n.title.casefold() or needle in n.body.casefold()][:limit]
 
 
 @tool(scopes=["notes.write"])
 def create_note(
+    caller: Caller,
     title: Annotated[str, Field(min_length=1, max_length=120)],
     body: Annotated[str, Field(max_length=10_000)] = "",
 ) -> Note:
     """Create a note for the caller. Needs the notes.write scope."""
     note = Note(title=title, body=body, created_at=datetime.now(UTC))
-    _NOTES[current_principal().key].append(note)
+    _NOTES[caller.key].append(note)
     return note
 
 
 @resource("notes://recent", scopes=["notes.read"], mime_type="application/json")
-def recent_notes() -> str:
+def recent_notes(caller: Caller) -> str:
     """The caller's five most recent notes, as JSON."""
-    notes = _NOTES[current_principal().key][-5:]
+    notes = _NOTES[caller.key][-5:]
     return "[" + ",".join(n.model_dump_json() for n in notes) + "]"
 
 
@@ -56,5 +58,6 @@ def summarize_notes(topic: str) -> str:
 @completion("summarize_notes")
 def complete_topic(argument: str, value: str, context: dict[str, str]) -> list[str]:
     """Suggest topics from words in the caller's note titles."""
+    # A completion's signature is fixed (argument, value, context): `current_principal()` is the caller here.
     words = {w.casefold() for note in _NOTES[current_principal().key] for w in note.title.split()}
     return sorted(w for w in words if w.startswith(value.casefold()))

@@ -20,6 +20,7 @@ class ProfileApi(BaseSettings):
 async def my_profile() -> dict[str, Any]:
     """The caller's directory profile (display name, mail, job title) from Microsoft Graph."""
     api = ProfileApi()
+    # The scopes come from settings at call time, so not a `Downstream(scopes=[...])` parameter: downstream_token().
     token = await downstream_token(api.scopes)  # exchanged via MSAL on-behalf-of; cached by MSAL
     async with httpx2.AsyncClient(timeout=10) as http:
         response = await http.get(f"{api.base_url}/me", headers={"Authorization": f"Bearer {token}"})

@@ -8,5 +8,5 @@ from app import Caller, tool
 @tool(scopes=["mcp.read"], roles=["mcp.read.all"])
 def whoami(caller: Caller) -> dict[str, Any]:
     """Return the caller's identity as this server sees it (object id, tenant, client app, scopes, roles)."""
-    # `caller` is injected by the framework (the same as `current_principal()`); it is not a tool argument.
+    # `caller` is filled in by the framework; it is not a tool argument (absent from the input schema).
     return caller.public_view()

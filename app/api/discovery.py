@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -76,6 +77,7 @@ def _check(route: object, path: Path, catalog: RouteCatalog) -> None:
             "@router.get/post/... routes (APIRoute) are served, each with its auth declared"
         )
     name = f"{','.join(sorted(route.methods or ()))} {route.path} ({path.name}:{route.name})"
+    _warn_wrapped(route, name)
     for call, scopes in _calls(route.dependant):
         if isinstance(call, Requires):
             catalog.scopes.update(scopes)
@@ -87,9 +89,23 @@ def _check(route: object, path: Path, catalog: RouteCatalog) -> None:
         log.warning("route %s is public: anyone may call it, without a token", name)
         return
     raise RouteDiscoveryError(
-        f"route {name} declares no auth: add a `caller: Caller` parameter or dependencies=[requires(scopes=[...])], "
-        "or dependencies=[Depends(public)] to serve it to anyone without a token"
+        f"route {name} declares no auth: add dependencies=[requires(scopes=[...])] or dependencies=[authenticated] "
+        "(or a `caller: Caller` parameter), or dependencies=[public] to serve it to anyone without a token"
     )
+
+
+def _warn_wrapped(route: APIRoute, name: str) -> None:
+    """`Depends(public)` / `Depends(authenticated)` in `dependencies=[...]`: the older spelling of the bare guard."""
+    for dependency in route.dependencies:
+        wrapped = dependency.dependency
+        if type(dependency) is params.Depends and (wrapped is public or wrapped is authenticated):
+            bare = "public" if wrapped is public else "authenticated"
+            warnings.warn(
+                f"route {name}: dependencies=[Depends({bare})] is spelt dependencies=[{bare}] now (as "
+                "requires(...) is); the wrapped spelling is deprecated",
+                DeprecationWarning,
+                stacklevel=1,
+            )
 
 
 def is_guarded(route: APIRoute) -> bool:

@@ -5,9 +5,12 @@
     @router.get("/api/reports", dependencies=[requires(scopes=["reports.read"], roles=["reports.read.all"])])
     async def reports(caller: Caller) -> list[Report]: ...
 
-`Caller` authenticates (401 / 400); `requires(...)` authorizes as a tool's decorator does (403 step-up naming the
-scopes): users need the scopes, app-only callers the roles, and both need MCP__REQUIRED_SCOPES / _ROLES. A route
-that is deliberately open says so with `dependencies=[Depends(public)]`; a route with neither fails startup.
+The three guards are spelt alike, bare in `dependencies=[...]` (of a route, or of a whole `APIRouter`):
+`authenticated` (any valid token: 401 / 400 otherwise), `requires(...)` (authorizes as a tool's decorator does: 403
+step-up naming the scopes; users need the scopes, app-only callers the roles, and both need MCP__REQUIRED_SCOPES /
+_ROLES) and `public` (deliberately open, logged). A route with none of them fails startup. `caller: Caller` hands a
+route (or a tool) the caller, authenticating it. `authenticated` and `public` are FastAPI `Depends` that depend on
+themselves, so the older `Depends(authenticated)` / `Depends(public)` still work (deprecated; discovery warns).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, Request, Security
+from fastapi import Request, Security, params
 from fastapi.openapi.models import OAuth2, OAuthFlowAuthorizationCode, OAuthFlows
 from fastapi.responses import JSONResponse
 from fastapi.security import SecurityScopes
@@ -72,7 +75,21 @@ async def answer_auth_problem(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(answer.body, answer.status, headers={**dict(answer.headers), "cache-control": "no-store"})
 
 
-class EntraBearer(SecurityBase):
+class SelfDepends(params.Depends):
+    """A FastAPI `Depends` whose dependency is itself: usable bare (`dependencies=[x]`, `Annotated[T, x]`) and,
+    as before, wrapped (`Depends(x)`), both resolving to the same callable (so discovery and caching see one)."""
+
+    def __init__(self) -> None:
+        params.Depends.__init__(self, self)  # type: ignore[arg-type]  # callable: subclasses define __call__
+
+    __eq__ = object.__eq__  # by identity: the dataclass's field-wise ones would recurse into `dependency`
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class EntraBearer(SecurityBase, SelfDepends):
     """Authenticates a route's caller from the Authorization header; the OpenAPI OAuth2 scheme for routes.
 
     A `SecurityBase`, so FastAPI lists it (and every scope `requires` adds) in the OpenAPI schema; the flow's
@@ -80,6 +97,7 @@ class EntraBearer(SecurityBase):
     """
 
     def __init__(self) -> None:
+        SelfDepends.__init__(self)
         flow = OAuthFlowAuthorizationCode(authorizationUrl="/authorize", tokenUrl="/token", scopes={})
         self.model = OAuth2(flows=OAuthFlows(authorizationCode=flow), description="Microsoft Entra ID")
         self.scheme_name = SCHEME_NAME
@@ -118,10 +136,28 @@ class EntraBearer(SecurityBase):
 
 
 authenticated = EntraBearer()
-"""The dependency that authenticates a route's caller: `Depends(authenticated)`, or the `Caller` alias."""
+"""Guard: any caller with a valid token for this server (401, or 400 for a malformed request, otherwise).
 
-Caller = Annotated[Principal, Depends(authenticated)]
-"""A route parameter `caller: Caller` is the authenticated caller (401 / 400 otherwise)."""
+Goes bare into `dependencies=[...]`, like `public` and `requires(...)`, on a route or a whole `APIRouter`. A route
+that also wants the caller takes a `caller: Caller` parameter instead (which authenticates it the same way).
+
+Example:
+    @router.post("/api/echo", dependencies=[authenticated])
+    async def echo(body: dict[str, str]) -> dict[str, str]: ...
+"""
+
+Caller = Annotated[Principal, authenticated]
+"""The current caller, as a parameter type: `caller: Caller` in a route or in a tool.
+
+In a route it authenticates the request (as `authenticated` does) and hands over the caller; in a `@tool`,
+`@resource` or `@prompt` function the framework fills it in (it is not an argument the client sees). Outside a
+signature (a helper the tool calls), `current_principal()` returns the same caller.
+
+Example:
+    @tool(scopes=["mcp.read"])
+    def whoami(caller: Caller) -> str:
+        return caller.key
+"""
 
 
 class Requires:
@@ -142,20 +178,52 @@ class Requires:
 
 
 def requires(scopes: Iterable[str] = (), roles: Iterable[str] = ()) -> Any:
-    """A guard: users need all `scopes`, app-only callers all `roles` (as `@tool(scopes=..., roles=...)`).
+    """Guard: users need all `scopes`, app-only callers all `roles`, exactly as `@tool(scopes=..., roles=...)`.
 
-    Use it in `dependencies=[...]`, or as a parameter type: `caller: Annotated[Principal, requires(scopes=["x"])]`.
+    Goes bare into `dependencies=[...]`, like `authenticated` and `public`, on a route or a whole `APIRouter`.
+    The caller is authenticated first (401); one without the grants gets 403 `insufficient_scope` naming the
+    scopes. It is FastAPI's `Security(...)`, so the scopes show in the OpenAPI schema and in Protected Resource
+    Metadata. (`caller: Annotated[Principal, requires(...)]`, guard and caller in one parameter, works too.)
+
+    Args:
+        scopes: delegated scopes a user token must all hold (`scp`), e.g. `["reports.read"]`.
+        roles: app roles an app-only token must all hold (`roles`), e.g. `["reports.read.all"]`.
+
+    Returns:
+        The dependency to put in `dependencies=[...]`.
+
+    Raises:
+        TypeError: `scopes` or `roles` is a string, or both are empty (use `authenticated` for any caller).
+
+    Example:
+        @router.get("/api/reports", dependencies=[requires(scopes=["reports.read"], roles=["reports.read.all"])])
+        async def reports(caller: Caller) -> list[str]: ...
     """
     if isinstance(scopes, str) or isinstance(roles, str):
         raise TypeError("scopes and roles are lists of names, e.g. requires(scopes=['files.read'])")
     scopes, roles = list(scopes), list(roles)
     if not scopes and not roles:
-        raise TypeError("requires() needs scopes or roles; for any authenticated caller use `Caller`")
+        raise TypeError("requires() needs scopes or roles; for any authenticated caller use `authenticated`")
     return Security(Requires(roles), scopes=scopes)
 
 
-def public() -> None:
-    """Marks a route as open to anyone, without a token: `dependencies=[Depends(public)]` (logged at startup)."""
+class Public(SelfDepends):
+    """Declares a route open to anyone, without a token; each one is logged as a warning at startup.
+
+    Goes bare into `dependencies=[...]`, like `authenticated` and `requires(...)`. Public routes do not spend the
+    per-IP budget for requests that fail to authenticate.
+
+    Example:
+        @router.get("/api/status", dependencies=[public])
+        async def status() -> dict[str, str]: ...
+    """
+
+    def __call__(self) -> None:
+        return None
+
+
+public = Public()
+"""Guard: the route is open to anyone, without a token (logged at startup). `dependencies=[public]`."""
 
 
 def too_many(retry_after: int) -> Answer:

@@ -32,7 +32,7 @@ from app.auth.dev_oauth import DevAuthorizationServer
 from app.auth.dev_oidc import IdTokens
 from app.auth.dev_requests import DevUser
 from app.auth.dev_tls import tls_options
-from app.auth.metadata import NONE
+from app.auth.resource import NO_ROUTES as NONE
 from app.catalog.discovery import discover
 from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError
 from app.settings import Settings, is_loopback_host

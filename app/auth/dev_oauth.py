@@ -33,7 +33,6 @@ from app.auth.dev_requests import (
     parse_authorization_request,
 )
 from app.auth.dev_signin import FormTokens, page_headers, render_sign_in
-from app.auth.metadata import declared_roles, declared_scopes
 from app.auth.oauth_errors import OAuthError, single_params
 from app.catalog.registry import Catalog, Requirement
 from app.settings import CALLBACK_PATH, Settings
@@ -66,8 +65,8 @@ class DevAuthorizationServer:
         self.rules = Rules(
             client_id=settings.dev_issuer.client_id,
             app_id_uri=settings.app_id_uri,
-            known_scopes=tuple(declared_scopes(settings, catalog, routes)) if catalog else (),
-            known_roles=tuple(declared_roles(settings, catalog, routes)) if catalog else (),
+            known_scopes=tuple(_server(settings, catalog, routes).declared_scopes()) if catalog else (),
+            known_roles=tuple(_server(settings, catalog, routes).declared_roles()) if catalog else (),
             confidential=_facade_client(settings),
         )
         self.facade_secret = settings.azuread.client_secret  # the facade's credential (AUTH_SERVER__ENABLED)
@@ -285,3 +284,9 @@ def _answering(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[R
             return JSONResponse(exc.body(), status_code=exc.status, headers=NO_STORE)
 
     return endpoint
+
+
+def _server(settings: Settings, catalog: Catalog, routes: Requirement) -> Any:  # TEMP until the devissuer merge
+    from app.compose.resource import resource_server
+
+    return resource_server(settings, catalog, routes)

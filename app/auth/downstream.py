@@ -102,7 +102,24 @@ def using(client: TokenSource | None) -> bind[TokenSource | None]:
 
 
 async def downstream_token(scopes: Sequence[str]) -> str:
-    """For tools: a token for a downstream API (e.g. `["https://graph.microsoft.com/User.Read"]`) as the caller."""
+    """An access token for a downstream API, as the calling user (OAuth on-behalf-of; MSAL caches it).
+
+    The escape hatch for scopes known only at call time (from settings, say): when they are fixed, take a
+    `token: Annotated[str, Downstream(scopes=[...])]` parameter instead.
+
+    Args:
+        scopes: the downstream API's scopes, e.g. `["https://graph.microsoft.com/User.Read"]`.
+
+    Returns:
+        The access token, for an `Authorization: Bearer` header to that API (never the caller's own token).
+
+    Raises:
+        DownstreamAuthError: on-behalf-of is not configured, the caller is an app (no user to act for), or Entra
+            refused the exchange; a tool that lets it propagate returns a tool error.
+
+    Example:
+        token = await downstream_token(ProfileApi().scopes)
+    """
     client = _current.get()
     if client is None:
         raise DownstreamAuthError("on-behalf-of is not configured: set AZUREAD__CLIENT_SECRET or a certificate")

@@ -67,7 +67,21 @@ class NotAuthenticatedError(RuntimeError):
 
 
 def current_principal() -> Principal:
-    """The caller of the request being handled. Tools call this; they never parse tokens."""
+    """The caller of the request being handled: the escape hatch for code outside a tool's signature.
+
+    In a `@tool`, `@resource` or `@prompt` function, take a `caller: Caller` parameter instead; call this where no
+    signature can ask (a helper the tool calls, a `@completion`, whose signature is fixed). Never parse tokens.
+
+    Returns:
+        The authenticated `Principal` (oid, tid, client_id, name, scopes, roles, is_app, key); never its token.
+
+    Raises:
+        NotAuthenticatedError: outside a request (at import, in a background task started elsewhere).
+
+    Example:
+        def notes_of_caller() -> list[str]:
+            return NOTES[current_principal().key]
+    """
     principal = _current.get()
     if principal is None:
         raise NotAuthenticatedError("no authenticated principal in this context")

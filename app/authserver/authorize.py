@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app.auth.oauth_errors import OAuthError, single_params
 from app.authserver.consent import consent_headers, render_consent
-from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, Context, read_form
+from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, FacadeContext, read_form
 from app.authserver.store import fingerprint
 from app.authserver.upstream import UpstreamError, pkce_pair
 from app.observability.audit import AUTHSERVER_CODE, AUTHSERVER_CONSENT
@@ -36,7 +36,7 @@ OIDC = ("openid", "profile", "email", "offline_access")
 
 
 class Authorize:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: FacadeContext) -> None:
         self.ctx = ctx
         self.csrf_cookie = ("__Host-" if ctx.secure_cookies else "") + "mcp_as_csrf"
         self.session_cookie = ("__Host-" if ctx.secure_cookies else "") + "mcp_as_session"

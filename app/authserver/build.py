@@ -15,12 +15,12 @@ from app.auth.resource import ResourceServer
 from app.authserver.authorize import CONSENT_PATH, Authorize
 from app.authserver.cimd import ClientDocuments
 from app.authserver.clients import Registry
-from app.authserver.context import Context, answering
+from app.authserver.context import FacadeContext, answering
 from app.authserver.options import CALLBACK_PATH, FacadeOptions
 from app.authserver.store import Sealed, StateStore, open_store
 from app.authserver.token import Token, metadata
 from app.authserver.upstream import Upstream
-from app.edge.limiter import Limiter
+from app.edge.limiter import RateCounter
 from app.edge.ratelimit import ThrottleUnauthenticated
 from app.observability.audit import AuditLog
 
@@ -45,7 +45,7 @@ def build_auth_server(
     config: FacadeOptions,
     server: ResourceServer,
     http: httpx2.AsyncClient,
-    limiter: Limiter,
+    limiter: RateCounter,
     audit: AuditLog,
     credential: Callable[[], ClientCredential | None],
     unauthenticated_rate: str,
@@ -69,7 +69,7 @@ def build_auth_server(
         verdict = await limiter.hit(per_ip, "register", ip)  # the rate-limit storage: shared by replicas with Redis
         return 0 if verdict.allowed else max(1, verdict.retry_after)
 
-    ctx = Context(
+    ctx = FacadeContext(
         issuer=issuer,
         resource=server.resource,
         app_id_uri=server.app_id_uri,

@@ -17,6 +17,7 @@ from app.authserver.clients import Client, Registry
 from app.authserver.consent import PAGE_HEADERS, render_error
 from app.authserver.store import Sealed, StateStoreError
 from app.authserver.upstream import Upstream
+from app.core.renamed import deprecated_aliases
 from app.observability.audit import AuditLog
 from app.observability.audit_fields import bounded, client_ip
 
@@ -29,7 +30,9 @@ TRANSACTION_SECONDS = 600
 
 
 @dataclass
-class Context:
+class FacadeContext:
+    """What the facade's endpoints share (named apart from the SDK's tool `Context`)."""
+
     issuer: str
     resource: str
     app_id_uri: str
@@ -107,3 +110,7 @@ def answering(
         return JSONResponse(error.body(), status_code=error.status, headers=NO_STORE | retry)
 
     return endpoint
+
+
+# `Context`, the old name, clashed with the SDK's tool `Context`: kept, deprecated, for one release.
+__getattr__ = deprecated_aliases(__name__, {"Context": "FacadeContext"}, globals())

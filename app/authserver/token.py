@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.auth.oauth_errors import OAuthError
-from app.authserver.context import NO_STORE, Context, read_body, read_form
+from app.authserver.context import NO_STORE, FacadeContext, read_body, read_form
 from app.authserver.store import fingerprint
 from app.authserver.upstream import UpstreamError
 from app.observability.audit import AUTHSERVER_REGISTRATION, AUTHSERVER_TOKEN
@@ -36,7 +36,7 @@ def pkce_matches(verifier: str, challenge: str) -> bool:
     return secrets.compare_digest(digest, challenge)
 
 
-def metadata(ctx: Context, paths: dict[str, str]) -> dict[str, Any]:
+def metadata(ctx: FacadeContext, paths: dict[str, str]) -> dict[str, Any]:
     """RFC 8414: what clients need to register (or use a CIMD client id), authorize and redeem."""
     return {
         "issuer": ctx.issuer,
@@ -55,7 +55,7 @@ def metadata(ctx: Context, paths: dict[str, str]) -> dict[str, Any]:
 
 
 class Token:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: FacadeContext) -> None:
         self.ctx = ctx
 
     async def register(self, request: Request) -> Response:

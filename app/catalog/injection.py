@@ -21,16 +21,36 @@ from app.secrets.store import check_tool_secret_name
 
 @dataclass(frozen=True)
 class Secret:
-    """Marks a `str` (or `SecretStr`) parameter that receives this tool secret, e.g.
-    `api_key: Annotated[str, Secret("weather--api-key")]`. Declaring it declares the secret for the tool."""
+    """Marks a tool, resource or prompt parameter that receives a tool secret's current value.
+
+    Declaring it declares the secret (startup loads it, and stops when it is missing); the parameter is filled in
+    by the framework and is not an argument. Typed `str` (the text) or `SecretStr`. Outside a signature, `secret()`.
+
+    Args:
+        name: the secret's name, `<tool>--<name>` (lowercase letters, digits, dashes), e.g. `"weather--api-key"`.
+
+    Example:
+        @tool(scopes=["weather.read"])
+        async def forecast(city: str, api_key: Annotated[str, Secret("weather--api-key")]) -> str: ...
+    """
 
     name: str
 
 
 @dataclass(frozen=True, init=False)
 class Downstream:
-    """Marks a `str` parameter that receives an on-behalf-of token for a downstream API, obtained at call time,
-    e.g. `token: Annotated[str, Downstream(scopes=["https://graph.microsoft.com/User.Read"])]`."""
+    """Marks a tool, resource or prompt parameter that receives an access token for a downstream API, as the user.
+
+    Obtained at call time (OAuth on-behalf-of); it fails as `downstream_token()` does, as a tool error. The
+    parameter is typed `str` and is not an argument. For scopes known only at call time, `downstream_token()`.
+
+    Args:
+        scopes: the downstream API's scopes (at least one), e.g. `["https://graph.microsoft.com/User.Read"]`.
+
+    Example:
+        @tool(scopes=["profile.read"])
+        async def me(token: Annotated[str, Downstream(scopes=["https://graph.microsoft.com/User.Read"])]) -> str: ...
+    """
 
     scopes: tuple[str, ...]
 

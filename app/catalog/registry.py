@@ -1,17 +1,15 @@
-"""The tool author's decorators (`@tool`, `@resource`, `@prompt`, `@completion`) and what they record: a `Spec` per
-function, and the `Catalog` of them that discovery (discovery.py) collects under a tools directory."""
+"""What the tool author's decorators (decorators.py: `@tool`, `@resource`, `@prompt`, `@completion`) record: a `Spec`
+per function, the `Catalog` of them that discovery (discovery.py) collects under a tools directory, and each tool's
+`Policy`, the one lookup every enforcement point reads its per-tool limits from."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
-
-from mcp.types import ToolAnnotations
+from typing import Any, ClassVar, Literal
 
 from app.core.startup import StartupError
 
-F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["tool", "resource", "prompt", "completion"]
 SPEC_ATTR = "__mcp_spec__"
 # completion/complete: `ref.type` -> (the catalog kind it targets, the ref field naming the target). Authorization and
@@ -47,6 +45,28 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """The limits one tool's calls run under, declared (`@tool(rate=..., timeout=...)`) or server-wide, defaults
+    filled in: `Catalog.policy(name)`. In-flight caps are per caller and per process, not per tool (docs/limits.md).
+
+    `STDIO` and `HTTP_ONLY` say where each field is enforced: `python -m app stdio` builds the same MCP server, so
+    what runs inside it (ToolBounds) holds there too; the rate limit is HTTP middleware, before the MCP server.
+    """
+
+    rate: str | None  # per caller, on top of RATE_LIMIT__DEFAULT (a `limits` string); None: only that
+    timeout: float  # seconds; `@tool(timeout=...)`, else SECURITY__TOOL_TIMEOUT_SECONDS
+    max_result_bytes: int  # SECURITY__MAX_RESULT_BYTES (server-wide)
+
+    # SECURITY__TOOL_TIMEOUT_SECONDS and SECURITY__MAX_RESULT_BYTES as shipped (a test pins them to the settings').
+    SERVER_DEFAULTS: ClassVar[Policy]
+    STDIO: ClassVar[frozenset[str]] = frozenset({"timeout", "max_result_bytes"})
+    HTTP_ONLY: ClassVar[frozenset[str]] = frozenset({"rate"})
+
+
+Policy.SERVER_DEFAULTS = Policy(rate=None, timeout=30.0, max_result_bytes=1024 * 1024)
+
+
+@dataclass(frozen=True)
 class Spec:
     """One decorated function and how it is exposed."""
 
@@ -66,136 +86,6 @@ class Spec:
         return f"{self.fn.__module__}.{self.fn.__qualname__}"
 
 
-def _decorator(
-    kind: Kind,
-    name: str | None,
-    scopes: Iterable[str],
-    roles: Iterable[str],
-    public: bool,
-    uri: str | None = None,
-    secrets: Iterable[str] = (),
-    audit_arguments: bool = False,
-    limits: Limits | None = None,
-    input_schema: dict[str, Any] | None = None,
-    **options: Any,
-) -> Callable[[F], F]:
-    from app.secrets.store import check_tool_secret_name
-
-    requirement = Requirement(frozenset(scopes), frozenset(roles), public)
-    if isinstance(scopes, str) or isinstance(roles, str) or isinstance(secrets, str):
-        raise TypeError("scopes, roles and secrets are lists of names, e.g. scopes=['files.read']")
-    declared = frozenset(check_tool_secret_name(s) for s in secrets)
-
-    def register(fn: F) -> F:
-        chosen = {k: v for k, v in options.items() if v is not None}  # the SDK's options only
-        spec = Spec(
-            kind,
-            fn,
-            name or fn.__name__,
-            requirement,
-            chosen,
-            uri,
-            declared,
-            audit_arguments,
-            limits or Limits(),
-            input_schema,
-        )
-        setattr(fn, SPEC_ATTR, spec)
-        return fn
-
-    return register
-
-
-def tool(
-    *,
-    scopes: Iterable[str] = (),
-    roles: Iterable[str] = (),
-    public: bool = False,
-    secrets: Iterable[str] = (),
-    name: str | None = None,
-    title: str | None = None,
-    description: str | None = None,
-    annotations: ToolAnnotations | None = None,
-    structured_output: bool | None = None,
-    audit_arguments: bool = False,
-    rate: str | None = None,
-    timeout: float | None = None,
-    input_schema: dict[str, Any] | None = None,
-) -> Callable[[F], F]:
-    """Expose a function as an MCP tool. Declare the delegated `scopes` and/or app `roles` it needs;
-    `public=True` is the explicit, logged opt-out. `secrets` names the tool's own secrets (read with `secret()`).
-    `audit_arguments=True` puts the raw arguments in the audit log (default: only their sha256), so opt in only
-    for arguments that are safe to keep. `rate="10/minute"` limits each caller; `timeout` is in seconds.
-    `input_schema` publishes a hand-written JSON Schema 2020-12 instead of one derived from the signature; every call
-    is validated against it, and the function takes its top-level properties as keyword arguments (plain JSON
-    values). See docs/tools.md."""
-    return _decorator(
-        "tool",
-        name,
-        scopes,
-        roles,
-        public,
-        secrets=secrets,
-        audit_arguments=audit_arguments,
-        limits=Limits(rate, timeout),
-        input_schema=input_schema,
-        title=title,
-        description=description,
-        annotations=annotations,
-        structured_output=structured_output,
-    )
-
-
-def resource(
-    uri: str,
-    *,
-    scopes: Iterable[str] = (),
-    roles: Iterable[str] = (),
-    public: bool = False,
-    secrets: Iterable[str] = (),
-    name: str | None = None,
-    title: str | None = None,
-    description: str | None = None,
-    mime_type: str | None = None,
-) -> Callable[[F], F]:
-    """Expose a function as an MCP resource (or resource template, when `uri` has `{params}`)."""
-    return _decorator(
-        "resource",
-        name,
-        scopes,
-        roles,
-        public,
-        uri=uri,
-        secrets=secrets,
-        title=title,
-        description=description,
-        mime_type=mime_type,
-    )
-
-
-def prompt(
-    *,
-    scopes: Iterable[str] = (),
-    roles: Iterable[str] = (),
-    public: bool = False,
-    secrets: Iterable[str] = (),
-    name: str | None = None,
-    title: str | None = None,
-    description: str | None = None,
-) -> Callable[[F], F]:
-    """Expose a function as an MCP prompt."""
-    return _decorator("prompt", name, scopes, roles, public, secrets=secrets, title=title, description=description)
-
-
-def completion(target: str) -> Callable[[F], F]:
-    """Suggest values for one prompt's (by name) or resource template's (by URI template) arguments.
-
-    The function takes `(argument, value, context)` (context: arguments already chosen) and returns a list of
-    strings. It needs no scopes of its own: a caller may complete what it may use.
-    """
-    return _decorator("completion", target, (), (), True)
-
-
 @dataclass
 class Catalog:
     """Everything discovered under a tools directory."""
@@ -204,6 +94,22 @@ class Catalog:
 
     def of(self, kind: Kind) -> list[Spec]:
         return [spec for spec in self.specs if spec.kind == kind]
+
+    def policy(self, tool: str, server_wide: Policy | None = None) -> Policy:
+        """Every per-tool limit for the tool named `tool`, what it leaves open filled in from `server_wide`
+        (SECURITY__TOOL_TIMEOUT_SECONDS, SECURITY__MAX_RESULT_BYTES; None: their defaults). An unknown name gets
+        the server-wide values alone.
+
+        The one lookup the enforcement points read: RateLimit (app/edge/ratelimit.py) its `rate`, ToolBounds
+        (app/server/tool_bounds.py) its `timeout` and `max_result_bytes`.
+        """
+        server_wide = server_wide or Policy.SERVER_DEFAULTS
+        limits = next((s.limits for s in self.specs if s.kind == "tool" and s.name == tool), Limits())
+        return Policy(
+            rate=limits.rate,
+            timeout=limits.timeout or server_wide.timeout,
+            max_result_bytes=server_wide.max_result_bytes,
+        )
 
     def completers(self) -> dict[tuple[Kind, str], Callable[..., Any]]:
         """Each completion keyed by what it completes: ("prompt", name) or ("resource", URI template)."""

@@ -57,7 +57,7 @@ from app.core.asgi import EnsureResponse
 from app.core.heap import freeze_startup_heap
 from app.edge.bounds import CapConcurrency, LimitBody
 from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders, sdk_transport_security
-from app.edge.limiter import Limiter
+from app.edge.limiter import RateCounter
 from app.edge.ratelimit import RateLimit, ThrottleUnauthenticated
 from app.edge.streams import CapStreams
 from app.server.events import ScopedEventStore
@@ -87,7 +87,7 @@ def edge_layers(settings: Settings) -> list[Middleware]:
 
 
 def mcp_layers(
-    settings: Settings, core: Core, validator: EntraTokenValidator, limiter: Limiter, challenges: Challenges
+    settings: Settings, core: Core, validator: EntraTokenValidator, limiter: RateCounter, challenges: Challenges
 ) -> list[Middleware]:
     """The MCP endpoint's own layers, outermost first (the module docstring says what each refuses)."""
     security, rates = settings.security, settings.rate_limit
@@ -168,7 +168,7 @@ async def closing(*closers: Callable[[], Any]) -> AsyncIterator[None]:
                 await result
 
 
-def resource_routes(server: ResourceServer, mcp: ASGIApp, limiter: Limiter, rate: str) -> list[BaseRoute]:
+def resource_routes(server: ResourceServer, mcp: ASGIApp, limiter: RateCounter, rate: str) -> list[BaseRoute]:
     """The MCP endpoint and its Protected Resource Metadata: public and static, so one prepared response behind the
     per-IP limit for unauthenticated traffic, at the path's own location and at the root (where clients that ignore
     the path, and Entra's MCP guidance, look for it)."""

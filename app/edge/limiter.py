@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.core.renamed import deprecated_aliases
 from app.edge.windows import Windows
 
 log = logging.getLogger("app.ratelimit")
@@ -63,7 +64,7 @@ class StorageOptions(Protocol):
     def on_storage_error(self) -> Literal["fail_open", "fail_closed"]: ...
 
 
-class Limiter:
+class RateCounter:
     """Counters in shared storage (moving window by default); an outage follows the configured policy, logged once."""
 
     def __init__(self, settings: StorageOptions, namespace: str) -> None:
@@ -178,3 +179,7 @@ def _storage(uri: str) -> Storage:
         # No client retries: a hit is not idempotent, and a silent retry after a timeout would count it twice.
         retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
     )
+
+
+# `Limiter`, the old name, clashed with slowapi's `limiter` for routes: kept, deprecated, for one release.
+__getattr__ = deprecated_aliases(__name__, {"Limiter": "RateCounter"}, globals())

@@ -4,7 +4,7 @@ Shared counts (Redis) are the `limits` library (the storage and strategies under
 API so a Redis round trip never blocks the event loop. slowapi's own Limiter is not used: it is sync and
 route/decorator based, while our request path is pure ASGI and the tool name is only known after the body is parsed.
 Per-process counts (`memory://`, and the fail-open fallback) are `app.edge.windows`, the same strategies at less cost.
-The counters and their storage-outage policy are `Limiter` (app/edge/limiter.py); this module spends them.
+The counters and their storage-outage policy are `RateCounter` (app/edge/limiter.py); this module spends them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from app.auth.operation import operation_from_scope
 from app.auth.principal import principal_from_scope
 from app.catalog.registry import Catalog
 from app.core.asgi import header, jsonrpc_error, send_json
-from app.edge.limiter import Limiter, Verdict
+from app.edge.limiter import RateCounter, Verdict
 from app.observability.telemetry import record_rate_limit
 
 RATE_LIMITED = -32029  # implementation-defined JSON-RPC server error: "slow down"
@@ -44,11 +44,13 @@ async def too_many(send: Send, verdict: Verdict, request_id: Any = None, scope_n
 class RateLimit:
     """After authorization: the principal's default limit on every request, then the tool's own limit, if any."""
 
-    def __init__(self, app: ASGIApp, limiter: Limiter, default: str, catalog: Catalog) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateCounter, default: str, catalog: Catalog) -> None:
         self.app = app
         self.limiter = limiter
         self.default = parse_many(default)
-        self.per_tool = {s.name: parse_many(s.limits.rate) for s in catalog.of("tool") if s.limits.rate}
+        # Each tool's own rate from the one lookup (`Catalog.policy`); the rate has no server-wide default to fill.
+        policies = {spec.name: catalog.policy(spec.name) for spec in catalog.of("tool")}
+        self.per_tool = {name: parse_many(p.rate) for name, p in policies.items() if p.rate}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = principal_from_scope(scope)
@@ -86,7 +88,7 @@ class ThrottleUnauthenticated:
     issuer's keys, up to its timeout) were all admitted, none counted until each had been answered.
     """
 
-    def __init__(self, app: ASGIApp, limiter: Limiter, rate: str) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateCounter, rate: str) -> None:
         self.app = app
         self.limiter = limiter
         self.rate = parse_many(rate)

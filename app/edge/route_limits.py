@@ -49,7 +49,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class RouteLimiter:
-    """The public `limiter`: `@limiter.limit("10/minute")` on a route function (which takes `request: Request`)."""
+    """The public `limiter`: rate limits for FastAPI routes (slowapi), `@limiter.limit("10/minute")`.
+
+    For routes only; a tool's rate is `@tool(rate=...)`. The decorated function must take `request: Request`.
+    Limits count per caller when the route authenticates, else per client IP; storage and strategy are
+    `RATE_LIMIT__*`'s (docs/limits.md).
+
+    Example:
+        @router.get("/api/reports", dependencies=[requires(scopes=["reports.read"])])
+        @limiter.limit("10/minute")
+        async def reports(request: Request, caller: Caller) -> list[str]: ...
+    """
 
     def limit(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from limits import parse_many
 from starlette.types import Scope
 
-from app.edge.limiter import Limiter
+from app.edge.limiter import RateCounter
 from app.edge.ratelimit import client_ip
 from app.observability.telemetry import record_rate_limit
 
@@ -18,7 +18,7 @@ from app.observability.telemetry import record_rate_limit
 class FailedAuthThrottle:
     """Refuses an IP whose budget is spent before any token work; each failed attempt spends from it."""
 
-    def __init__(self, limiter: Limiter, rate: str) -> None:
+    def __init__(self, limiter: RateCounter, rate: str) -> None:
         self.limiter = limiter
         self.rate = parse_many(rate)
 

@@ -85,7 +85,9 @@ class SecretStore:
         """The current value; a list secret (the request-state key ring) comes back comma-joined."""
         value = self._values.get(vault_secret_name(name))
         if value is None:
-            raise SecretNotFoundError(f"secret {name!r} is not loaded (declare it: @tool(secrets=[{name!r}]))")
+            raise SecretNotFoundError(
+                f"secret {name!r} is not loaded (declare it: a tool parameter `Annotated[str, Secret({name!r})]`)"
+            )
         if isinstance(value, list):
             return SecretStr(",".join(item.get_secret_value() for item in value))
         return value
@@ -103,7 +105,9 @@ class SecretStore:
     def tool_secret(self, name: str) -> SecretStr:
         """A tool's own secret only: the server's secrets (client secret, request-state keys) are not for tools."""
         if vault_secret_name(name) not in self._tool_names:
-            raise SecretNotFoundError(f"tool secret {name!r} is not loaded (declare it: @tool(secrets=[{name!r}]))")
+            raise SecretNotFoundError(
+                f"tool secret {name!r} is not loaded (declare it: a tool parameter `Annotated[str, Secret({name!r})]`)"
+            )
         return self.get(name)
 
     def names(self) -> list[str]:
@@ -209,7 +213,24 @@ def bound_store(store: SecretStore) -> bind[SecretStore | None]:
 
 
 def secret(name: str) -> SecretStr:
-    """A tool's own secret, current value (rotation-aware). Declare it: `@tool(secrets=["weather--api-key"])`."""
+    """A tool secret's current value (rotation-aware): the escape hatch for code outside a tool's signature.
+
+    In a tool, take an `api_key: Annotated[str, Secret("weather--api-key")]` parameter instead: that also declares
+    the secret, so startup loads it (and stops when it is missing). Call `secret()` where no signature can ask, such
+    as a helper or a client built once; the secret must still be declared by some tool's `Secret(...)` parameter.
+
+    Args:
+        name: the secret's name, `<tool>--<name>` (lowercase letters, digits, dashes), e.g. `"weather--api-key"`.
+
+    Returns:
+        The value as a `SecretStr` (`.get_secret_value()` for the text); it never shows in logs or reprs.
+
+    Raises:
+        SecretsError: outside a running server, or (`SecretNotFoundError`) for a secret no tool declared.
+
+    Example:
+        headers = {"x-api-key": secret("weather--api-key").get_secret_value()}
+    """
     store = _bound.get() or _process_store
     if store is None:
         raise SecretsError("secret() is available inside a running server only")

@@ -108,7 +108,17 @@ class _Round:
 
 
 class Ask:
-    """Ask the client during a tool call (async tools): `ask.elicit(...)` the user, `ask.sample(...)` its model."""
+    """Ask the client during a tool call (async tools only): `ask.elicit(...)` the user, `ask.sample(...)` its model.
+
+    Use the `ask` instance from `app`. The framework picks how the question travels (a request over the session, or
+    an input-required round at protocol 2026-07-28, when the tool runs again from the top: ask first, then act).
+    See docs/tools.md#asking-the-client.
+
+    Example:
+        answer = await ask.elicit("How should the note be written?", Style)
+        if answer.action == "accept":
+            text = await ask.sample(f"Write a {answer.data.tone} note", max_tokens=300)
+    """
 
     async def elicit(self, message: str, schema: type[M]) -> ElicitationResult[M]:
         """Ask the user to fill in `schema` (a pydantic model of primitive fields), showing `message`.

@@ -69,7 +69,24 @@ def spotlight(text: str, *, source: str, boundary: str | None = None) -> str:
 
 
 async def untrusted(text: str, *, source: str, max_chars: int | None = 100_000) -> TextContent:
-    """External text as MCP content the model sees as data: checked (when configured), delimited and datamarked."""
+    """External text as MCP content the model sees as data: checked (when configured), delimited and datamarked.
+
+    Return it from a tool for anything fetched from outside (web pages, e-mails, tickets): the main
+    prompt-injection channel. Content the content-safety check flags (or cannot check) is withheld, with a notice.
+
+    Args:
+        text: the external text.
+        source: where it came from (a URL, a document id); shown to the model and in the content's `_meta`.
+        max_chars: keep at most this many characters (None keeps all).
+
+    Returns:
+        A `TextContent` block to return from the tool (alone or in a list).
+
+    Example:
+        @tool(scopes=["pages.read"])
+        async def fetch_page(url: str) -> TextContent:
+            return await untrusted(await my_fetch(url), source=url)
+    """
     if max_chars is not None and len(text) > max_chars:
         text = text[:max_chars]
     label = _clean_source(source)

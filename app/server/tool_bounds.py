@@ -11,7 +11,7 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from pydantic_core import to_json
 
-from app.catalog.registry import Catalog
+from app.catalog.registry import Catalog, Policy
 
 log = logging.getLogger("app.bounds")
 
@@ -26,16 +26,18 @@ class ToolBounds:
 
     def __init__(self, catalog: Catalog, default_timeout: float, max_result_bytes: int) -> None:
         """`default_timeout`: SECURITY__TOOL_TIMEOUT_SECONDS; `max_result_bytes`: SECURITY__MAX_RESULT_BYTES."""
-        self.default_timeout = default_timeout
-        self.timeouts = {s.name: s.limits.timeout for s in catalog.of("tool") if s.limits.timeout}
-        self.max_result_bytes = max_result_bytes
+        # Each tool's limits from the one lookup (`Catalog.policy`), resolved once; an unknown name gets the defaults.
+        server_wide = Policy(rate=None, timeout=default_timeout, max_result_bytes=max_result_bytes)
+        self.policies = {spec.name: catalog.policy(spec.name, server_wide) for spec in catalog.of("tool")}
+        self.default = server_wide
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
             return await call_next(ctx)
         params = ctx.params if isinstance(ctx.params, dict) else {}
         name = str(params.get("name", ""))
-        timeout = self.timeouts.get(name) or self.default_timeout
+        policy = self.policies.get(name, self.default)
+        timeout = policy.timeout
         # A task rather than a cancel scope: an async tool that catches the cancellation (or a thread pool that
         # waits for its thread) would hold the caller past the deadline. The caller is answered at it either way.
         # (One future woken by the task or the timer: asyncio.wait would build sets and callbacks per call.)
@@ -55,9 +57,9 @@ class ToolBounds:
             return tool_error(f"tool {name!r} did not finish within {timeout:g} s and was cancelled")
         result = task.result()
         size = _wire_size(result)
-        if size > self.max_result_bytes:
+        if size > policy.max_result_bytes:
             log.warning("tool result too large", extra={"tool": name, "bytes": size})
-            return tool_error(f"tool {name!r} returned {size} bytes, over the {self.max_result_bytes}-byte limit")
+            return tool_error(f"tool {name!r} returned {size} bytes, over the {policy.max_result_bytes}-byte limit")
         return result
 
 

@@ -4,7 +4,7 @@ Enable with `pytest_plugins = ["app.toolkit.testing"]` in `tests/conftest.py`. T
 production mode, on a real uvicorn on a free loopback port, validating tokens from a local test issuer over HTTP
 exactly as it validates Entra's; clients are the official MCP SDK client. One server runs per test session.
 
-    async def test_forecast(as_user: Caller) -> None:
+    async def test_forecast(as_user: ClientFactory) -> None:
         async with as_user(scopes=["weather.read"]) as client:
             result = await client.call_tool("forecast", {"city": "Oslo"})
         assert result.structured_content == {"result": "sunny in Oslo"}
@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app.auth.dev_keys import public_jwk
+from app.core.renamed import deprecated_aliases
 from app.settings import Settings
 from app.toolkit.guards import Denial as Denial
 from app.toolkit.guards import default_tools_dir
@@ -51,8 +52,12 @@ TEST_CLIENT_ID = "7e57e57e-0000-4000-8000-00000000c11e"
 TEST_USER_OID = "7e57e57e-0000-4000-8000-0000000005e7"
 TEST_APP_ID = "7e57e57e-0000-4000-8000-000000000a77"
 
-Caller = Callable[..., AbstractAsyncContextManager[Client]]
-ApiCaller = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
+ClientFactory = Callable[..., AbstractAsyncContextManager[Client]]
+"""The type of `as_user` / `as_app`: called with scopes or roles (and claims), it opens an MCP client."""
+ApiClientFactory = Callable[..., AbstractAsyncContextManager[httpx2.AsyncClient]]
+"""The type of `api_as_user` / `api_as_app`: called with scopes or roles (and claims), it opens an HTTP client."""
+# `Caller` and `ApiCaller`, the old names, clashed with `app.Caller` (the authenticated caller): deprecated.
+__getattr__ = deprecated_aliases(__name__, {"Caller": "ClientFactory", "ApiCaller": "ApiClientFactory"}, globals())
 
 
 def free_port() -> int:
@@ -263,24 +268,24 @@ def mcp_server(mcp_tools_dir: Path) -> Iterator[TestServer]:
 
 
 @pytest.fixture
-def as_user(mcp_server: TestServer) -> Caller:
+def as_user(mcp_server: TestServer) -> ClientFactory:
     """`async with as_user(scopes=[...], **claims) as client:` an SDK client acting as a signed-in user."""
     return mcp_server.as_user
 
 
 @pytest.fixture
-def as_app(mcp_server: TestServer) -> Caller:
+def as_app(mcp_server: TestServer) -> ClientFactory:
     """`async with as_app(roles=[...], **claims) as client:` an SDK client acting as an app (no user)."""
     return mcp_server.as_app
 
 
 @pytest.fixture
-def api_as_user(mcp_server: TestServer) -> ApiCaller:
+def api_as_user(mcp_server: TestServer) -> ApiClientFactory:
     """`async with api_as_user(scopes=[...], **claims) as http:` an HTTP client for routes, as a signed-in user."""
     return mcp_server.api_as_user
 
 
 @pytest.fixture
-def api_as_app(mcp_server: TestServer) -> ApiCaller:
+def api_as_app(mcp_server: TestServer) -> ApiClientFactory:
     """`async with api_as_app(roles=[...], **claims) as http:` an HTTP client for routes, as an app (no user)."""
     return mcp_server.api_as_app

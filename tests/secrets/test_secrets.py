@@ -217,11 +217,15 @@ def test_a_missing_tool_secret_fails_startup_naming_it(
         tmp_path,
         "weather.py",
         """
-        from app import secret, tool
+        from typing import Annotated
 
-        @tool(scopes=["mcp.read"], secrets=["weather--api-key", "weather--region"])
-        def forecast() -> str:
-            return secret("weather--region").get_secret_value()[:0] + "sunny"
+        from app import Secret, tool
+
+        @tool(scopes=["mcp.read"])
+        def forecast(
+            api_key: Annotated[str, Secret("weather--api-key")], region: Annotated[str, Secret("weather--region")]
+        ) -> str:
+            return region[:0] + "sunny"
         """,
     )
     settings = settings_for(entra, free_port(), keyvault=vault_section(keyvault, vault_tls), tools={"dir": tools})
@@ -237,10 +241,12 @@ def test_a_missing_tool_secret_stops_the_real_server_with_a_clear_message(tmp_pa
         tmp_path / "t",
         "weather.py",
         """
-        from app import tool
+        from typing import Annotated
 
-        @tool(scopes=["mcp.read"], secrets=["weather--api-key"])
-        def forecast() -> str:
+        from app import Secret, tool
+
+        @tool(scopes=["mcp.read"])
+        def forecast(api_key: Annotated[str, Secret("weather--api-key")]) -> str:
             return "sunny"
         """,
     )
@@ -374,12 +380,14 @@ def _store(keys: list[str]) -> SecretStore:
 ROTATING_TOOL = """
     import hashlib
 
-    from app import secret, tool
+    from typing import Annotated
 
-    @tool(scopes=["mcp.read"], secrets=["weather--api-key"])
-    def key_fingerprint() -> str:
+    from app import Secret, tool
+
+    @tool(scopes=["mcp.read"])
+    def key_fingerprint(key: Annotated[str, Secret("weather--api-key")]) -> str:
         \"\"\"A fingerprint of the key the tool would call its upstream with.\"\"\"
-        return hashlib.sha256(secret("weather--api-key").get_secret_value().encode()).hexdigest()[:12]
+        return hashlib.sha256(key.encode()).hexdigest()[:12]
 """
 
 
@@ -449,15 +457,16 @@ LEAKY_TOOL = """
 
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from app import secret, tool
+    from typing import Annotated
+
+    from app import Secret, tool
 
     log = logging.getLogger("tools.leaky")
     DOWNSTREAM_TOKEN = "{downstream}"
 
-    @tool(scopes=["mcp.read"], secrets=["leaky--api-key"])
-    def leaky(mode: str) -> str:
+    @tool(scopes=["mcp.read"])
+    def leaky(mode: str, key: Annotated[str, Secret("leaky--api-key")]) -> str:
         \"\"\"A careless tool: logs and raises its secret and a downstream token.\"\"\"
-        key = secret("leaky--api-key").get_secret_value()
         log.info("calling upstream with key %s and Authorization: Bearer %s", key, DOWNSTREAM_TOKEN)
         if mode == "crash":
             raise RuntimeError(f"upstream rejected key {{key}} for token {{DOWNSTREAM_TOKEN}}")

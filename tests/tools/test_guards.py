@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from app.catalog.registry import Spec
-from app.toolkit.testing import Caller, Denial, TestServer, denials, discovered_tools
+from app.toolkit.testing import ClientFactory, Denial, TestServer, denials, discovered_tools
 
 TOOLS = discovered_tools()
 DENIALS = [denial for spec in TOOLS for denial in denials(spec)]
@@ -30,7 +30,9 @@ async def test_tool_refuses_caller_without_its_grants(mcp_server: TestServer, de
 
 
 @pytest.mark.parametrize("spec", TOOLS, ids=[s.name for s in TOOLS])
-async def test_tool_is_served_to_a_caller_with_its_grants(spec: Spec, as_user: Caller, as_app: Caller) -> None:
+async def test_tool_is_served_to_a_caller_with_its_grants(
+    spec: Spec, as_user: ClientFactory, as_app: ClientFactory
+) -> None:
     # The refusals above mean something only if the tool exists and a properly granted caller can reach it.
     req = spec.requirement
     callers = []

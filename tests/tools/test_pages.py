@@ -3,12 +3,12 @@
 from mcp.types import TextContent
 
 from app.server.content import MARKER, META_KEY
-from app.toolkit.testing import Caller
+from app.toolkit.testing import ClientFactory
 
 ONBOARDING = "https://intranet.contoso.com/wiki/onboarding"
 
 
-async def test_page_text_is_marked_untrusted(as_user: Caller) -> None:
+async def test_page_text_is_marked_untrusted(as_user: ClientFactory) -> None:
     async with as_user(scopes=["pages.read"]) as client:
         result = await client.call_tool("fetch_page_summary", {"url": ONBOARDING})
     content = result.content[0]

@@ -3,7 +3,7 @@ one."""
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from app import Caller, limiter, public
 
@@ -16,7 +16,7 @@ async def per_caller(request: Request, caller: Caller) -> dict[str, Any]:
     return {"caller": caller.key}
 
 
-@router.get("/public", dependencies=[Depends(public)])
+@router.get("/public", dependencies=[public])
 @limiter.limit("3/minute")
 async def per_ip(request: Request) -> dict[str, Any]:
     return {"status": "ok"}
