@@ -3,7 +3,6 @@ rate strings, and the names of secret fields."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import typing
@@ -13,6 +12,8 @@ from urllib.parse import urlsplit
 from limits import parse_many
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import NoDecode
+
+from app.core.hosts import is_loopback_host as is_loopback_host  # re-exported: settings validate hosts with it
 
 # Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
 DEV_TENANT_ID = "00000000-0000-4000-8000-000000000de0"
@@ -39,18 +40,6 @@ def csv_list(value: object) -> object:
 
 CsvList = Annotated[list[str], NoDecode]
 SecretList = Annotated[list[SecretStr], NoDecode]
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for localhost and loopback IPs: the only hosts allowed over plain http."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def app_id_uri_shape(value: str | None) -> str | None:
