@@ -52,8 +52,6 @@ from app.api.mount import mount_routes
 from app.auth.authz import AuthorizeOperation, Guard
 from app.auth.challenge import Challenges
 from app.auth.dependencies import RouteAuth
-from app.auth.dev_issuer import DevIssuer, DevIssuerPortError, listen_socket
-from app.auth.dev_keys import DevKeyError
 from app.auth.downstream import OnBehalfOf, settings_credential
 from app.auth.metadata import app_id_uri_warning, declared_scopes, protected_resource_metadata, supported_scopes
 from app.auth.middleware import AuthenticateBearer
@@ -62,8 +60,11 @@ from app.auth.tokens import EntraTokenValidator
 from app.authserver.build import build_auth_server
 from app.catalog.discovery import discover
 from app.catalog.registry import Requirement, ToolDiscoveryError
+from app.compose.devissuer import dev_issuer_config
 from app.core.asgi import EnsureResponse
 from app.core.heap import freeze_startup_heap
+from app.devissuer.issuer import DevIssuer, DevIssuerPortError, listen_socket
+from app.devissuer.signing import DevKeyError
 from app.edge.bounds import CapConcurrency, LimitBody
 from app.edge.headers import ForwardedHeaders, HostOriginGuard, SecurityHeaders, sdk_transport_security
 from app.edge.limiter import Limiter
@@ -117,7 +118,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     content_check = content_safety_from(settings)
     threads = ToolThreads(settings.tools.threads)
     # Built here, not at startup, so a bad dev key is reported like any other configuration error.
-    issuer = DevIssuer(settings, catalog, route_requirement) if embedded_issuer else None
+    issuer = DevIssuer(dev_issuer_config(settings, catalog, route_requirement)) if embedded_issuer else None
     mcp = build_mcp_server(settings, catalog, guard, secrets, observer, downstream, content_check, threads)
     # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
     if settings.tools_lock_mode != "off":

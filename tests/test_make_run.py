@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.auth.dev_keys import DevKeyError, load_or_create_key, public_jwk
+from app.devissuer.signing import DevKeyError, load_or_create_key, public_jwk
 from tests.conftest import REPO, mcp_client
 from tests.support.servers import free_port, wait_ready
 
@@ -74,7 +74,7 @@ async def test_several_workers_share_a_standalone_dev_issuer(tmp_path: object) -
         "LOG_LEVEL": "WARNING",
     }
     issuer = subprocess.Popen(
-        [sys.executable, "-m", "app.auth.dev_issuer", "serve"], cwd=REPO, env=env, start_new_session=True
+        [sys.executable, "-m", "app.devissuer", "serve"], cwd=REPO, env=env, start_new_session=True
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "app"],
@@ -88,7 +88,7 @@ async def test_several_workers_share_a_standalone_dev_issuer(tmp_path: object) -
     try:
         await wait_ready(f"http://127.0.0.1:{port}", server)
         token = subprocess.run(
-            [sys.executable, "-m", "app.auth.dev_issuer", "token", "--scopes", "mcp.read"],
+            [sys.executable, "-m", "app.devissuer", "token", "--scopes", "mcp.read"],
             cwd=REPO,
             env=env,
             capture_output=True,
@@ -110,7 +110,7 @@ def test_first_starts_that_race_on_a_fresh_checkout_agree_on_one_dev_key(tmp_pat
     key_dir = tmp_path / ".dev"
     start_at = time.time() + 4  # after every process has imported, all look for the key at the same moment
     script = (
-        "import sys, time; from pathlib import Path; from app.auth.dev_keys import load_or_create_key, public_jwk; "
+        "import sys, time; from pathlib import Path; from app.devissuer.signing import load_or_create_key, public_jwk; "
         "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
         "print(public_jwk(load_or_create_key(Path(sys.argv[1])))['kid'])"
     )
