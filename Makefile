@@ -23,7 +23,7 @@ run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev is
 	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(RUN) python -m app
 
 token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only)
-	@APP_ENV=development $(RUN) python -m app.auth.dev_issuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
+	@APP_ENV=development $(RUN) python -m app.devissuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
 
 # pytest-xdist workers for the whole suite (a part given in TESTS runs in one process unless TEST_WORKERS says more).
 # The tests see uv's directory first on PATH (the bench builds a venv with uv), and none of this make's variables

@@ -28,7 +28,7 @@ def main() -> None:
     if settings.server.workers > 1 and settings.dev_issuer_active and settings.dev_issuer.embedded:
         print(
             "configuration error: the embedded dev issuer needs SERVER__WORKERS=1; for more workers run "
-            "`python -m app.auth.dev_issuer serve` and set DEV_ISSUER__EMBEDDED=false",
+            "`python -m app.devissuer serve` and set DEV_ISSUER__EMBEDDED=false",
             file=sys.stderr,
         )
         raise SystemExit(2)

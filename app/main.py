@@ -18,11 +18,11 @@ from app.api.discovery import discover_routes
 from app.api.mount import mount_routes
 from app.auth.challenge import Challenges
 from app.auth.dependencies import RouteAuth
-from app.auth.dev_issuer import DevIssuer, listen_socket
 from app.auth.downstream import OnBehalfOf
 from app.auth.tokens import EntraTokenValidator
 from app.authserver.build import build_auth_server
 from app.compose.core import DownstreamFactory, build_core
+from app.compose.devissuer import dev_issuer_config
 from app.compose.http import (
     Entry,
     closing,
@@ -38,6 +38,7 @@ from app.compose.http import (
 from app.compose.parts import event_store_from
 from app.compose.secrets import client_credential, rotating
 from app.compose.startup import exit_on_startup_error
+from app.devissuer.issuer import DevIssuer, listen_socket
 from app.edge.limiter import RateCounter
 from app.edge.route_throttle import FailedAuthThrottle
 from app.observability.access_log import install_access_log_filter
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Entry:
         rates.unauthenticated, development=settings.app_env == "development",
     )  # fmt: skip
     # Built here, not at startup, so a bad dev key is reported like any other configuration error.
-    issuer = DevIssuer(settings, core.catalog, routes.requirement) if embedded else None
+    issuer = DevIssuer(dev_issuer_config(settings, core.catalog, routes.requirement)) if embedded else None
     readiness = Readiness()  # Redis is deliberately no check: RATE_LIMIT__ON_STORAGE_ERROR decides what callers get
     readiness.add("jwks", validator.keys_loaded)
     parts = [  # entered in order at startup, left in reverse at shutdown

@@ -228,8 +228,9 @@ async def callers(app: App, args: argparse.Namespace, base: Headers, requests: i
         return itertools.repeat([*base, *await handshake(app, base, args.protocol)])
     from limits import parse_many
 
-    from app.auth.dev_issuer import DevIssuer
-    from app.auth.dev_requests import DevUser
+    from app.compose.devissuer import dev_issuer_config
+    from app.devissuer.issuer import DevIssuer
+    from app.devissuer.rules import DevUser
 
     settings = app.state.settings  # type: ignore[attr-defined]
     # The default per-principal limit (RATE_LIMIT__DEFAULT, 120/minute) would refuse this loop within a second. The
@@ -240,7 +241,7 @@ async def callers(app: App, args: argparse.Namespace, base: Headers, requests: i
     per_caller = budget - (2 if args.protocol == "2025-11-25" else 0)
     if per_caller < 1:
         raise SystemExit(f"RATE_LIMIT__DEFAULT={settings.rate_limit.default} leaves no call after the handshake")
-    issuer = DevIssuer(settings)
+    issuer = DevIssuer(dev_issuer_config(settings))
     turns = []
     for n in range(math.ceil(requests / per_caller)):
         user = DevUser(f"00000000-0000-4000-8000-{n:012d}", f"Bench {n}", f"bench{n}@localhost")

@@ -114,7 +114,7 @@ def main() -> int:
             redis = spawn(redis_argv, env, scratch, "1", port, scratch / "redis.log")
             started.append(redis)
             env["RATE_LIMIT__STORAGE_URI"] = f"redis://127.0.0.1:{port}/0"
-        issuer = spawn([sys.executable, "-m", "app.auth.dev_issuer", "serve"], env, REPO, "1", 0, scratch / "iss.log")
+        issuer = spawn([sys.executable, "-m", "app.devissuer", "serve"], env, REPO, "1", 0, scratch / "iss.log")
         started.append(issuer)
         token = _token(env)
         port = free_port()
@@ -152,7 +152,7 @@ def main() -> int:
 
 
 def _token(env: dict[str, str]) -> str:
-    argv = [sys.executable, "-m", "app.auth.dev_issuer", "token", "--scopes", "mcp.read"]
+    argv = [sys.executable, "-m", "app.devissuer", "token", "--scopes", "mcp.read"]
     deadline = time.monotonic() + 60
     while True:
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False)  # noqa: S603

@@ -182,7 +182,7 @@ def _prepare_project(ctx: Context) -> str | None:
     # One standalone dev issuer for every (d) process, as Entra is for every replica: workers > 1 can share it.
     env = dict(os.environ) | {"PYTHONPATH": str(REPO_ROOT)} | _in_scratch(PROJECT_ENV, ctx)
     issuer = subprocess.Popen(
-        [sys.executable, "-m", "app.auth.dev_issuer", "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "app.devissuer", "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL
     )
     atexit.register(issuer.terminate)
     return None

@@ -16,23 +16,22 @@ from __future__ import annotations
 import re
 import secrets
 from typing import Any
-from urllib.parse import urlencode
 
 import jwt
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app.auth.oauth_errors import OAuthError, single_params
-from app.authserver.consent import consent_headers, render_consent
-from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, FacadeContext, read_form
-from app.authserver.store import fingerprint
+from app.auth.resource import OIDC_SCOPES
+from app.authserver.consent import render_consent
+from app.authserver.context import CODE_SECONDS, TRANSACTION_SECONDS, FacadeContext
+from app.authserver.pages import form_page_headers
+from app.authserver.protocol import PKCE_CHALLENGE, fingerprint, read_form, with_query
 from app.authserver.upstream import UpstreamError, pkce_pair
 from app.observability.audit import AUTHSERVER_CODE, AUTHSERVER_CONSENT
 
 CONSENT_PATH = "/oauth/consent"
-_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 _COOKIE = re.compile(r"[A-Za-z0-9_-]{32}")  # the browser binding cookie: 24 random bytes, base64url
-OIDC = ("openid", "profile", "email", "offline_access")
 
 
 class Authorize:
@@ -52,7 +51,7 @@ class Authorize:
         if params.get("response_type") != "code":
             raise OAuthError("unsupported_response_type", "response_type must be code (authorization code with PKCE)")
         method, challenge = params.get("code_challenge_method"), params.get("code_challenge", "")
-        if method != "S256" or not _CHALLENGE.fullmatch(challenge):
+        if method != "S256" or not PKCE_CHALLENGE.fullmatch(challenge):
             raise OAuthError("invalid_request", "PKCE is required, with code_challenge_method=S256 (plain is refused)")
         if len(params.get("state", "")) > 2000:
             raise OAuthError("invalid_request", "state is longer than 2000 characters")
@@ -85,7 +84,7 @@ class Authorize:
             server_name=ctx.server_name,
             app_id_uri=ctx.app_id_uri,
         )
-        response = HTMLResponse(html, headers=consent_headers(ctx.upstream.authorize_endpoint, redirect_uri))
+        response = HTMLResponse(html, headers=form_page_headers(ctx.upstream.authorize_endpoint, redirect_uri))
         self._cookie(response, self.csrf_cookie, csrf, TRANSACTION_SECONDS)
         return response
 
@@ -185,10 +184,10 @@ class Authorize:
     def _scopes(self, scope: str | None) -> list[str]:
         """The requested scopes: this server's (`{app_id_uri}/{scope}`) and OpenID ones; none named: all of them."""
         asked = list(dict.fromkeys((scope or "").split()))
-        known = {*self.ctx.scopes, self.ctx.app_id_uri + "/.default", *OIDC}
+        known = {*self.ctx.scopes, self.ctx.app_id_uri + "/.default", *OIDC_SCOPES}
         if unknown := [s for s in asked if s not in known]:
             raise OAuthError("invalid_scope", f"scope {unknown[0][:120]!r} is not a scope of this server")
-        if not [s for s in asked if s not in OIDC]:
+        if not [s for s in asked if s not in OIDC_SCOPES]:
             asked = [*self.ctx.scopes, *asked]
         return asked
 
@@ -203,8 +202,7 @@ def _back_to_client(transaction: dict[str, Any], answer: dict[str, str], issuer:
     if transaction.get("state") is not None:
         answer["state"] = transaction["state"]
     answer["iss"] = issuer
-    uri = transaction["redirect_uri"]
-    location = uri + ("&" if "?" in uri else "?") + urlencode(answer)
+    location = with_query(transaction["redirect_uri"], answer)
     return RedirectResponse(location, 303, {"cache-control": "no-store", "referrer-policy": "no-referrer"})
 
 

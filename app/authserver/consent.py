@@ -13,32 +13,14 @@ from html import escape
 from urllib.parse import urlsplit
 
 from app.authserver.clients import Client
+from app.authserver.pages import html_page
 
-_STYLE = """
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:#f3f4f6;color:#111827;margin:0}
-main{max-width:34rem;margin:2.5rem auto;background:#fff;border:1px solid #d1d5db;border-radius:10px;padding:2rem}
-h1{font-size:1.35rem;margin:.2rem 0 1rem}
-code{background:#f3f4f6;border-radius:4px;padding:0 .25rem;font-size:.85em;word-break:break-all}
+_STYLE = """h1{font-size:1.35rem;margin:.2rem 0 1rem}
 .ok{color:#047857;font-weight:600}.warn{color:#92400e;font-weight:600}
 ul{padding-left:1.2rem}
 button{border:0;border-radius:6px;padding:.6rem 1.6rem;font-size:1rem;cursor:pointer;margin-right:.6rem}
 .approve{background:#2563eb;color:#fff}.deny{background:#e5e7eb;color:#111827}
 """
-
-PAGE_HEADERS = {
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-store",
-}
-
-
-def consent_headers(*redirect_targets: str) -> dict[str, str]:
-    """The form posts here only; browsers hold the post's redirects to `form-action` too (upstream, client)."""
-    origins = " ".join(f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in redirect_targets)
-    csp = PAGE_HEADERS["content-security-policy"] + f"; form-action 'self' {origins}"
-    # `same-origin`, not `no-referrer`: with no referrer the form post's Origin is `null`, which the edge refuses.
-    return PAGE_HEADERS | {"content-security-policy": csp, "referrer-policy": "same-origin"}
 
 
 def plain_scope(scope: str, app_id_uri: str, server_name: str) -> str:
@@ -76,11 +58,7 @@ def render_consent(
     items = "".join(f"<li>{e(plain_scope(s, app_id_uri, server_name))}{mark if s in new else ''}</li>" for s in scopes)
     asks = "It now asks for more than you approved before. It asks to:" if new else "It asks to:"
     host = urlsplit(redirect_uri).netloc
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Allow {e(client.client_name)} to use {e(server_name)}?</title><style>{_STYLE}</style></head>
-<body><main>
-<h1>Allow <b>{e(client.client_name)}</b> to use {e(server_name)} as you?</h1>
+    body = f"""<h1>Allow <b>{e(client.client_name)}</b> to use {e(server_name)} as you?</h1>
 {who}
 <p>{asks}</p><ul>{items}</ul>
 <p>After you approve and sign in, you return to <code>{e(host)}</code>.</p>
@@ -90,13 +68,9 @@ def render_consent(
 <input type="hidden" name="csrf" value="{e(csrf)}">
 <button class="approve" type="submit" name="decision" value="approve">Approve</button>
 <button class="deny" type="submit" name="decision" value="deny">Deny</button>
-</form></main></body></html>
-"""
+</form>"""
+    return html_page(f"Allow {client.client_name} to use {server_name}?", body, _STYLE)
 
 
 def render_error(title: str, description: str) -> str:
-    e = escape
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{_STYLE}</style></head>
-<body><main><h1>{e(title)}</h1><p>{e(description)}</p></main></body></html>
-"""
+    return html_page(title, f"<h1>{escape(title)}</h1><p>{escape(description)}</p>", _STYLE)

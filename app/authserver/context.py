@@ -6,15 +6,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 
-from app.auth.oauth_errors import OAuthError, single_params
+from app.auth.oauth_errors import OAuthError
 from app.authserver.cimd import ClientDocuments
 from app.authserver.clients import Client, Registry
-from app.authserver.consent import PAGE_HEADERS, render_error
+from app.authserver.consent import render_error
+from app.authserver.pages import PAGE_HEADERS
+from app.authserver.protocol import error_json
 from app.authserver.store import Sealed, StateStoreError
 from app.authserver.upstream import Upstream
 from app.core.renamed import deprecated_aliases
@@ -23,8 +24,6 @@ from app.observability.audit_fields import bounded, client_ip
 
 log = logging.getLogger("app.authserver")
 
-MAX_FORM_BYTES = 16 * 1024
-NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 CODE_SECONDS = 60
 TRANSACTION_SECONDS = 600
 
@@ -68,25 +67,6 @@ class FacadeContext:
         self.audit.record(event, client_ip=bounded(client_ip(request.scope)), **kept)
 
 
-async def read_body(request: Request, limit: int = MAX_FORM_BYTES) -> bytes:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise OAuthError("invalid_request", f"the request body is larger than {limit} bytes")
-    return body
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        raise OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded")
-    try:
-        items = parse_qsl((await read_body(request)).decode(), keep_blank_values=True, max_num_fields=50)
-    except (UnicodeDecodeError, ValueError):
-        raise OAuthError("invalid_request", "the request body is not valid form data") from None
-    return single_params(items)
-
-
 def answering(
     handler: Callable[[Request], Awaitable[Response]], page: bool = False
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -103,11 +83,11 @@ def answering(
         except OSError:  # Redis unreachable, say: a clear 503, not a traceback
             log.warning("authorization-server state unreachable")
             error = OAuthError("temporarily_unavailable", "the authorization server's state is unreachable", 503)
-        retry = {"retry-after": str(error.retry_after)} if error.retry_after else {}
         if page:
+            retry = {"retry-after": str(error.retry_after)} if error.retry_after else {}
             html = render_error(f"Sign-in refused: {error.error}", error.description)
             return HTMLResponse(html, status_code=error.status, headers=PAGE_HEADERS | retry)
-        return JSONResponse(error.body(), status_code=error.status, headers=NO_STORE | retry)
+        return error_json(error)
 
     return endpoint
 

@@ -151,11 +151,6 @@ class Sealed:
         return _open(kind, secret, await self.store.take(_name(kind, secret)))
 
 
-def fingerprint(value: str) -> str:
-    """A one-way stand-in for a secret the facade must recognise later but never keep (a cookie, a refresh token)."""
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def _name(kind: str, secret: str) -> str:
     return PREFIX + kind + ":" + hashlib.sha256(f"name:{secret}".encode()).hexdigest()
 

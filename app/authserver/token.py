@@ -8,10 +8,7 @@ again revokes the family.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import re
 import secrets
 from typing import Any
 
@@ -19,21 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.auth.oauth_errors import OAuthError
-from app.authserver.context import NO_STORE, FacadeContext, read_body, read_form
-from app.authserver.store import fingerprint
+from app.authserver.context import FacadeContext
+from app.authserver.protocol import NO_STORE, fingerprint, pkce_matches, read_body, read_form
 from app.authserver.upstream import UpstreamError
 from app.observability.audit import AUTHSERVER_REGISTRATION, AUTHSERVER_TOKEN
 from app.observability.audit_fields import client_ip
 
-_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
 MAX_REGISTRATION_BYTES = 8 * 1024
-
-
-def pkce_matches(verifier: str, challenge: str) -> bool:
-    if not _VERIFIER.fullmatch(verifier):
-        return False
-    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return secrets.compare_digest(digest, challenge)
 
 
 def metadata(ctx: FacadeContext, paths: dict[str, str]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Host names: which are loopback (the only hosts allowed over plain http)."""
+"""Host names: which ones are loopback (the only hosts plain http and the development issuer may use)."""
 
 from __future__ import annotations
 

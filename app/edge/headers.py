@@ -55,8 +55,8 @@ class HostOriginGuard:
 
     def __init__(self, app: ASGIApp, hosts: Iterable[str], origins: Iterable[str]) -> None:
         self.app = app
-        self.hosts = _Patterns(hosts)
-        self.origins = _Patterns(origins)
+        self.hosts = HostPatterns(hosts)
+        self.origins = HostPatterns(origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
@@ -81,8 +81,8 @@ class HostOriginGuard:
         await self.app(scope, receive, send)
 
 
-class _Patterns:
-    """Exact values, or `prefix:*` for any port: the SDK's TransportSecuritySettings syntax."""
+class HostPatterns:
+    """Exact values, or `prefix:*` for any port: the SDK's TransportSecuritySettings syntax (hosts and origins)."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
         patterns = [p.lower() for p in patterns]

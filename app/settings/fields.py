@@ -13,7 +13,7 @@ from limits import parse_many
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import NoDecode
 
-from app.core.hosts import is_loopback_host
+from app.core.hosts import is_loopback_host as is_loopback_host  # re-exported: settings validate hosts with it
 
 # Stable identities for the embedded dev issuer: it stands in for one Entra tenant and one app registration.
 DEV_TENANT_ID = "00000000-0000-4000-8000-000000000de0"

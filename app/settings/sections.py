@@ -244,7 +244,7 @@ class DevIssuerSettings(Section):
     key_dir: Path = Path(".dev")
     """Where the dev issuer keeps its signing key."""
     embedded: bool = True
-    """Start the issuer inside the server; false trusts one already running (`python -m app.auth.dev_issuer serve`),
+    """Start the issuer inside the server; false trusts one already running (`python -m app.devissuer serve`),
     e.g. for several workers."""
     client_id: str = Field(default=DEV_PUBLIC_CLIENT_ID, pattern=r"^[A-Za-z0-9._~:/-]{1,200}$")
     """The one public OAuth client the dev issuer's sign-in page serves (authorization code with PKCE, loopback redirect

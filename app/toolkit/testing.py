@@ -39,8 +39,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.auth.dev_keys import public_jwk
 from app.core.renamed import deprecated_aliases
+from app.devissuer.signing import public_jwk
 from app.settings import Settings
 from app.toolkit.guards import Denial as Denial
 from app.toolkit.guards import default_tools_dir

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.auth.dev_keys import DevKeyError, load_or_create_key, public_jwk
+from app.devissuer.signing import DevKeyError, load_or_create_key, public_jwk
 from tests.support.values import REPO
 
 pytestmark = pytest.mark.slow  # six interpreters race for the key
@@ -23,7 +23,7 @@ def test_first_starts_that_race_on_a_fresh_checkout_agree_on_one_dev_key(tmp_pat
     key_dir = tmp_path / ".dev"
     start_at = time.time() + 4  # after every process has imported, all look for the key at the same moment
     script = (
-        "import sys, time; from pathlib import Path; from app.auth.dev_keys import load_or_create_key, public_jwk; "
+        "import sys, time; from pathlib import Path; from app.devissuer.signing import load_or_create_key, public_jwk; "
         "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
         "print(public_jwk(load_or_create_key(Path(sys.argv[1])))['kid'])"
     )

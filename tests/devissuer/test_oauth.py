@@ -17,8 +17,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from mcp.shared.auth import OAuthMetadata
 
-from app.auth.dev_issuer import DevIssuer
 from app.catalog.discovery import discover
+from app.compose.devissuer import dev_issuer_config
+from app.devissuer.issuer import DevIssuer
 from app.settings import Settings
 from tests.support.dev_oauth import DevOAuth, error_of, pkce, redirect_query
 from tests.support.servers import ServerThread, free_port
@@ -45,7 +46,7 @@ def dev_settings(key_dir: Path, **sections: dict[str, Any]) -> Settings:
 
 @contextmanager
 def running(settings: Settings) -> Iterator[str]:
-    issuer = DevIssuer(settings, discover(settings.tools.dir))
+    issuer = DevIssuer(dev_issuer_config(settings, discover(settings.tools.dir)))
     with ServerThread(issuer.asgi_app(), port=settings.dev_issuer.port) as server:
         yield server.url
 

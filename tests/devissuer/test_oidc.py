@@ -14,9 +14,10 @@ from typing import Any
 import jwt
 import pytest
 
-from app.auth.dev_issuer import DevIssuer
-from app.auth.dev_requests import TEST_USERS
 from app.catalog.discovery import discover
+from app.compose.devissuer import dev_issuer_config
+from app.devissuer.issuer import DevIssuer
+from app.devissuer.rules import TEST_USERS
 from app.settings import Settings
 from tests.support.dev_oauth import DevOAuth
 from tests.support.servers import ServerThread, free_port
@@ -31,7 +32,7 @@ async def oauth(tmp_path: Path) -> AsyncIterator[DevOAuth]:
         mcp={"resource_host": "http://127.0.0.1:8000"},
         rate_limit={"unauthenticated": "1000/minute"},
     )
-    issuer = DevIssuer(settings, discover(settings.tools.dir))
+    issuer = DevIssuer(dev_issuer_config(settings, discover(settings.tools.dir)))
     with ServerThread(issuer.asgi_app(), port=settings.dev_issuer.port) as server:
         client = DevOAuth(settings, server.url)
         yield client

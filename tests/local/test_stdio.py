@@ -27,7 +27,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from msal_extensions import build_encrypted_persistence
 from pydantic import SecretStr
 
-from app.auth.dev_requests import TEST_USERS
+from app.devissuer.rules import TEST_USERS
 from app.local.identity import CACHE_FILE, SignInError, token_cache
 from app.local.settings import LocalSettings
 from app.settings import DEV_CLIENT_ID, DEV_TENANT_ID, Settings
@@ -98,7 +98,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     log = setup.tmp / "issuer.log"
     with log.open("wb") as out:
         issuer = subprocess.Popen(
-            [sys.executable, "-m", "app.auth.dev_issuer", "serve"],
+            [sys.executable, "-m", "app.devissuer", "serve"],
             cwd=setup.tmp,
             env=setup.common,
             stdout=out,

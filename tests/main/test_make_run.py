@@ -72,7 +72,7 @@ async def test_several_workers_share_a_standalone_dev_issuer(tmp_path: Path) -> 
         "LOG_LEVEL": "WARNING",
     }
     issuer = subprocess.Popen(
-        [sys.executable, "-m", "app.auth.dev_issuer", "serve"], cwd=tmp_path, env=env, start_new_session=True
+        [sys.executable, "-m", "app.devissuer", "serve"], cwd=tmp_path, env=env, start_new_session=True
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "app"],
@@ -86,7 +86,7 @@ async def test_several_workers_share_a_standalone_dev_issuer(tmp_path: Path) -> 
     try:
         await wait_ready(f"http://127.0.0.1:{port}", server)
         token = subprocess.run(
-            [sys.executable, "-m", "app.auth.dev_issuer", "token", "--scopes", "mcp.read"],
+            [sys.executable, "-m", "app.devissuer", "token", "--scopes", "mcp.read"],
             cwd=tmp_path,
             env=env,
             capture_output=True,

@@ -159,7 +159,7 @@ def test_a_dev_key_file_that_cannot_be_used_stops_the_server_and_the_token_comma
     env["DEV_ISSUER__KEY_DIR"] = str(tmp_path / "dev")
     server = run_uvicorn(env, tmp_path)
     token = subprocess.run(
-        [sys.executable, "-m", "app.auth.dev_issuer", "token"],
+        [sys.executable, "-m", "app.devissuer", "token"],
         env={**os.environ, "PYTHONPATH": str(REPO), **env},
         cwd=tmp_path,
         capture_output=True,
@@ -195,10 +195,11 @@ def test_dev_issuer_is_never_active_in_production() -> None:
         mcp={"resource_host": "https://x.example", "stateless": False},
     )
     assert not settings.dev_issuer_active
-    from app.auth.dev_issuer import DevIssuer
+    from app.compose.devissuer import dev_issuer_config
+    from app.devissuer.issuer import DevIssuer
 
     with pytest.raises(RuntimeError, match="never runs in production"):
-        DevIssuer(settings)
+        DevIssuer(dev_issuer_config(settings))
 
 
 @pytest.mark.parametrize("threshold", [12_345, 0])

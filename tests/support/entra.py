@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from app.auth.dev_keys import public_jwk
+from app.devissuer.signing import public_jwk
 
 MULTI = {"organizations", "common"}
 MINTED: list[str] = []  # every token any stand-in minted this run, so tests can prove none reached a log

@@ -7,28 +7,18 @@ every use; a replayed code or refresh token revokes everything issued from that 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from app.auth.dev_requests import DevUser, Rules, parse_scopes
 from app.auth.oauth_errors import OAuthError
+from app.authserver.protocol import fingerprint
+from app.devissuer.rules import DevUser, Rules, parse_scopes
 
 CODE_SECONDS = 60
 REFRESH_SECONDS = 24 * 3600
 MAX_GRANTS = 10_000  # per kind; the issuer's endpoints are throttled per IP anyway
-_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 section 4.1
-
-
-def pkce_matches(verifier: str, challenge: str) -> bool:
-    if not _VERIFIER.fullmatch(verifier):
-        return False
-    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return secrets.compare_digest(digest, challenge)
 
 
 @dataclass(frozen=True)
@@ -46,10 +36,6 @@ class Grant:
     family: str = field(default_factory=lambda: secrets.token_hex(8))
     openid: bool = False  # `openid` was requested: the token response carries an ID token
     nonce: str | None = None  # the authorization request's OpenID Connect nonce
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class GrantStore:
@@ -84,13 +70,13 @@ class GrantStore:
         if len(table) >= MAX_GRANTS:
             raise OAuthError("temporarily_unavailable", "too many outstanding grants; retry later", 503)
         secret = secrets.token_urlsafe(32)
-        table[_digest(secret)] = (grant, now + lifetime)
+        table[fingerprint(secret)] = (grant, now + lifetime)
         return secret
 
     def _take(
         self, table: dict[str, tuple[Grant, float]], secret: str, what: str, check: Callable[[Grant], Grant]
     ) -> tuple[Grant, Grant]:
-        key, now = _digest(secret), time.monotonic()
+        key, now = fingerprint(secret), time.monotonic()
         found = table.get(key)
         if found is None:
             spent = self._spent.get(key)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from app.auth.oauth_errors import OAuthError, single_params
-from app.settings import is_loopback_host
+from app.auth.resource import OIDC_SCOPES
+from app.authserver.protocol import PKCE_CHALLENGE
+from app.core.hosts import is_loopback_host
 
-OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 # The authorization-request parameters the sign-in form carries back, exactly as the client sent them.
 REQUEST_PARAMS = (
     "client_id",
@@ -30,7 +31,6 @@ REQUEST_PARAMS = (
     "resource",
     "nonce",  # OpenID Connect: echoed in the ID token
 )
-_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded
 _SCOPE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,120}")
 
 
@@ -176,7 +176,7 @@ def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) 
         raise OAuthError("invalid_request", "PKCE is required: send code_challenge and code_challenge_method=S256")
     if method != "S256":
         raise OAuthError("invalid_request", f"code_challenge_method {method[:20]!r} is refused: only S256 is allowed")
-    if not _CHALLENGE.fullmatch(challenge):
+    if not PKCE_CHALLENGE.fullmatch(challenge):
         raise OAuthError("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier (43 chars)")
     if len(params.get("state", "")) > 2000 or len(params.get("nonce", "")) > 2000:
         raise OAuthError("invalid_request", "state or nonce is longer than 2000 characters")

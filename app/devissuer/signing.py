@@ -13,8 +13,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.core.startup import StartupError
 
-class DevKeyError(Exception):
+
+class DevKeyError(StartupError):
     """The dev signing key file exists but is not a usable RSA private key."""
 
 

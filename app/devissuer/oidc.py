@@ -11,13 +11,13 @@ import secrets
 import time
 from html import escape
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.responses import HTMLResponse
 
-from app.auth.dev_requests import DevUser
+from app.authserver.protocol import origin
+from app.devissuer.rules import DevUser
 
 
 class IdTokens:
@@ -63,10 +63,9 @@ def form_post(redirect_uri: str, answer: dict[str, str]) -> HTMLResponse:
         f'<form method="post" action="{escape(redirect_uri)}">{fields}<noscript><button>Continue</button></noscript>'
         f'</form><script nonce="{nonce}">document.forms[0].submit()</script></body></html>'
     )
-    parts = urlsplit(redirect_uri)
     csp = (
         f"default-src 'none'; script-src 'nonce-{nonce}'; base-uri 'none'; frame-ancestors 'none'; "
-        f"form-action {parts.scheme}://{parts.netloc}"
+        f"form-action {origin(redirect_uri)}"
     )
     headers = {"content-security-policy": csp, "referrer-policy": "no-referrer", "cache-control": "no-store"}
     return HTMLResponse(html, headers=headers)

@@ -14,23 +14,19 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from html import escape
-from urllib.parse import urlsplit
 
-from app.auth.dev_requests import AuthRequest, DevUser
+from app.authserver.pages import html_page
+from app.devissuer.rules import AuthRequest, DevUser
 
 FORM_SECONDS = 600
 
-_STYLE = """
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:#f3f4f6;color:#111827;margin:0}
-main{max-width:34rem;margin:2.5rem auto;background:#fff;border:1px solid #d1d5db;border-radius:10px;padding:2rem}
-h1{font-size:1.4rem;margin:.2rem 0 1rem}
+_STYLE = """h1{font-size:1.4rem;margin:.2rem 0 1rem}
 .badge{display:inline-block;background:#fef3c7;color:#92400e;border:1px solid #f59e0b;border-radius:999px;
 padding:.1rem .7rem;font-size:.8rem;font-weight:600}
 fieldset{border:1px solid #e5e7eb;border-radius:8px;margin:1rem 0;padding:.6rem 1rem}
 legend{font-weight:600;padding:0 .3rem}
 label{display:block;margin:.35rem 0;cursor:pointer}
 small,.muted{color:#6b7280}
-code{background:#f3f4f6;border-radius:4px;padding:0 .25rem;font-size:.85em;word-break:break-all}
 .tag{font-size:.75rem;color:#1d4ed8;margin-left:.3rem}
 button{background:#2563eb;color:#fff;border:0;border-radius:6px;padding:.6rem 1.6rem;font-size:1rem;cursor:pointer}
 button:focus{outline:3px solid #93c5fd}
@@ -56,26 +52,6 @@ class FormTokens:
     def _mac(self, params: dict[str, str], stamp: str) -> str:
         payload = json.dumps([stamp, sorted(params.items())], separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(hmac.new(self.key, payload, hashlib.sha256).digest()).decode().rstrip("=")
-
-
-def redirect_origin(redirect_uri: str) -> str:
-    parts = urlsplit(redirect_uri)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def page_headers(request: AuthRequest) -> dict[str, str]:
-    """No framing, no script, no referrer to other origins (`same-origin`: with `no-referrer` the form post's Origin
-    would be `null`); the form may post only here, and be redirected only to the client."""
-    csp = (
-        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; "
-        f"form-action 'self' {redirect_origin(request.redirect_uri)}"
-    )
-    return {
-        "content-security-policy": csp,
-        "x-frame-options": "DENY",
-        "referrer-policy": "same-origin",
-        "cache-control": "no-store",
-    }
 
 
 def render_sign_in(
@@ -121,11 +97,7 @@ def render_sign_in(
         else ""
     )
     resource = request.resource or app_id_uri
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Sign in to {e(server_name)} (dev issuer)</title><style>{_STYLE}</style></head>
-<body><main>
-<span class="badge">Development only: this page stands in for Entra ID sign-in</span>
+    body = f"""<span class="badge">Development only: this page stands in for Entra ID sign-in</span>
 <h1>Sign in to {e(server_name)}</h1>
 <p>The MCP client <code>{e(client_id)}</code> asks for access to <code>{e(resource)}</code>.
 Choose who you are and what to grant. There is no password.</p>
@@ -136,5 +108,5 @@ Choose who you are and what to grant. There is no password.</p>
 <fieldset><legend>App roles <small>(roles)</small></legend>{role_rows}</fieldset>
 {offline}<p class="muted">You then return to <code>{e(request.redirect_uri)}</code>.</p>
 <button type="submit">Sign in</button>
-</form></main></body></html>
-"""
+</form>"""
+    return html_page(f"Sign in to {server_name} (dev issuer)", body, _STYLE)

@@ -1,9 +1,9 @@
 """The dev issuer as an authorization server for local MCP clients (development and loopback only).
 
-`/authorize` shows a sign-in page (`dev_signin.py`) and issues codes; `/token` serves the `authorization_code` and
-`refresh_token` grants. The rules (`dev_grants.py`) are Entra's for a pre-registered public client: PKCE S256, loopback
-redirect URIs, scopes as `{app_id_uri}/{scope}`, RFC 8707 `resource` equal to the App ID URI, refresh tokens only
-with `offline_access`. Access tokens are minted exactly as `make token` mints them. Errors are 400 JSON
+`/authorize` shows a sign-in page (`signin.py`) and issues codes; `/token` serves the `authorization_code` and
+`refresh_token` grants. The rules (`rules.py`, `grants.py`) are Entra's for a pre-registered public client: PKCE S256,
+loopback redirect URIs, scopes as `{app_id_uri}/{scope}`, RFC 8707 `resource` equal to the App ID URI, refresh tokens
+only with `offline_access`. Access tokens are minted exactly as `make token` mints them. Errors are 400 JSON
 (`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unsupported_grant_type`, ...), never a 500.
 Codes, verifiers and tokens are never logged.
 """
@@ -14,15 +14,18 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from app.auth.dev_grants import Grant, GrantStore, narrowed, pkce_matches
-from app.auth.dev_oidc import IdTokens, form_post
-from app.auth.dev_requests import (
+from app.auth.oauth_errors import OAuthError, single_params
+from app.authserver.pages import form_page_headers
+from app.authserver.protocol import NO_STORE, error_json, pkce_matches, read_form_items, with_query
+from app.devissuer.config import DevIssuerConfig
+from app.devissuer.grants import Grant, GrantStore, narrowed
+from app.devissuer.oidc import IdTokens, form_post
+from app.devissuer.rules import (
     TEST_USERS,
     AuthRequest,
     DevUser,
@@ -32,13 +35,9 @@ from app.auth.dev_requests import (
     expect,
     parse_authorization_request,
 )
-from app.auth.dev_signin import FormTokens, page_headers, render_sign_in
-from app.auth.oauth_errors import OAuthError, single_params
-from app.catalog.registry import Catalog, Requirement
-from app.settings import CALLBACK_PATH, Settings
+from app.devissuer.signin import FormTokens, render_sign_in
 
-MAX_FORM_BYTES = 16 * 1024
-NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+MAX_FORM_FIELDS = 200  # the sign-in form carries the request back, with a checkbox per scope and role
 
 
 class Mint(Protocol):
@@ -59,24 +58,22 @@ class Mint(Protocol):
 class DevAuthorizationServer:
     """Authorization code with PKCE for the one public client DEV_ISSUER__CLIENT_ID."""
 
-    def __init__(
-        self, settings: Settings, base: str, tenant: str, mint: Mint, catalog: Catalog | None, routes: Requirement
-    ) -> None:
+    def __init__(self, config: DevIssuerConfig, base: str, tenant: str, mint: Mint) -> None:
         self.rules = Rules(
-            client_id=settings.dev_issuer.client_id,
-            app_id_uri=settings.app_id_uri,
-            known_scopes=tuple(_server(settings, catalog, routes).declared_scopes()) if catalog else (),
-            known_roles=tuple(_server(settings, catalog, routes).declared_roles()) if catalog else (),
-            confidential=_facade_client(settings),
+            client_id=config.client_id,
+            app_id_uri=config.app_id_uri,
+            known_scopes=config.known_scopes,
+            known_roles=config.known_roles,
+            confidential=config.facade_client,
         )
-        self.facade_secret = settings.azuread.client_secret  # the facade's credential (AUTH_SERVER__ENABLED)
+        self.facade_secret = config.facade_secret  # the facade's credential (AUTH_SERVER__ENABLED)
         self.authorize_path = f"/{tenant}/oauth2/v2.0/authorize"
         self.token_path = f"/{tenant}/oauth2/v2.0/token"
         self.base = base
-        self.port = settings.dev_issuer.port
+        self.port = config.port
         self.mint = mint
-        self.lifetime = settings.dev_issuer.token_seconds
-        self.server_name = settings.mcp.server_name
+        self.lifetime = config.token_seconds
+        self.server_name = config.server_name
         self.store = GrantStore()
         self.forms = FormTokens(secrets.token_bytes(32))
         self.id_tokens: IdTokens | None = None  # set by the issuer: ID tokens for clients that ask for `openid`
@@ -135,9 +132,8 @@ class DevAuthorizationServer:
             answer["state"] = auth.state
         if auth.params.get("response_mode") == "form_post":
             return form_post(auth.redirect_uri, answer)
-        separator = "&" if "?" in auth.redirect_uri else "?"
         return RedirectResponse(
-            auth.redirect_uri + separator + urlencode(answer), 303, {**NO_STORE, "referrer-policy": "no-referrer"}
+            with_query(auth.redirect_uri, answer), 303, {**NO_STORE, "referrer-policy": "no-referrer"}
         )
 
     def _offered(self, auth: AuthRequest) -> list[tuple[str, bool, bool]]:
@@ -157,7 +153,7 @@ class DevAuthorizationServer:
             offered_scopes=self._offered(auth),
             roles=self.rules.known_roles,
         )
-        headers = page_headers(auth)
+        headers = form_page_headers(auth.redirect_uri)
         if self._confidential(auth.params):  # the facade's callback redirects on to its own client, wherever it is
             csp = headers["content-security-policy"].split("; form-action")[0]
             headers["content-security-policy"] = csp + "; form-action 'self' http: https:"
@@ -242,14 +238,6 @@ class DevAuthorizationServer:
         return JSONResponse(body, headers=NO_STORE)
 
 
-def _facade_client(settings: Settings) -> tuple[str, str] | None:
-    """The facade as a confidential client (its client id = this server's, with AZUREAD__CLIENT_SECRET), as Entra
-    sees this server's own app registration when the facade signs users in."""
-    if not (settings.auth_server.enabled and settings.azuread.client_secret):
-        return None
-    return settings.client_id, settings.auth_server_issuer + CALLBACK_PATH
-
-
 def _same_client(grant: Grant, params: dict[str, str]) -> None:
     if params.get("client_id") != grant.client_id:
         raise OAuthError("invalid_grant", "the grant was issued to another client")
@@ -260,18 +248,8 @@ def _values(form: list[tuple[str, str]], *names: str) -> dict[str, str]:
 
 
 async def _form(request: Request) -> list[tuple[str, str]]:
-    """An `application/x-www-form-urlencoded` body, at most MAX_FORM_BYTES, as (name, value) pairs."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        raise OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise OAuthError("invalid_request", f"the request body is larger than {MAX_FORM_BYTES} bytes")
-    try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=200)
-    except (UnicodeDecodeError, ValueError):
-        raise OAuthError("invalid_request", "the request body is not valid form data") from None
+    """The form body as (name, value) pairs: a name may repeat (one `grant_scope` per box ticked)."""
+    return await read_form_items(request, MAX_FORM_FIELDS)
 
 
 def _answering(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -281,12 +259,6 @@ def _answering(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[R
         try:
             return await handler(request)
         except OAuthError as exc:
-            return JSONResponse(exc.body(), status_code=exc.status, headers=NO_STORE)
+            return error_json(exc)
 
     return endpoint
-
-
-def _server(settings: Settings, catalog: Catalog, routes: Requirement) -> Any:  # TEMP until the devissuer merge
-    from app.compose.resource import resource_server
-
-    return resource_server(settings, catalog, routes)

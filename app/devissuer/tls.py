@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from app.settings import Settings
+from app.devissuer.config import DevIssuerConfig
 
 CA_FILE = "dev-ca.pem"
 CERT_FILE = "dev-issuer-tls.pem"
@@ -77,9 +77,9 @@ def _create(ca_path: Path, cert_path: Path, key_path: Path) -> None:
     ca_path.write_bytes(ca.public_bytes(pem))  # written last: its presence means the set is complete
 
 
-def tls_options(settings: Settings) -> tuple[str | None, str | None]:
+def tls_options(config: DevIssuerConfig) -> tuple[str | None, str | None]:
     """uvicorn's `ssl_certfile` and `ssl_keyfile` for `DEV_ISSUER__TLS=true` (the local CA is made on first use)."""
-    if not settings.dev_issuer.tls:
+    if not config.tls:
         return None, None
-    _, cert, key = tls_files(settings.dev_issuer.key_dir)
+    _, cert, key = tls_files(config.key_dir)
     return str(cert), str(key)

@@ -2,12 +2,11 @@
 
 It serves Entra-shaped v2 and v1 discovery documents and a JWKS from a key kept under `.dev/`. The server
 validates its tokens with the same code, over HTTP, as it validates Entra's; nothing is bypassed.
-Usage: `python -m app.auth.dev_issuer token [--scopes "a b"] [--roles "r"] [--app]`, or `… serve` to run it on its own.
+Usage: `python -m app.devissuer token [--scopes "a b"] [--roles "r"] [--app]`, or `… serve` to run it on its own.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import errno
@@ -26,22 +25,21 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from app.auth.dev_edge import DevIssuerEdge
-from app.auth.dev_keys import DevKeyError, load_or_create_key, public_jwk
-from app.auth.dev_oauth import DevAuthorizationServer
-from app.auth.dev_oidc import IdTokens
-from app.auth.dev_requests import DevUser
-from app.auth.dev_tls import tls_options
-from app.auth.resource import NO_ROUTES as NONE
-from app.catalog.discovery import discover
-from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError
-from app.settings import Settings, is_loopback_host
+from app.core.hosts import is_loopback_host
+from app.core.startup import StartupError
+from app.devissuer.config import DevIssuerConfig
+from app.devissuer.endpoints import DevAuthorizationServer
+from app.devissuer.gate import DevIssuerGate
+from app.devissuer.oidc import IdTokens
+from app.devissuer.rules import DevUser
+from app.devissuer.signing import load_or_create_key, public_jwk
+from app.devissuer.tls import tls_options
 
 DEV_USER_OID = "22222222-2222-4222-8222-222222222222"
 DEV_CLIENT_APP_ID = "33333333-3333-4333-8333-333333333333"
 
 
-class DevIssuerPortError(Exception):
+class DevIssuerPortError(StartupError):
     """The embedded dev issuer cannot listen on its address (the port is taken, or not allowed)."""
 
 
@@ -69,16 +67,16 @@ def listen_socket(host: str, port: int) -> socket.socket:
 class DevIssuer:
     """One tenant's discovery documents and keys, and a token mint for them."""
 
-    def __init__(self, settings: Settings, catalog: Catalog | None = None, routes: Requirement = NONE) -> None:
-        if settings.app_env == "production":
+    def __init__(self, config: DevIssuerConfig) -> None:
+        if config.app_env == "production":
             raise RuntimeError("the dev issuer never runs in production")
-        self.settings = settings
-        self.base = settings.instance.rstrip("/")
-        self.tenant = settings.tenant_id
-        self.key = load_or_create_key(settings.dev_issuer.key_dir)
+        self.config = config
+        self.base = config.instance.rstrip("/")
+        self.tenant = config.tenant_id
+        self.key = load_or_create_key(config.key_dir)
         self.jwk = public_jwk(self.key)
-        # Sign-in for local OAuth clients (app/auth/dev_oauth.py); `catalog` names the scopes and roles it offers.
-        self.oauth = DevAuthorizationServer(settings, self.base, self.tenant, self.mint, catalog, routes)
+        # Sign-in for local OAuth clients (endpoints.py), offering the scopes and roles the config names.
+        self.oauth = DevAuthorizationServer(config, self.base, self.tenant, self.mint)
         # OpenID Connect sign-in (MSAL's), when a client asks for `openid`.
         self.oauth.id_tokens = IdTokens(self.key, self.jwk["kid"], self.v2_issuer, self.tenant)
 
@@ -105,7 +103,7 @@ class DevIssuer:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.v2_issuer,
-            "aud": self.settings.client_id,
+            "aud": self.config.audience,
             "tid": self.tenant,
             "ver": "2.0",
             "iat": now,
@@ -146,8 +144,7 @@ class DevIssuer:
                 *self.oauth.routes(),
             ]
         )
-        issuer = self.settings.dev_issuer
-        return DevIssuerEdge(app, issuer.host, issuer.port, self.settings.rate_limit.unauthenticated)
+        return DevIssuerGate(app, self.config.host, self.config.port, self.config.rate)
 
     def _discovery(self, issuer: str, keys_path: str) -> dict[str, Any]:
         return {
@@ -161,10 +158,10 @@ class DevIssuer:
     async def serve(self, sock: socket.socket | None = None) -> EmbeddedServer:
         """Start serving on `sock` (from `listen_socket`), else on the configured loopback address; returns the
         running server."""
-        host, port = self.settings.dev_issuer.host, self.settings.dev_issuer.port
+        host, port = self.config.host, self.config.port
         if not is_loopback_host(host):
             raise RuntimeError("the dev issuer listens on loopback only")
-        certfile, keyfile = tls_options(self.settings)
+        certfile, keyfile = tls_options(self.config)
         server = EmbeddedServer(
             uvicorn.Config(
                 self.asgi_app(),
@@ -190,7 +187,7 @@ class DevIssuer:
         """Serve (as `serve`) and say so (`announce_dev`) for as long as the context lasts, then stop."""
         server = await self.serve(sock)
         try:
-            announce_dev(self.settings)
+            announce_dev(self.config)
             yield
         finally:
             server.should_exit = True
@@ -206,52 +203,12 @@ class EmbeddedServer(uvicorn.Server):
         return contextlib.nullcontext()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m app.auth.dev_issuer", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    token = sub.add_parser("token", help="print an access token for the dev server")
-    token.add_argument("--scopes", default="mcp.read", help="space-separated delegated scopes (scp)")
-    token.add_argument("--roles", default="", help="space-separated app roles")
-    token.add_argument("--app", action="store_true", help="an app-only token (roles, no scp)")
-    token.add_argument("--lifetime", type=int, default=3600, help="seconds until it expires")
-    sub.add_parser("serve", help="serve the issuer on its own (for DEV_ISSUER__EMBEDDED=false, e.g. several workers)")
-    args = parser.parse_args()
-    settings = Settings(app_env="development")
-    if not settings.dev_issuer_active:
-        parser.error("AzureAd settings are configured: get tokens from Entra (see docs/tokens.md), not the dev issuer")
-    try:
-        # The sign-in page offers the scopes and roles the tools declare, as the embedded issuer's does.
-        issuer = DevIssuer(settings, discover(settings.tools.dir) if args.command == "serve" else None)
-    except (DevKeyError, ToolDiscoveryError) as exc:
-        parser.exit(2, f"dev issuer: {exc}\n")
-    if args.command == "serve":
-        if not is_loopback_host(settings.dev_issuer.host):
-            parser.error("the dev issuer listens on loopback only")
-        certfile, keyfile = tls_options(settings)
-        uvicorn.run(
-            issuer.asgi_app(),
-            host=settings.dev_issuer.host,
-            port=settings.dev_issuer.port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            ssl_certfile=certfile,
-            ssl_keyfile=keyfile,
-        )
-        return
-    print(issuer.mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime))
-
-
-def announce_dev(settings: Settings) -> None:
+def announce_dev(config: DevIssuerConfig) -> None:
     """What `make run` prints once the embedded issuer is up: where tokens come from, and a first command to try."""
     log = logging.getLogger("app")
-    log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", settings.instance)
+    log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", config.instance)
     log.info(
         "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
         '--transport http --method tools/list --header "Authorization: Bearer $(make -s token)"',
-        settings.resource,
+        config.resource,
     )
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,92 @@
+"""The development issuer's room (app/devissuer/): its config from settings, and its command line.
+
+`python -m app.devissuer token [--scopes "a b"] [--roles "r"] [--app]` prints an access token; `… serve` runs the
+issuer on its own (for DEV_ISSUER__EMBEDDED=false, e.g. several workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from app.auth.resource import NO_ROUTES
+from app.authserver.options import CALLBACK_PATH
+from app.catalog.discovery import discover
+from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError
+from app.compose.resource import resource_server
+from app.core.hosts import is_loopback_host
+from app.devissuer.config import DevIssuerConfig
+from app.devissuer.issuer import DevIssuer
+from app.devissuer.signing import DevKeyError
+from app.devissuer.tls import tls_options
+from app.settings import Settings
+
+
+def dev_issuer_config(
+    settings: Settings, catalog: Catalog | None = None, routes: Requirement = NO_ROUTES
+) -> DevIssuerConfig:
+    """What the dev issuer reads of `settings`; its sign-in page offers what `catalog` and `routes` declare (with
+    MCP__REQUIRED_SCOPES and MCP__REQUIRED_ROLES), nothing without a catalog (a token mint only)."""
+    issuer = settings.dev_issuer
+    server = resource_server(settings, catalog, routes) if catalog is not None else None
+    facade = settings.auth_server.enabled and settings.azuread.client_secret
+    return DevIssuerConfig(
+        app_env=settings.app_env,
+        instance=settings.instance,
+        tenant_id=settings.tenant_id,
+        audience=settings.client_id,
+        app_id_uri=settings.app_id_uri,
+        resource=settings.resource,
+        server_name=settings.mcp.server_name,
+        host=issuer.host,
+        port=issuer.port,
+        key_dir=issuer.key_dir,
+        client_id=issuer.client_id,
+        token_seconds=issuer.token_seconds,
+        tls=issuer.tls,
+        rate=settings.rate_limit.unauthenticated,
+        known_scopes=tuple(server.declared_scopes()) if server else (),
+        known_roles=tuple(server.declared_roles()) if server else (),
+        # The facade as a confidential client (its client id = this server's, with AZUREAD__CLIENT_SECRET), as Entra
+        # sees this server's own app registration when the facade signs users in.
+        facade_client=(settings.client_id, settings.auth_server_issuer + CALLBACK_PATH) if facade else None,
+        facade_secret=settings.azuread.client_secret,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m app.devissuer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    token = sub.add_parser("token", help="print an access token for the dev server")
+    token.add_argument("--scopes", default="mcp.read", help="space-separated delegated scopes (scp)")
+    token.add_argument("--roles", default="", help="space-separated app roles")
+    token.add_argument("--app", action="store_true", help="an app-only token (roles, no scp)")
+    token.add_argument("--lifetime", type=int, default=3600, help="seconds until it expires")
+    sub.add_parser("serve", help="serve the issuer on its own (for DEV_ISSUER__EMBEDDED=false, e.g. several workers)")
+    args = parser.parse_args()
+    settings = Settings(app_env="development")
+    if not settings.dev_issuer_active:
+        parser.error("AzureAd settings are configured: get tokens from Entra (see docs/tokens.md), not the dev issuer")
+    try:
+        # The sign-in page offers the scopes and roles the tools declare, as the embedded issuer's does.
+        config = dev_issuer_config(settings, discover(settings.tools.dir) if args.command == "serve" else None)
+        issuer = DevIssuer(config)
+    except (DevKeyError, ToolDiscoveryError) as exc:
+        parser.exit(2, f"dev issuer: {exc}\n")
+    if args.command == "serve":
+        if not is_loopback_host(config.host):
+            parser.error("the dev issuer listens on loopback only")
+        certfile, keyfile = tls_options(config)
+        uvicorn.run(
+            issuer.asgi_app(),
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
+        return
+    print(issuer.mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime))
