@@ -18,6 +18,7 @@ from mcp_types import INVALID_REQUEST
 from app.auth.authz import Guard
 from app.auth.operation import classify
 from app.auth.principal import Principal, acting_as, bound_principal
+from app.server.tool_bounds import tool_error
 
 log = logging.getLogger("app.authz")
 
@@ -54,5 +55,5 @@ class AuthorizeCalls:
         log.info("authz denied", extra={"principal": principal.key, "reason": "insufficient_scope"})
         message = f"forbidden: {decision.reason}"
         if ctx.method == "tools/call":  # the model sees why, and can tell the user which consent is missing
-            return {"content": [{"type": "text", "text": message}], "isError": True}
+            return tool_error(message, ctx.protocol_version)
         raise MCPError(code=INVALID_REQUEST, message=message)

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic_core import to_json
 
 from app.catalog.registry import Catalog, Policy
@@ -16,9 +17,14 @@ from app.catalog.registry import Catalog, Policy
 log = logging.getLogger("app.bounds")
 
 
-def tool_error(text: str) -> dict[str, Any]:
-    """A `tools/call` result the caller's model can read: the call failed, and why."""
-    return {"content": [{"type": "text", "text": text}], "isError": True}
+def tool_error(text: str, version: str | None) -> dict[str, Any]:
+    """A `tools/call` result the caller's model can read: the call failed, and why. In wire form, for the protocol
+    version `version`: a middleware that answers without `call_next` owns the envelope the SDK would have filled, and
+    2026-07-28 clients refuse a result without `resultType`."""
+    result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": True}
+    if version in MODERN_PROTOCOL_VERSIONS:
+        result["resultType"] = "complete"
+    return result
 
 
 class ToolBounds:
@@ -54,12 +60,15 @@ class ToolBounds:
                 task.cancel()
         if not task.done():
             log.warning("tool timed out", extra={"tool": name, "timeout_seconds": timeout})
-            return tool_error(f"tool {name!r} did not finish within {timeout:g} s and was cancelled")
+            return tool_error(
+                f"tool {name!r} did not finish within {timeout:g} s and was cancelled", ctx.protocol_version
+            )
         result = task.result()
         size = _wire_size(result)
         if size > policy.max_result_bytes:
             log.warning("tool result too large", extra={"tool": name, "bytes": size})
-            return tool_error(f"tool {name!r} returned {size} bytes, over the {policy.max_result_bytes}-byte limit")
+            message = f"tool {name!r} returned {size} bytes, over the {policy.max_result_bytes}-byte limit"
+            return tool_error(message, ctx.protocol_version)
         return result
 
 

@@ -15,7 +15,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.core.hosts import is_loopback_host
-from app.settings.authserver import CALLBACK_PATH, AuthServerSettings, PreRegisteredClient
+from app.settings.authserver import AuthServerSettings, PreRegisteredClient
 from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, describe_invalid, secret_env_names
 from app.settings.keyvault import KeyVaultSettings
 from app.settings.sections import (
@@ -33,7 +33,6 @@ from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layere
 from app.settings.stdio import StdioSettings
 
 __all__ = [
-    "CALLBACK_PATH",
     "DEFAULT_SECRETS_DIR",
     "DEV_CLIENT_ID",
     "DEV_TENANT_ID",

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from app.settings.fields import Section, rate_string
 
 _STATE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
-CALLBACK_PATH = "/oauth/callback"  # where the upstream sends the browser back to the facade
 
 
 class PreRegisteredClient(BaseModel):

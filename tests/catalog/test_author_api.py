@@ -194,6 +194,10 @@ POLICY_TOOLS = """
     @tool(scopes=["mcp.read"])
     def big() -> str:
         return "x" * 5000
+
+    @tool(scopes=["files.write"])
+    def guarded() -> str:
+        return "written"
 """
 
 
@@ -216,7 +220,10 @@ def test_every_policy_field_is_declared_stdio_or_http_only() -> None:
     assert {"timeout", "max_result_bytes"} == Policy.STDIO  # pinned: docs/tools.md#per-tool-limits says the same
 
 
-async def test_stdio_enforces_timeout_and_result_size_but_not_the_rate(entra: EntraStandIn, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_stdio_enforces_authorization_timeout_and_result_size_but_not_the_rate(
+    entra: EntraStandIn, tmp_path: Path, mode: str
+) -> None:
     """The server `python -m app stdio` builds (app/local/serve.py: `build_local`, with the signed-in caller)."""
     tools = tmp_path / "tools"
     tools.mkdir()
@@ -233,10 +240,12 @@ async def test_stdio_enforces_timeout_and_result_size_but_not_the_rate(entra: En
     core, _identity, signed_in = build_local(settings)
     signed_in.append(Principal(TENANT, "sub", "oid", "client", frozenset({"mcp.read"}), frozenset(), "i", "2.0", "j"))
     results: dict[str, Any] = {}
-    async with Client(core.mcp, mode="legacy") as client:  # as the stdio client of tests/test_stdio.py connects
+    async with Client(core.mcp, mode=mode) as client:  # either era reads the refusals
         results["slow"] = await client.call_tool("slow", {})
         results["big"] = await client.call_tool("big", {})
         results["rated"] = [await client.call_tool("rated", {}) for _ in range(3)]
+        results["guarded"] = await client.call_tool("guarded", {})  # authorized inside the SDK, as the user
+    assert results["guarded"].is_error and "forbidden" in results["guarded"].content[0].text
     assert results["slow"].is_error and "did not finish within 0.2 s" in results["slow"].content[0].text
     assert results["big"].is_error and "over the 2048-byte limit" in results["big"].content[0].text
     assert [r.is_error for r in results["rated"]] == [False, False, False]  # the rate is HTTP middleware only

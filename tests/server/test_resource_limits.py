@@ -56,11 +56,13 @@ async def test_chunked_body_is_capped_while_read(serve: Callable[..., ServerThre
     assert small.status_code != 413
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_slow_tool_gets_a_timeout_error_within_timeout_plus_half_a_second(
-    serve: Callable[..., ServerThread], token: Callable[..., str]
+    serve: Callable[..., ServerThread], token: Callable[..., str], mode: str
 ) -> None:
+    """For clients of both protocol eras: a 2026-07-28 client refuses a result without `resultType`."""
     server = serve(security={"tool_timeout_seconds": 1.0})
-    async with mcp_client(server.url, token(READER)) as client:
+    async with mcp_client(server.url, token(READER), mode=mode) as client:
         started = time.monotonic()
         result = await client.call_tool("probe_sleep", {"seconds": 5})
         elapsed = time.monotonic() - started
@@ -147,6 +149,9 @@ async def test_oversized_tool_result_becomes_a_tool_error(
     is_error, text = tool_text(big)
     assert is_error and "over the 2048-byte limit" in text
     assert "xxxx" not in big.text
+    async with mcp_client(server.url, token(READER), mode="auto") as client:  # a 2026-07-28 client reads it too
+        modern = await client.call_tool("probe_big", {"size": 5000})
+    assert modern.is_error and "over the 2048-byte limit" in modern.content[0].text  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("option", "message"), [('rate="ten per minute"', "rate="), ("timeout=0", "timeout=")])
