@@ -12,12 +12,9 @@ import contextlib
 import errno
 import logging
 import socket
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import jwt
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +31,7 @@ from app.devissuer.oidc import IdTokens
 from app.devissuer.rules import DevUser
 from app.devissuer.signing import load_or_create_key, public_jwk
 from app.devissuer.tls import tls_options
+from app.devissuer.tokens import access_token
 
 DEV_USER_OID = "22222222-2222-4222-8222-222222222222"
 DEV_CLIENT_APP_ID = "33333333-3333-4333-8333-333333333333"
@@ -100,26 +98,24 @@ class DevIssuer:
     ) -> str:
         """A v2 access token for this server, shaped like Entra's (delegated, or app-only with roles); `user` and
         `client_app` (the `azp`) are the sign-in page's test user and OAuth client."""
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": self.v2_issuer,
-            "aud": self.config.audience,
-            "tid": self.tenant,
-            "ver": "2.0",
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
-            "azp": client_app or DEV_CLIENT_APP_ID,
-            "uti": uuid.uuid4().hex,
-        }
+        identity: dict[str, Any]
         if app_only:
-            claims.update(sub=DEV_CLIENT_APP_ID, oid=DEV_CLIENT_APP_ID, idtyp="app")
+            identity = {"sub": DEV_CLIENT_APP_ID, "oid": DEV_CLIENT_APP_ID, "idtyp": "app"}
         else:
             who = user or DevUser(DEV_USER_OID, "Dev User", "dev@localhost")
-            claims.update(sub=who.sub, oid=who.oid, name=who.name, preferred_username=who.username, scp=scopes)
+            identity = {"sub": who.sub, "oid": who.oid, "name": who.name, "preferred_username": who.username}
+            identity["scp"] = scopes
         if roles:
-            claims["roles"] = roles.split()
-        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.jwk["kid"]})
+            identity["roles"] = roles.split()
+        return access_token(
+            self.key,
+            issuer=self.v2_issuer,
+            audience=self.config.audience,
+            tenant=self.tenant,
+            identity=identity,
+            lifetime=lifetime,
+            client_app=client_app or DEV_CLIENT_APP_ID,
+        )
 
     def asgi_app(self) -> ASGIApp:
         async def v2(_: Request) -> JSONResponse:

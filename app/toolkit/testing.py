@@ -20,7 +20,6 @@ import secrets
 import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import jwt
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -41,6 +39,7 @@ from starlette.routing import Route
 
 from app.core.renamed import deprecated_aliases
 from app.devissuer.signing import public_jwk
+from app.devissuer.tokens import access_token
 from app.settings import Settings
 from app.toolkit.guards import Denial as Denial
 from app.toolkit.guards import default_tools_dir
@@ -154,25 +153,16 @@ class LocalIssuer:
         return self._mint({"oid": app_id, "sub": app_id, "azp": app_id, "idtyp": "app", "roles": list(roles)}, claims)
 
     def _mint(self, identity: dict[str, Any], overrides: dict[str, Any]) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": self.v2_issuer,
-            "aud": self.audience,
-            "tid": self.tenant,
-            "ver": "2.0",
-            "iat": now,
-            "nbf": now,
-            "exp": now + 600,
-            "azp": TEST_APP_ID,
-            "uti": uuid.uuid4().hex[:22],
-            **identity,
-        }
-        for name, value in overrides.items():
-            if value is None:
-                claims.pop(name, None)
-            else:
-                claims[name] = value
-        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.jwk["kid"]})
+        return access_token(
+            self.key,
+            issuer=self.v2_issuer,
+            audience=self.audience,
+            tenant=self.tenant,
+            identity=identity,
+            lifetime=600,
+            client_app=TEST_APP_ID,
+            overrides=overrides,
+        )
 
 
 @dataclass

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.devissuer.signing import public_jwk
+from app.devissuer.tokens import access_token
 
 MULTI = {"organizations", "common"}
 MINTED: list[str] = []  # every token any stand-in minted this run, so tests can prove none reached a log
@@ -192,34 +193,25 @@ class EntraStandIn:
         key: SigningKey | None = None,
         **overrides: Any,
     ) -> str:
-        """An access token shaped like Entra's; `overrides` set or (with None) remove any claim."""
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "aud": audience,
-            "tid": tenant,
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
-            "ver": version,
-            "oid": oid,
-            "sub": f"pairwise-{oid[:8]}",
-            "uti": uuid.uuid4().hex[:22],
-            "iss": (self.v2_issuer(tenant) if version == "2.0" else self.v1_issuer(tenant)).replace(
-                "{tenantid}", tenant
-            ),
-        }
-        claims["azp" if version == "2.0" else "appid"] = app_id
+        """An access token shaped like Entra's (app/devissuer/tokens.py); `overrides` set or (with None) remove any
+        claim."""
+        identity: dict[str, Any] = {"oid": oid, "sub": f"pairwise-{oid[:8]}"}
         if scopes is not None:
-            claims["scp"] = scopes
+            identity["scp"] = scopes
         if roles is not None:
-            claims["roles"] = roles
-        for name, value in overrides.items():
-            if value is None:
-                claims.pop(name, None)
-            else:
-                claims[name] = value
-        signer = key or self.keys[0]
-        token = jwt.encode(claims, signer.private, algorithm="RS256", headers={"kid": signer.kid})
+            identity["roles"] = roles
+        issuer = self.v2_issuer(tenant) if version == "2.0" else self.v1_issuer(tenant)
+        token = access_token(
+            (key or self.keys[0]).private,
+            issuer=issuer.replace("{tenantid}", tenant),
+            audience=audience,
+            tenant=tenant,
+            identity=identity,
+            lifetime=lifetime,
+            version=version,
+            client_app=app_id,
+            overrides=overrides,
+        )
         MINTED.append(token)
         return token
 
