@@ -158,14 +158,17 @@ async def started(start: Callable[[], Awaitable[None]], stop: Callable[[], Await
 
 @asynccontextmanager
 async def closing(*closers: Callable[[], Any]) -> AsyncIterator[None]:
-    """Call each closer (sync or async) at shutdown, last given first."""
-    try:
+    """Call each closer (sync or async) at shutdown, last given first; one that fails does not skip the others."""
+
+    async def call(close: Callable[[], Any]) -> None:
+        result = close()
+        if isinstance(result, Awaitable):
+            await result
+
+    async with AsyncExitStack() as stack:
+        for close in closers:
+            stack.push_async_callback(call, close)
         yield
-    finally:
-        for close in reversed(closers):
-            result = close()
-            if isinstance(result, Awaitable):
-                await result
 
 
 def resource_routes(server: ResourceServer, mcp: ASGIApp, limiter: RateCounter, rate: str) -> list[BaseRoute]:
