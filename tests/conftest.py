@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,27 @@ class _KeepAll(logging.Handler):
 
 
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+MAKE_RUN_PORTS = (8000, 8001)  # `make run`: the server, and its embedded dev issuer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def make_run_ports_are_taken() -> Iterator[None]:
+    """Hold 8000 and 8001 for the whole run, as a developer's `make run` does: a test that binds or calls them fails
+    here, every run, instead of on the machine where `make run` is up. (Already taken: `make run` is up, or another
+    worker holds them; either way no test can have them.)"""
+    held: list[socket.socket] = []
+    for port in MAKE_RUN_PORTS:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", port))  # bound, not listening: a call there is refused
+            held.append(sock)
+        except OSError:
+            sock.close()
+    yield
+    for sock in held:
+        sock.close()
 
 
 @pytest.fixture(scope="session", autouse=True)
