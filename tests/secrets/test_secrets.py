@@ -29,7 +29,7 @@ from app.compose.secrets import secret_store, settings_secrets
 from app.core.names import vault_secret_name
 from app.main import create_app
 from app.observability.redaction import MASK, Redactor
-from app.secrets.store import SecretsError, SecretStore, check_tool_secret_name
+from app.secrets.store import SETTINGS_NAMES, SecretsError, SecretStore, check_tool_secret_name
 from app.server.build import request_state_security
 from app.settings import Settings
 from app.settings.keyvault import CREDENTIALS, KeyVaultError
@@ -143,6 +143,11 @@ def test_tools_reach_only_their_own_secrets(tmp_path: Path) -> None:
         with pytest.raises(SecretNotFoundError, match="other--key"):
             secret("other--key")
     assert store.get("azuread--client-secret").get_secret_value() == "server-client-secret"  # the framework's view
+
+
+def test_the_names_a_tool_secret_may_not_shadow_are_exactly_the_settings_names() -> None:
+    """The secret store knows them without importing settings; this keeps its list equal to `Settings`' fields."""
+    assert frozenset(Settings.model_fields) == SETTINGS_NAMES
 
 
 def test_vault_names_map_to_env_style_names() -> None:
