@@ -7,6 +7,7 @@ any other folder under a private package name.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import warnings
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from app.auth.dependencies import Requires, authenticated, public
+from app.catalog.injection import mentions_marker
 from app.catalog.registry import Requirement
 from app.core.modules import modules_under, package_for
 from app.core.startup import StartupError
@@ -77,6 +79,7 @@ def _check(route: object, path: Path, catalog: RouteCatalog) -> None:
             "@router.get/post/... routes (APIRoute) are served, each with its auth declared"
         )
     name = f"{','.join(sorted(route.methods or ()))} {route.path} ({path.name}:{route.name})"
+    _refuse_tool_markers(route, name)
     _warn_wrapped(route, name)
     for call, scopes in _calls(route.dependant):
         if isinstance(call, Requires):
@@ -92,6 +95,22 @@ def _check(route: object, path: Path, catalog: RouteCatalog) -> None:
         f"route {name} declares no auth: add dependencies=[requires(scopes=[...])] or dependencies=[authenticated] "
         "(or a `caller: Caller` parameter), or dependencies=[public] to serve it to anyone without a token"
     )
+
+
+def _refuse_tool_markers(route: APIRoute, name: str) -> None:
+    """`Secret(...)` and `Downstream(...)` are filled in for tools only: in a route, FastAPI would read such a
+    parameter from the request, so the caller could set what the author took for a secret or a token."""
+    try:
+        signature = inspect.signature(route.endpoint, eval_str=True)
+    except Exception:  # FastAPI has resolved the annotations already; nothing more to learn here
+        return
+    for param in signature.parameters.values():
+        if mentions_marker(param.annotation):
+            raise RouteDiscoveryError(
+                f"route {name}: parameter {param.name!r} is marked Secret(...) or Downstream(...), which only tools, "
+                "resources and prompts fill in; a route would read it from the request. In a route, call secret(...) "
+                "or downstream_token(...) in its body"
+            )
 
 
 def _warn_wrapped(route: APIRoute, name: str) -> None:

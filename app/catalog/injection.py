@@ -156,6 +156,11 @@ def _injected(param: inspect.Parameter, caller: type | None) -> Injected | None:
     return Injected(source, base)
 
 
+def mentions_marker(annotation: Any) -> bool:
+    """Whether a `Secret(...)` or `Downstream(...)` marker sits anywhere in `annotation`."""
+    return _mentions(annotation, None)
+
+
 def _mentions(annotation: Any, caller: type | None) -> bool:
     """Whether an injection marker or the caller type sits anywhere inside `annotation` (a union, a list, ...)."""
     if caller is not None and annotation is caller:

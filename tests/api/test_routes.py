@@ -267,6 +267,26 @@ def test_discovery_refuses_what_is_not_a_router_and_skips_helpers(tmp_path: Path
     assert discover_routes(tmp_path / "missing").routers == []  # no folder, no routes
 
 
+@pytest.mark.parametrize(
+    "marker", ["Secret('reports--api-key')", "Downstream(['https://graph.microsoft.com/.default'])"]
+)
+def test_a_route_parameter_marked_for_tools_only_fails_startup(tmp_path: Path, marker: str) -> None:
+    """In a route FastAPI would fill such a parameter from the query string: the caller would choose the "secret"."""
+    folder = tmp_path / f"marked_{'secret' if 'Secret' in marker else 'downstream'}"
+    folder.mkdir()
+    (folder / "marked_route.py").write_text(
+        "from typing import Annotated\n"
+        "from fastapi import APIRouter\n"
+        "from app import Caller, Downstream, Secret\n"
+        "router = APIRouter()\n"
+        "@router.get('/api/marked')\n"
+        f"async def marked(caller: Caller, value: Annotated[str, {marker}]) -> str:\n"
+        "    return value\n"
+    )
+    with pytest.raises(RouteDiscoveryError, match=r"route GET /api/marked .*parameter 'value' is marked Secret"):
+        discover_routes(folder)
+
+
 def test_requires_needs_lists_of_scopes_or_roles() -> None:
     from app import requires
 
