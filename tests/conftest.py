@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,11 +99,12 @@ MAKE_RUN_PORTS = (8000, 8001)  # `make run`: the server, and its embedded dev is
 
 @pytest.fixture(scope="session", autouse=True)
 def make_run_ports_are_taken() -> Iterator[None]:
-    """Hold 8000 and 8001 for the whole run, as a developer's `make run` does: a test that binds or calls them fails
-    here, every run, instead of on the machine where `make run` is up. (Already taken: `make run` is up, or another
-    worker holds them; either way no test can have them.)"""
+    """In CI, hold 8000 and 8001 for the whole run, as a developer's `make run` does: a test that binds or calls them
+    fails there, on every CI run, not on the machine where `make run` is up. Only in CI: on a developer's machine
+    the suite must not keep `make run` from starting. (Already taken: `make run` is up, or another worker holds
+    them; either way no test can have them.)"""
     held: list[socket.socket] = []
-    for port in MAKE_RUN_PORTS:
+    for port in MAKE_RUN_PORTS if os.environ.get("CI") else ():
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.bind(("127.0.0.1", port))  # bound, not listening: a call there is refused

@@ -24,6 +24,7 @@ from app.catalog.registry import SPEC_ATTR, Catalog, Policy
 from app.local.serve import build_local
 from app.settings import SecuritySettings
 from tests.support.entra import EntraStandIn
+from tests.support.servers import free_port
 from tests.support.values import TENANT, settings_for
 
 DECORATORS = ("tool", "resource", "prompt", "completion")
@@ -230,7 +231,7 @@ async def test_stdio_enforces_authorization_timeout_and_result_size_but_not_the_
     (tools / "policy_tools.py").write_text(textwrap.dedent(POLICY_TOOLS))
     settings = settings_for(
         entra,
-        8000,
+        free_port(),  # a resource host only: the stdio build binds nothing
         app_env="development",
         security={"max_result_bytes": 2048},
         tools={"dir": tools, "lock_mode": "off"},

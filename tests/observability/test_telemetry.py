@@ -91,10 +91,10 @@ def test_exporters_sampler_and_service_name_come_from_otel_env(
                 provider.shutdown()
 
 
-def test_otlp_endpoint_alone_turns_on_otlp(entra: EntraStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_otlp_endpoint_alone_turns_on_otlp(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SERVICE_NAME": "from-env"}
-    tracer_provider, meter_provider = providers_from_env(settings_for(entra, 8000).mcp.server_name, env)
+    tracer_provider, meter_provider = providers_from_env("mcp", env)
     try:
         assert tracer_provider is not None and meter_provider is not None
         assert tracer_provider.resource.attributes["service.name"] == "from-env"
@@ -114,9 +114,9 @@ def test_otlp_endpoint_alone_turns_on_otlp(entra: EntraStandIn, monkeypatch: pyt
         ({"OTEL_TRACES_EXPORTER": "azure_monitor"}, "azure"),
     ],
 )
-def test_unusable_otel_config_is_a_clear_error(entra: EntraStandIn, env: dict[str, str], message: str) -> None:
+def test_unusable_otel_config_is_a_clear_error(env: dict[str, str], message: str) -> None:
     with pytest.raises(TelemetryConfigError, match=message):
-        providers_from_env(settings_for(entra, 8000).mcp.server_name, env)
+        providers_from_env("mcp", env)
 
 
 # ---- spans -----------------------------------------------------------------------------------------------------

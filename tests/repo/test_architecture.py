@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import shutil
 import subprocess
 import sys
@@ -82,3 +84,45 @@ def test_make_lint_type_checks_routes_and_a_type_error_there_fails_it(tmp_path: 
         cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1 and "typo.py:1: error: Incompatible types in assignment" in result.stdout
+
+
+# ---- the composition: one place reads settings, one short list of parts, one home per OAuth primitive ----------
+ROOTS = {"main.py", "__main__.py", "local", "compose", "toolkit", "settings"}
+
+
+def _defined(path: Path) -> set[str]:
+    return {
+        node.name
+        for node in ast.parse(path.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+
+
+def test_only_the_composition_roots_take_the_whole_settings() -> None:
+    """No part below the roots has a parameter annotated `Settings`: each takes its own values."""
+    takers = []
+    for module in (REPO / "app").rglob("*.py"):
+        if module.relative_to(REPO / "app").parts[0] in ROOTS:
+            continue
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            annotation = (
+                ast.unparse(node.annotation).strip("'\"") if isinstance(node, ast.arg) and node.annotation else ""
+            )
+            if annotation == "Settings":
+                takers.append(f"{module.relative_to(REPO)}: {node.arg}")
+    assert not takers
+
+
+def test_create_app_reads_as_a_short_list_of_parts() -> None:
+    from app.main import create_app
+
+    assert len(inspect.getsource(create_app).splitlines()) <= 60
+
+
+def test_the_dev_issuer_is_out_of_auth_and_shares_no_definition_with_the_facade() -> None:
+    """No `dev_*` module in the production security package, and no function or class written in both authorization
+    servers (PKCE, OAuth errors, page chrome live once, in app/authserver/ and app/auth/)."""
+    assert not sorted((REPO / "app" / "auth").glob("dev_*.py"))
+    facade = set().union(*(_defined(p) for p in (REPO / "app" / "authserver").glob("*.py")))
+    dev = set().union(*(_defined(p) for p in (REPO / "app" / "devissuer").glob("*.py")))
+    assert not facade & dev
