@@ -21,7 +21,7 @@ def main() -> None:
         serve_stdio()
         return
     if sys.argv[1:]:
-        print("usage: python -m app [stdio]   (no argument: the HTTP server)", file=sys.stderr)
+        print("usage: python -m app [stdio [--server KEY]]   (no argument: the HTTP server)", file=sys.stderr)
         raise SystemExit(2)
     with exit_on_startup_error():
         settings = Settings()

@@ -16,26 +16,22 @@ from fastapi import FastAPI
 
 from app.api.discovery import discover_routes
 from app.api.mount import mount_routes
-from app.auth.challenge import Challenges
 from app.auth.dependencies import RouteAuth
 from app.auth.downstream import OnBehalfOf
-from app.auth.tokens import EntraTokenValidator
 from app.authserver.build import build_auth_server
-from app.compose.core import DownstreamFactory, build_core
+from app.compose.core import DownstreamFactory, build_cores
 from app.compose.devissuer import dev_issuer_config
 from app.compose.http import (
+    Endpoint,
     Entry,
     closing,
     edge_layers,
-    fold,
+    endpoints,
     lifespan,
-    mcp_layers,
     resource_routes,
-    sdk_endpoint,
     serving,
     started,
 )
-from app.compose.parts import event_store_from
 from app.compose.secrets import client_credential, rotating
 from app.compose.startup import exit_on_startup_error
 from app.devissuer.issuer import DevIssuer, listen_socket
@@ -49,7 +45,7 @@ from app.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Entry:
-    """Build the whole server from settings; every piece that can be prepared once is prepared here."""
+    """Build the whole app from settings: each MCP server, and what they share; all prepared once, here."""
     settings = settings or Settings()
     embedded = settings.dev_issuer_active and settings.dev_issuer.embedded
     # First of all: a taken dev-issuer port is then the one line printed, and the port is held from here on.
@@ -57,59 +53,70 @@ def create_app(settings: Settings | None = None) -> Entry:
     configure_logging(settings.log_level, settings.log_format)
     install_access_log_filter()
     routes = discover_routes(settings.routes.dir)  # FastAPI routes from ROUTES__DIR, each guarded or declared public
-    core = build_core(settings, routes=routes.requirement, downstream=on_behalf_of(settings))
-    server, rates, secrets = core.server, settings.rate_limit, core.secrets
+    cores = build_cores(settings, routes=routes.requirement, downstream=on_behalf_of(settings))
+    first, rates, secrets = cores[0], settings.rate_limit, cores[0].secrets
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
-    validator, limiter = EntraTokenValidator(server, http), RateCounter(rates, namespace=server.name)
-    # The 401 names the scopes Protected Resource Metadata lists (`{app_id_uri}/{scope}`), never offline_access.
-    challenges = Challenges(server.metadata_url, server.supported_scopes())
-    events = event_store_from(settings)  # resumable session streams (app/server/events.py)
-    layers = mcp_layers(settings, core, validator, limiter, challenges)
-    mcp = fold(sdk_endpoint(settings, core, events), layers)
+    limiter = RateCounter(rates, namespace=first.server.name)  # one storage (Redis pool) for every server
+    served = endpoints(settings, cores, http, limiter)  # each server's token check and layers (app/compose/http.py)
     facade = build_auth_server(  # the authorization-server facade, when enabled (app/authserver/)
-        settings.auth_server, server, http, limiter, core.observer.audit, client_credential(settings, secrets),
-        rates.unauthenticated, development=settings.app_env == "development",
+        settings.auth_server, [(c.server, client_credential(settings, secrets, c.key)) for c in cores], http,
+        limiter, first.audit, rates.unauthenticated, development=settings.app_env == "development",
     )  # fmt: skip
     # Built here, not at startup, so a bad dev key is reported like any other configuration error.
-    issuer = DevIssuer(dev_issuer_config(settings, core.catalog, routes.requirement)) if embedded else None
+    issuer = (
+        DevIssuer(dev_issuer_config(settings, [c.catalog for c in cores], routes.requirement)) if embedded else None
+    )
     readiness = Readiness()  # Redis is deliberately no check: RATE_LIMIT__ON_STORAGE_ERROR decides what callers get
-    readiness.add("jwks", validator.keys_loaded)
+    readiness.add("jwks", served[0].validator.keys_loaded)  # one signing-key cache for every server
     parts = [  # entered in order at startup, left in reverse at shutdown
-        lambda: closing(core.telemetry.flush, http.aclose, facade.aclose, core.threads.close),
+        lambda: closing(first.telemetry.flush, http.aclose, facade.aclose, first.threads.close),
         lambda: issuer.running(dev_socket) if issuer is not None else nullcontext(),
-        lambda: closing(*(close for p in (core.content_check, events) if (close := getattr(p, "aclose", None)))),
-        lambda: started(validator.start, validator.stop),
+        lambda: closing(
+            *(
+                close
+                for p in (first.content_check, *(e.events for e in served))
+                if (close := getattr(p, "aclose", None))
+            )
+        ),
+        *(lambda e=e: started(e.validator.start, e.validator.stop) for e in served),
         lambda: started(limiter.start, limiter.close),
-        lambda: rotating(settings, secrets, core.catalog.secrets, readiness),
+        lambda: rotating(settings, secrets, {n for c in cores for n in c.catalog.secrets}, readiness),
         lambda: closing(lambda: REDACTOR.remove(secrets.plain_values)),  # this app's values stop mattering
-        core.mcp.session_manager.run,
+        *(c.mcp.session_manager.run for c in cores),
         lambda: drain_on_sigterm(readiness, settings.server.drain_seconds),
-        lambda: serving(server, settings.server.gc_threshold),
+        lambda: serving([c.server for c in cores], settings.server.gc_threshold),
     ]
     api = FastAPI(
-        title=server.name,
+        title=first.server.name,
         lifespan=lifespan(parts),
         docs_url=None,  # no Swagger UI page (it loads from a CDN); the schema alone with ROUTES__OPENAPI
         redoc_url=None,
         openapi_url="/openapi.json" if settings.routes.openapi else None,
         redirect_slashes=False,  # `/mcp/` is a 404, never a redirect clients would follow with their token
-        telemetry=core.telemetry.fastapi_config(),
+        telemetry=first.telemetry.fastapi_config(),
     )
-    api.state.settings, api.state.catalog, api.state.validator = settings, core.catalog, validator
-    api.state.mcp, api.state.secrets, api.state.readiness, api.state.core = core.mcp, secrets, readiness, core
-    api.router.routes += [*resource_routes(server, mcp, limiter, rates.unauthenticated), *facade.routes]
+    api.state.settings, api.state.catalog, api.state.validator = settings, first.catalog, served[0].validator
+    api.state.mcp, api.state.secrets, api.state.readiness, api.state.cores = first.mcp, secrets, readiness, cores
+    api.router.routes += [*resource_routes(served, limiter, rates.unauthenticated), *facade.routes]
     api.include_router(probes(readiness))  # /healthz, and /readyz from the checks above
-    # Routes beside MCP, with /mcp's token rules, challenges and audit; failed attempts spend the per-IP budget too.
-    throttle = FailedAuthThrottle(limiter, rates.unauthenticated)
-    mount_routes(api, routes, RouteAuth(validator, challenges, core.guard, core.observer, throttle), server, rates)
-    # Routes beside MCP get /mcp's body bounds (layers[0], LimitBody); with tracing on, /mcp goes through FastAPI.
-    return Entry(api, server.path, mcp, edge_layers(settings), layers[0], via_fastapi=core.telemetry.tracing)
+    # Routes beside MCP belong to the first server: its token rules, challenges and audit (and /mcp's body bounds,
+    # layers[0]); failed attempts spend the per-IP budget too. With tracing on, MCP goes through FastAPI.
+    mount_routes(api, routes, route_auth(served[0], limiter, rates.unauthenticated), first.server, rates)
+    mcp = {e.core.server.path: e.app for e in served}
+    return Entry(api, mcp, edge_layers(settings), served[0].layers[0], via_fastapi=first.telemetry.tracing)
+
+
+def route_auth(first: Endpoint, limiter: RateCounter, rate: str) -> RouteAuth:
+    """The routes' dependencies: the first server's token check, challenges, guard and audit."""
+    throttle = FailedAuthThrottle(limiter, rate)
+    return RouteAuth(first.validator, first.challenges, first.core.guard, first.core.observer, throttle)
 
 
 def on_behalf_of(settings: Settings) -> DownstreamFactory:
-    """Downstream tokens over HTTP: on-behalf-of with this server's credential (the store's current secret)."""
+    """Downstream tokens over HTTP: on-behalf-of with each server's own credential (the store's current secret)."""
+    keys = {one.path: one.key for one in settings.served()}
     return lambda server, store: OnBehalfOf(
-        server.authority.instance, server.client_id, client_credential(settings, store)
+        server.authority.instance, server.client_id, client_credential(settings, store, keys[server.path])
     )
 
 

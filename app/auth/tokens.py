@@ -16,7 +16,7 @@ from mcp.server.auth.provider import AccessToken
 
 from app.auth.keys import IssuerKeys
 from app.auth.principal import Principal
-from app.auth.resource import ResourceServer
+from app.auth.resource import Authority, ResourceServer
 
 log = logging.getLogger("app.auth")
 
@@ -62,7 +62,11 @@ class EntraTokenValidator:
     need the reason a token was refused.
     """
 
-    def __init__(self, server: ResourceServer, http: httpx2.AsyncClient) -> None:
+    def __init__(
+        self, server: ResourceServer, http: httpx2.AsyncClient, keys_of: EntraTokenValidator | None = None
+    ) -> None:
+        """`keys_of`: a validator for another server of the same authority, whose signing keys (JWKS cache and its
+        refreshes) this one shares; it starts and stops them."""
         authority = server.authority
 
         def keys(discovery_path: str) -> IssuerKeys:
@@ -73,9 +77,17 @@ class EntraTokenValidator:
                 authority.jwks_max_age_seconds,
             )
 
-        self._families = [_Family("2.0", keys("v2.0/.well-known/openid-configuration"))]
-        if authority.accept_v1:
-            self._families.append(_Family("1.0", keys(".well-known/openid-configuration")))
+        self._authority: Authority = authority
+        self._families: list[_Family]
+        if keys_of is not None:
+            if keys_of._authority != authority:
+                raise ValueError("servers that share signing keys must share their authority")
+            self._families = keys_of._families
+        else:
+            self._families = [_Family("2.0", keys("v2.0/.well-known/openid-configuration"))]
+            if authority.accept_v1:
+                self._families.append(_Family("1.0", keys(".well-known/openid-configuration")))
+        self._owns_keys = keys_of is None
         self._audiences = list(server.audiences)
         self._tenant = authority.tenant_id.lower()
         self._multi_tenant = authority.multi_tenant
@@ -97,11 +109,11 @@ class EntraTokenValidator:
         return self.ready
 
     async def start(self) -> None:
-        for family in self._families:
+        for family in self._families if self._owns_keys else ():
             await family.keys.start()
 
     async def stop(self) -> None:
-        for family in self._families:
+        for family in self._families if self._owns_keys else ():
             await family.keys.stop()
 
     async def verify_token(self, token: str) -> AccessToken | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx2
 from limits import parse_many
@@ -43,11 +43,10 @@ class AuthServer:
 
 def build_auth_server(
     config: FacadeOptions,
-    server: ResourceServer,
+    resources: Sequence[tuple[ResourceServer, Callable[[], ClientCredential | None]]],
     http: httpx2.AsyncClient,
     limiter: RateCounter,
     audit: AuditLog,
-    credential: Callable[[], ClientCredential | None],
     unauthenticated_rate: str,
     development: bool = False,
 ) -> AuthServer:
@@ -56,6 +55,7 @@ def build_auth_server(
     `development` lets Client ID Metadata Documents be fetched from loopback (a client on this machine)."""
     if not config.enabled:
         return AuthServer([], None, None)
+    server, credential = resources[0]
     uri = config.state_uri.get_secret_value() if config.state_uri else None
     store = open_store(uri, config.memory_max_bytes)
     sealed = Sealed(store)

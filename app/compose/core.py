@@ -23,6 +23,7 @@ from app.catalog.registry import Catalog, Requirement
 from app.compose.parts import content_safety_from
 from app.compose.resource import resource_server, server_options, telemetry_options
 from app.compose.secrets import secret_store
+from app.core.startup import StartupError
 from app.observability.audit import AuditLog
 from app.observability.observe import Observer
 from app.observability.redaction import install_redaction
@@ -42,7 +43,10 @@ DownstreamFactory = Callable[[ResourceServer, SecretStore], TokenSource | None]
 
 @dataclass
 class Core:
-    """What every entry point serves: the catalog as one resource server, behind one guard, on one MCP server."""
+    """What every entry point serves: the catalog as one resource server, behind one guard, on one MCP server.
+
+    An app with several servers has a core each; `telemetry`, `secrets`, `threads` and `content_check` are the same
+    objects in all of them (shared once), the rest is each server's own."""
 
     server: ResourceServer
     catalog: Catalog
@@ -54,9 +58,22 @@ class Core:
     content_check: ContentSafetyCheck | None
     downstream: TokenSource | None
     mcp: MCPServer[Any]
+    audit: AuditLog  # the one audit log every server writes to (each record names its server when there are several)
+    key: str = ""  # "" for the first server, else its SERVERS__{KEY} name
 
 
-def build_core(
+class UnknownServerError(StartupError):
+    """`--server NAME` names no server of this app."""
+
+    label = "servers error"
+
+
+def build_core(settings: Settings, *, server: str = "", **options: Any) -> Core:
+    """The core of one server of this app: the first (`server=""`), or `SERVERS__{server}` (stdio `--server`)."""
+    return build_cores(settings, only=server, **options)[0]
+
+
+def build_cores(
     settings: Settings,
     *,
     routes: Requirement = NO_ROUTES,
@@ -65,33 +82,63 @@ def build_core(
     audit_sink: str | None = None,
     telemetry_env: Mapping[str, str] | None = None,
     for_review: bool = False,
-) -> Core:
-    """Discover tools, load secrets, then build the guard and the MCP server, and check it against tools.lock.
+    only: str | None = None,
+) -> list[Core]:
+    """Discover each server's tools, load secrets, then build each server's guard and MCP server, and check each
+    against its tools.lock. Telemetry, the audit log, secrets, the tool thread pool and content safety are built once.
 
-    `routes`: what the FastAPI routes beside MCP require (HTTP only). `caller`: the one signed-in caller (stdio).
-    `for_review`: the lock command's build: tool secrets are not read and the lock is not checked (it is the
-    thing being written), audit and telemetry are off.
+    `routes`: what the FastAPI routes beside MCP require (HTTP only; the first server's). `caller`: the one signed-in
+    caller (stdio). `for_review`: the lock command's build: tool secrets are not read and the lock is not checked (it
+    is the thing being written), audit and telemetry are off. `only`: build just that server (its key).
     """
+    served = settings.served()
+    if only is not None:
+        served = [one for one in served if one.key == only]
+        if not served:
+            keys = ", ".join(sorted(settings.servers)) or "none"
+            raise UnknownServerError(f"no server {only!r} in SERVERS__* (the servers declared: {keys})")
     telemetry = setup_telemetry(
         telemetry_options(settings), {"OTEL_SDK_DISABLED": "true"} if for_review else telemetry_env
     )
-    catalog = discover(settings.tools.dir)
-    server = resource_server(settings, catalog, routes)
-    secrets = secret_store(settings, () if for_review else catalog.secrets)
+    catalogs = [discover(one.tools_dir) for one in served]
+    secrets = secret_store(settings, () if for_review else {name for c in catalogs for name in c.secrets})
     if not for_review:
         install_redaction(secrets.plain_values)
         set_process_store(secrets)
     sink = "off" if for_review else audit_sink or settings.audit.sink
-    observer = Observer(telemetry, AuditLog.open(sink), catalog)
-    if not for_review and (mismatch := app_id_uri_warning(server)) is not None:
-        log.warning(mismatch)
-    guard = Guard(catalog, server.required_scopes, server.required_roles, server.scope_uri)
+    audit = AuditLog.open(sink)
     threads = ToolThreads(settings.tools.threads)
     content_check = None if for_review else content_safety_from(settings)
-    source = downstream(server, secrets) if downstream is not None else None
-    options = server_options(settings)
-    mcp = build_mcp_server(options, catalog, guard, secrets, observer, source, content_check, threads, caller=caller)
-    # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
-    if not for_review and settings.tools_lock_mode != "off":
-        toolslock.enforce(settings.tools_lock_mode, settings.tools.lock_path, toolslock.served_sync(mcp, catalog))
-    return Core(server, catalog, telemetry, secrets, observer, guard, threads, content_check, source, mcp)
+    several = len(settings.served()) > 1
+    cores = []
+    for one, catalog in zip(served, catalogs, strict=True):
+        server = resource_server(settings, catalog, routes if not one.key else NO_ROUTES, one)
+        observer = Observer(telemetry, audit, catalog, server.name if several else None)
+        if not for_review and (mismatch := app_id_uri_warning(server)) is not None:
+            log.warning(mismatch)
+        guard = Guard(catalog, server.required_scopes, server.required_roles, server.scope_uri)
+        source = downstream(server, secrets) if downstream is not None else None
+        options = server_options(settings, server.name)
+        mcp = build_mcp_server(
+            options, catalog, guard, secrets, observer, source, content_check, threads, caller=caller
+        )
+        # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
+        if not for_review and settings.tools_lock_mode != "off":
+            toolslock.enforce(settings.tools_lock_mode, one.lock_path, toolslock.served_sync(mcp, catalog))
+        cores.append(
+            Core(
+                server,
+                catalog,
+                telemetry,
+                secrets,
+                observer,
+                guard,
+                threads,
+                content_check,
+                source,
+                mcp,
+                audit,
+                one.key,
+            )
+        )
+    return cores

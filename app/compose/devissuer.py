@@ -7,6 +7,7 @@ issuer on its own (for DEV_ISSUER__EMBEDDED=false, e.g. several workers).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 import uvicorn
 
@@ -24,12 +25,13 @@ from app.settings import Settings
 
 
 def dev_issuer_config(
-    settings: Settings, catalog: Catalog | None = None, routes: Requirement = NO_ROUTES
+    settings: Settings, catalogs: Sequence[Catalog] | None = None, routes: Requirement = NO_ROUTES
 ) -> DevIssuerConfig:
-    """What the dev issuer reads of `settings`; its sign-in page offers what `catalog` and `routes` declare (with
-    MCP__REQUIRED_SCOPES and MCP__REQUIRED_ROLES), nothing without a catalog (a token mint only)."""
+    """What the dev issuer reads of `settings`; its sign-in page offers what `catalogs` (one per server, in
+    `settings.served()` order) and `routes` declare (with MCP__REQUIRED_SCOPES and MCP__REQUIRED_ROLES), nothing
+    without catalogs (a token mint only)."""
     issuer = settings.dev_issuer
-    server = resource_server(settings, catalog, routes) if catalog is not None else None
+    server = resource_server(settings, catalogs[0], routes) if catalogs else None
     facade = settings.auth_server.enabled and settings.azuread.client_secret
     return DevIssuerConfig(
         app_env=settings.app_env,
@@ -70,7 +72,8 @@ def main() -> None:
         parser.error("AzureAd settings are configured: get tokens from Entra (see docs/tokens.md), not the dev issuer")
     try:
         # The sign-in page offers the scopes and roles the tools declare, as the embedded issuer's does.
-        config = dev_issuer_config(settings, discover(settings.tools.dir) if args.command == "serve" else None)
+        catalogs = [discover(one.tools_dir) for one in settings.served()] if args.command == "serve" else None
+        config = dev_issuer_config(settings, catalogs)
         issuer = DevIssuer(config)
     except (DevKeyError, ToolDiscoveryError) as exc:
         parser.exit(2, f"dev issuer: {exc}\n")

@@ -33,10 +33,12 @@ Routes beside MCP (`routes/`, app/api/): the same edge and body bounds, then Fas
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
@@ -52,7 +54,7 @@ from app.auth.operation import ParseOperation
 from app.auth.resource import ResourceServer
 from app.auth.tokens import EntraTokenValidator
 from app.compose.core import Core
-from app.compose.parts import resumability
+from app.compose.parts import event_store_from, resumability
 from app.core.asgi import EnsureResponse
 from app.core.heap import freeze_startup_heap
 from app.edge.bounds import CapConcurrency, LimitBody
@@ -87,16 +89,23 @@ def edge_layers(settings: Settings) -> list[Middleware]:
 
 
 def mcp_layers(
-    settings: Settings, core: Core, validator: EntraTokenValidator, limiter: RateCounter, challenges: Challenges
+    settings: Settings,
+    core: Core,
+    validator: EntraTokenValidator,
+    limiter: RateCounter,
+    challenges: Challenges,
 ) -> list[Middleware]:
-    """The MCP endpoint's own layers, outermost first (the module docstring says what each refuses)."""
+    """One MCP server's own layers, outermost first (the module docstring says what each refuses). The per-IP
+    throttle counts in `limiter` itself (one budget for the whole app); a second or further server's callers are
+    counted under its name (`RateCounter.scoped`), so one server's budget is never spent at another."""
     security, rates = settings.security, settings.rate_limit
+    per_caller = limiter.scoped(core.server.name) if core.key else limiter
     return [
         Middleware(LimitBody, security.max_body_bytes, security.body_timeout_seconds),
         Middleware(ThrottleUnauthenticated, limiter, rates.unauthenticated),
         Middleware(AuthenticateBearer, validator, challenges, core.observer),
         Middleware(ParseOperation),
-        Middleware(RateLimit, limiter, rates.default, core.catalog),
+        Middleware(RateLimit, per_caller, rates.default, core.catalog),
         Middleware(AuthorizeOperation, core.guard, challenges, core.observer),
         Middleware(
             CapStreams,
@@ -115,7 +124,7 @@ def sdk_endpoint(settings: Settings, core: Core, events: ScopedEventStore | None
     mcp = core.mcp
     mcp.streamable_http_app(
         **resumability(settings, events),
-        streamable_http_path=settings.mcp.path,
+        streamable_http_path=core.server.path,
         stateless_http=settings.mcp.stateless,
         json_response=settings.mcp.json_response,
         transport_security=sdk_transport_security(settings.allowed_hosts, settings.allowed_origins),
@@ -127,6 +136,36 @@ def sdk_endpoint(settings: Settings, core: Core, events: ScopedEventStore | None
     sdk = StreamableHTTPASGIApp(mcp.session_manager)
     manager, stateful = mcp.session_manager, not settings.mcp.stateless
     return SessionScope(sdk, stateful, events is not None, manager, settings.security.max_sessions_per_principal)
+
+
+@dataclass
+class Endpoint:
+    """One MCP server on the request path: its token check, its layers folded around its SDK endpoint."""
+
+    core: Core
+    validator: EntraTokenValidator
+    challenges: Challenges
+    layers: list[Middleware]
+    app: ASGIApp
+    events: ScopedEventStore | None
+
+
+def endpoints(
+    settings: Settings, cores: Sequence[Core], http: httpx2.AsyncClient, limiter: RateCounter
+) -> list[Endpoint]:
+    """Each server's endpoint; the validators share one signing-key cache (the authority is the app's)."""
+    found: list[Endpoint] = []
+    for core in cores:
+        server = core.server
+        validator = EntraTokenValidator(server, http, keys_of=found[0].validator if found else None)
+        # The 401 names the scopes its PRM lists (`{app_id_uri}/{scope}`), never offline_access.
+        challenges = Challenges(server.metadata_url, server.supported_scopes())
+        events = event_store_from(settings, server.name)  # resumable session streams (app/server/events.py)
+        layers = mcp_layers(settings, core, validator, limiter, challenges)
+        found.append(
+            Endpoint(core, validator, challenges, layers, fold(sdk_endpoint(settings, core, events), layers), events)
+        )
+    return found
 
 
 def lifespan(parts: Sequence[Callable[[], Part]]) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -171,50 +210,62 @@ async def closing(*closers: Callable[[], Any]) -> AsyncIterator[None]:
         yield
 
 
-def resource_routes(server: ResourceServer, mcp: ASGIApp, limiter: RateCounter, rate: str) -> list[BaseRoute]:
-    """The MCP endpoint and its Protected Resource Metadata: public and static, so one prepared response behind the
-    per-IP limit for unauthenticated traffic, at the path's own location and at the root (where clients that ignore
-    the path, and Entra's MCP guidance, look for it)."""
-    prm = ThrottleUnauthenticated(JSONResponse(protected_resource_metadata(server)), limiter, rate)
-    return [
-        Route(server.path, endpoint=mcp, methods=["GET", "POST", "DELETE"]),
-        Route(f"{WELL_KNOWN}{server.path}", prm, methods=["GET"]),
-        Route(WELL_KNOWN, prm, methods=["GET"]),
-    ]
+def resource_routes(endpoints: Sequence[Endpoint], limiter: RateCounter, rate: str) -> list[BaseRoute]:
+    """Each MCP endpoint and its Protected Resource Metadata: public and static, so one prepared response behind the
+    per-IP limit for unauthenticated traffic, at the path's own location (`{WELL_KNOWN}{path}`); the first server's
+    is at the root too (where clients that ignore the path, and Entra's MCP guidance, look for it)."""
+    routes: list[BaseRoute] = []
+    for index, endpoint in enumerate(endpoints):
+        server = endpoint.core.server
+        prm = ThrottleUnauthenticated(JSONResponse(protected_resource_metadata(server)), limiter, rate)
+        routes += [
+            Route(server.path, endpoint=endpoint.app, methods=["GET", "POST", "DELETE"]),
+            Route(f"{WELL_KNOWN}{server.path}", prm, methods=["GET"]),
+            *([Route(WELL_KNOWN, prm, methods=["GET"])] if index == 0 else []),
+        ]
+    return routes
 
 
 @asynccontextmanager
-async def serving(server: ResourceServer, gc_threshold: int) -> AsyncIterator[None]:
+async def serving(servers: Sequence[ResourceServer], gc_threshold: int) -> AsyncIterator[None]:
     """The last part: say what is served, then freeze what was built so far (it lives as long as the process)."""
-    log.info("serving %d tool(s) at %s", len(server.catalog.of("tool")), server.resource)
+    for server in servers:
+        log.info("serving %d tool(s) at %s", len(server.catalog.of("tool")), server.resource)
     freeze_startup_heap(gc_threshold)
     yield
 
 
 class Entry:
-    """The ASGI app uvicorn serves: the edge on every route, then `path` straight to the MCP chain.
+    """The ASGI app uvicorn serves: the edge on every route, then each MCP path straight to its server's chain.
 
     FastAPI serves the rest (metadata, probes, routes). Its per-request stack (exception middlewares, an exit stack,
-    routing) does nothing for the MCP endpoint, whose layers are pure ASGI, so the MCP path skips it.
+    routing) does nothing for an MCP endpoint, whose layers are pure ASGI, so MCP paths skip it.
     """
 
     def __init__(
-        self, api: FastAPI, path: str, mcp: ASGIApp, edge: Sequence[Middleware], body: Middleware, via_fastapi: bool
+        self,
+        api: FastAPI,
+        mcp: Mapping[str, ASGIApp],
+        edge: Sequence[Middleware],
+        body: Middleware,
+        via_fastapi: bool,
     ) -> None:
-        """`body`: the MCP endpoint's body bounds, which the routes beside it get too (no slow-loris on a webhook).
-        `via_fastapi` (tracing on): the MCP route goes through FastAPI, so its native HTTP span parents the SDK's."""
+        """`mcp`: each MCP path and its chain. `body`: the MCP endpoint's body bounds, which the routes beside it
+        get too (no slow-loris on a webhook). `via_fastapi` (tracing on): MCP routes go through FastAPI, so its
+        native HTTP span parents the SDK's."""
         self.api, self.state = api, api.state
         bounded_api = fold(api, [body])
+        paths = dict(mcp)
 
         async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 await api(scope, receive, send)
-            elif scope["path"] != path:
+            elif (chain := paths.get(scope["path"])) is None:
                 await bounded_api(scope, receive, send)
             elif via_fastapi:
                 await api(scope, receive, send)
             else:
-                await mcp(scope, receive, send)
+                await chain(scope, receive, send)
 
         self._app = fold(dispatch, edge)
 

@@ -39,15 +39,18 @@ def content_safety_from(settings: Settings) -> ContentSafetyCheck | None:
     return check
 
 
-def event_store_from(settings: Settings) -> ScopedEventStore | None:
-    """The configured store; None when stateless (the SDK resumes only session streams) or `off`."""
+def event_store_from(settings: Settings, server: str | None = None) -> ScopedEventStore | None:
+    """The configured store for one server of the app (its Redis keys under its name); None when stateless (the SDK
+    resumes only session streams) or `off`."""
     mcp = settings.mcp
     if mcp.stateless or mcp.event_store == "off":
         return None
     redis = settings.redis_uri
     if mcp.event_store == "redis" or (mcp.event_store == "auto" and redis is not None):
         assert redis is not None  # settings refuse `redis` without a Redis URL
-        return RedisEventStore(redis, mcp.event_store_stream_events, mcp.event_store_ttl_seconds, mcp.server_name)
+        return RedisEventStore(
+            redis, mcp.event_store_stream_events, mcp.event_store_ttl_seconds, server or mcp.server_name
+        )
     return MemoryEventStore(mcp.event_store_stream_events, mcp.event_store_ttl_seconds, mcp.event_store_max_events)
 
 

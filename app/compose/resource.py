@@ -7,7 +7,7 @@ from app.auth.resource import NO_ROUTES, Authority, ResourceServer
 from app.catalog.registry import Catalog, Requirement
 from app.observability.telemetry import TelemetryOptions
 from app.server.build import ServerOptions
-from app.settings import Settings
+from app.settings import Served, Settings
 
 
 def authority(settings: Settings) -> Authority:
@@ -24,28 +24,32 @@ def authority(settings: Settings) -> Authority:
     )
 
 
-def resource_server(settings: Settings, catalog: Catalog, routes: Requirement = NO_ROUTES) -> ResourceServer:
-    """This server as a protected resource: MCP__*, AZUREAD__* and the facade's issuer when it is on."""
+def resource_server(
+    settings: Settings, catalog: Catalog, routes: Requirement = NO_ROUTES, served: Served | None = None
+) -> ResourceServer:
+    """One server of this app as a protected resource (the first by default: MCP__*, AZUREAD__*), under the shared
+    authority, with the facade's issuer when it is on."""
+    one = served or settings.served()[0]
     return ResourceServer(
-        name=settings.mcp.server_name,
-        path=settings.mcp.path,
+        name=one.name,
+        path=one.path,
         resource_host=settings.resource_host,
-        client_id=settings.client_id,
-        app_id_uri=settings.app_id_uri,
-        audiences=tuple(settings.audiences),
+        client_id=one.client_id,
+        app_id_uri=one.app_id_uri,
+        audiences=one.audiences,
         authority=authority(settings),
         catalog=catalog,
-        required_scopes=tuple(settings.mcp.required_scopes),
-        required_roles=tuple(settings.mcp.required_roles),
-        implied_scopes=settings.mcp.implied_scopes,
+        required_scopes=one.required_scopes,
+        required_roles=one.required_roles,
+        implied_scopes=one.implied_scopes,
         routes=routes,
         authorization_server=settings.auth_server_issuer if settings.auth_server.enabled else None,
     )
 
 
-def server_options(settings: Settings) -> ServerOptions:
+def server_options(settings: Settings, name: str | None = None) -> ServerOptions:
     return ServerOptions(
-        name=settings.mcp.server_name,
+        name=name or settings.mcp.server_name,
         log_level=settings.log_level,
         list_ttl_ms=settings.mcp.list_ttl_ms,
         filter_lists=settings.tools.filter_list,

@@ -69,6 +69,9 @@ def settings_secrets(settings: Settings) -> Values:
             target = getattr(target, part)
         if target is not None:
             values[vault_secret_name(env_name)] = target
+    for key, server in settings.servers.items():  # each more server's own credential (SERVERS__{KEY}__CLIENT_SECRET)
+        if server.client_secret is not None:
+            values[f"servers--{key}--client-secret"] = server.client_secret
     return values
 
 
@@ -90,16 +93,17 @@ def reloader(
     return load
 
 
-def client_credential(settings: Settings, store: SecretStore) -> Callable[[], ClientCredential | None]:
-    """This server's credential at Entra: a certificate (preferred by Microsoft), else the current client secret
-    (the store's, so a rotated one rebuilds the MSAL client). For on-behalf-of and the facade."""
-    path = settings.azuread.client_certificate_path
-    certificate = certificate_credential(path) if path else None
+def client_credential(settings: Settings, store: SecretStore, key: str = "") -> Callable[[], ClientCredential | None]:
+    """A server's credential at Entra (the first server's, or `SERVERS__{key}`'s): a certificate (preferred by
+    Microsoft), else the current client secret (the store's, so a rotated one rebuilds the MSAL client). For
+    on-behalf-of and the facade."""
+    one = next(one for one in settings.served() if one.key == key)
+    certificate = certificate_credential(one.certificate_path) if one.certificate_path else None
 
     def credential() -> ClientCredential | None:
         if certificate is not None:
             return certificate
-        secret = store.find("azuread--client-secret")
+        secret = store.find(one.secret_name)
         return secret.get_secret_value() if secret else None
 
     return credential

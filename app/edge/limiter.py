@@ -122,6 +122,11 @@ class RateCounter:
                 return False
         return True
 
+    def scoped(self, name: str) -> ScopedCounter:
+        """The same counters, storage and outage state (one Redis pool), keyed under `name` too: each MCP server of
+        the app counts its callers apart, so one server's budget is never spent at another."""
+        return ScopedCounter(self, name)
+
     def _key(self, identifiers: tuple[str, ...]) -> str:
         """One identifier, pre-joined: limits joins the parts with "/" into the same storage key, at more cost."""
         return "/".join((self.namespace, *identifiers))
@@ -165,6 +170,19 @@ class RateCounter:
             log.error("rate-limit storage unavailable (%s); answering with %s until it recovers", reason, policy)
         self.down = True
         self._retry_at = time.monotonic() + STORAGE_RETRY_SECONDS
+
+
+class ScopedCounter:
+    """`RateCounter.scoped`: every key carries the server's name after the counter's own namespace."""
+
+    def __init__(self, counter: RateCounter, name: str) -> None:
+        self.counter, self.name = counter, name
+
+    async def hit(self, items: list[RateLimitItem], *identifiers: str) -> Verdict:
+        return await self.counter.hit(items, self.name, *identifiers)
+
+    async def test(self, items: list[RateLimitItem], *identifiers: str, cost: int = 1) -> bool | None:
+        return await self.counter.test(items, self.name, *identifiers, cost=cost)
 
 
 def _storage(uri: str) -> Storage:

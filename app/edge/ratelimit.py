@@ -19,7 +19,7 @@ from app.auth.operation import operation_from_scope
 from app.auth.principal import principal_from_scope
 from app.catalog.registry import Catalog
 from app.core.asgi import header, jsonrpc_error, send_json
-from app.edge.limiter import RateCounter, Verdict
+from app.edge.limiter import RateCounter, ScopedCounter, Verdict
 from app.observability.telemetry import record_rate_limit
 
 RATE_LIMITED = -32029  # implementation-defined JSON-RPC server error: "slow down"
@@ -44,7 +44,7 @@ async def too_many(send: Send, verdict: Verdict, request_id: Any = None, scope_n
 class RateLimit:
     """After authorization: the principal's default limit on every request, then the tool's own limit, if any."""
 
-    def __init__(self, app: ASGIApp, limiter: RateCounter, default: str, catalog: Catalog) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateCounter | ScopedCounter, default: str, catalog: Catalog) -> None:
         self.app = app
         self.limiter = limiter
         self.default = parse_many(default)

@@ -8,6 +8,7 @@ browser MSAL starts), and logs go to stderr.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -29,9 +30,10 @@ from app.secrets.store import SecretStore
 from app.settings import Settings
 
 
-def build_local(settings: Settings) -> tuple[Any, LocalIdentity, list[Principal]]:
+def build_local(settings: Settings, server: str = "") -> tuple[Any, LocalIdentity, list[Principal]]:
     """The core build (app/compose/core.py) as local mode serves it: audit to a file in the user's data directory,
     downstream tokens from the signed-in user's cache, every message authorized inside the SDK as that user.
+    `server`: which server of the app to serve (its SERVERS__{KEY} name; "" is the first, `tools/`).
     Returns the core, the identity that signs in, and the list the signed-in caller is put into."""
     data_dir = user_data_dir(settings)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -44,6 +46,7 @@ def build_local(settings: Settings) -> tuple[Any, LocalIdentity, list[Principal]
 
     core = build_core(
         settings,
+        server=server,
         downstream=identity,
         caller=lambda: signed_in[0] if signed_in else None,
         audit_sink=audit_sink(settings, data_dir),
@@ -52,10 +55,10 @@ def build_local(settings: Settings) -> tuple[Any, LocalIdentity, list[Principal]
     return core, core.downstream, signed_in
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, key: str = "") -> None:
     """Build everything, sign in (stdout pointed at stderr meanwhile), then serve over stdin and stdout."""
     configure_logging(settings.log_level, settings.log_format)
-    core, identity, signed_in = build_local(settings)
+    core, identity, signed_in = build_local(settings, key)
     server: Any = lowlevel_server(core.mcp)  # as MCPServer.run_stdio_async does, once the user has signed in
     try:
         with _stdout_to_stderr():  # a browser MSAL starts inherits fd 1: it must not write into the protocol stream
@@ -86,10 +89,14 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def main() -> None:
-    """`python -m app stdio` / `secure-mcp-server stdio`: configuration problems are one line on stderr, exit 2."""
+def main(argv: list[str] | None = None) -> None:
+    """`python -m app stdio [--server KEY]` / `secure-mcp-server stdio`: configuration problems are one line on
+    stderr, exit 2."""
+    parser = argparse.ArgumentParser(prog="python -m app stdio", description="Serve one MCP server over stdio.")
+    parser.add_argument("--server", default="", help="which server: its SERVERS__{KEY} name (default: the first)")
+    args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     try:
         with exit_on_startup_error():
-            anyio.run(serve, LocalSettings())
+            anyio.run(serve, LocalSettings(), args.server.lower())
     except KeyboardInterrupt:
         raise SystemExit(130) from None

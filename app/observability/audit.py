@@ -83,6 +83,10 @@ class AuditLog:
             audit.record("audit_resumed", outcome="repaired", reason="torn_tail", **torn)
         return audit
 
+    def named(self, server: str) -> NamedAudit:
+        """The same log (one chain, one sink), each record naming `server`: one app may serve several."""
+        return NamedAudit(self, server)
+
     def record(self, event: str, **fields: Any) -> None:
         """Append one record; a sink failure is logged (without the record) and never fails the request."""
         if self._write is None:
@@ -105,6 +109,20 @@ class AuditLog:
                 return
             self._seq += 1
             self._prev = line_hash
+
+
+class NamedAudit:
+    """`AuditLog.named`: records carry `server` right after `event`."""
+
+    def __init__(self, log: AuditLog, server: str) -> None:
+        self.log, self.server = log, server
+
+    @property
+    def enabled(self) -> bool:
+        return self.log.enabled
+
+    def record(self, event: str, **fields: Any) -> None:
+        self.log.record(event, server=self.server, **fields)
 
 
 class FileSink:

@@ -23,7 +23,7 @@ from starlette.types import Scope
 
 from app.auth.principal import Principal, bound_principal, principal_from_scope
 from app.catalog.registry import Catalog
-from app.observability.audit import AuditLog
+from app.observability.audit import AuditLog, NamedAudit
 from app.observability.audit_fields import bounded, canonical_json, client_ip, digest, principal_fields, text_digest
 from app.observability.telemetry import (
     AUTH_FAILURE_REASON,
@@ -32,6 +32,7 @@ from app.observability.telemetry import (
     HTTP_SPAN_KEY,
     OPERATION_DURATION,
     RATE_LIMIT_OUTCOME,
+    SERVER_NAME,
     TOOL_IS_ERROR,
     Telemetry,
     rate_limit_outcome,
@@ -76,9 +77,13 @@ class Observer:
     Audit records bound everything a caller chose (`_caller_fields`): a record stays a few hundred bytes however
     large the request, and a made-up name never reads as a real one."""
 
-    def __init__(self, telemetry: Telemetry, audit: AuditLog, catalog: Catalog) -> None:
+    def __init__(self, telemetry: Telemetry, audit: AuditLog, catalog: Catalog, server: str | None = None) -> None:
+        """`server`: the MCP server's name, on its audit records (`server`), its metrics (`server`) and its spans
+        (`mcp.server.name`); one app may serve several."""
         self.telemetry = telemetry
-        self.audit = audit
+        self.server = server
+        self.audit: AuditLog | NamedAudit = audit.named(server) if server else audit
+        self.labels = {"server": server} if server else {}
         self.tools = frozenset(spec.name for spec in catalog.of("tool"))
         self.prompts = frozenset(spec.name for spec in catalog.of("prompt"))
         self.audit_arguments = frozenset(spec.name for spec in catalog.of("tool") if spec.audit_arguments)
@@ -92,10 +97,12 @@ class Observer:
 
     # ---- HTTP layers -----------------------------------------------------------------------------------------
     def auth_failed(self, scope: Scope, reason: str, started: float) -> None:
-        AUTH_FAILURES.add(1, {AUTH_FAILURE_REASON: reason})
+        AUTH_FAILURES.add(1, {AUTH_FAILURE_REASON: reason, **self.labels})
         span = self._span()
         if span.is_recording():
             span.set_attributes({AUTH_OUTCOME: "failure", AUTH_FAILURE_REASON: reason})
+            if self.server:
+                span.set_attribute(SERVER_NAME, self.server)
         self.audit.record(
             "authn_failure",
             outcome="failure",
@@ -158,7 +165,7 @@ class Observer:
         principal = principal_from_scope(scope) or bound_principal()  # over stdio, the signed-in user's
         span = self._span()  # the SDK's MCP span (this runs inside its middleware)
         if self.telemetry.metrics:
-            attributes = {"mcp.method.name": method if method in KNOWN_METHODS else "_OTHER"}
+            attributes = {"mcp.method.name": method if method in KNOWN_METHODS else "_OTHER", **self.labels}
             if method == "tools/call" and name is not None:
                 attributes["gen_ai.tool.name"] = name if name in self.tools else "_OTHER"
             elif method == "prompts/get" and name is not None:
@@ -168,6 +175,8 @@ class Observer:
             OPERATION_DURATION.record(seconds, attributes)
         if span.is_recording():
             self.telemetry.annotate(span, principal)
+            if self.server:
+                span.set_attribute(SERVER_NAME, self.server)
             if (outcome := rate_limit_outcome()) is not None:
                 span.set_attribute(RATE_LIMIT_OUTCOME, outcome)
             if method == "tools/call":

@@ -43,6 +43,7 @@ AUTH_OUTCOME = "auth.outcome"  # "success" | "failure"
 AUTH_FAILURE_REASON = "auth.failure_reason"
 RATE_LIMIT_OUTCOME = "rate_limit.outcome"  # "allowed" | "rejected"
 TOOL_IS_ERROR = "tool.is_error"
+SERVER_NAME = "mcp.server.name"  # which of the app's MCP servers served the request (several may share one app)
 HTTP_SPAN_KEY = "otel.http_span"  # scope["state"] key: the HTTP server span's context, for the MCP span's link
 _PROBES = frozenset({"/healthz", "/readyz"})
 

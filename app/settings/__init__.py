@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.core.hosts import is_loopback_host
@@ -28,6 +28,7 @@ from app.settings.sections import (
     TelemetrySettings,
     ToolsSettings,
 )
+from app.settings.servers import NamedServerSettings, Served, check_names, served
 from app.settings.serving import RateLimitSettings, SecuritySettings, ServerSettings
 from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources, unknown_settings
 from app.settings.stdio import StdioSettings
@@ -43,10 +44,12 @@ __all__ = [
     "DevIssuerSettings",
     "KeyVaultSettings",
     "McpSettings",
+    "NamedServerSettings",
     "PreRegisteredClient",
     "RateLimitSettings",
     "RoutesSettings",
     "SecuritySettings",
+    "Served",
     "ServerSettings",
     "Settings",
     "StdioSettings",
@@ -108,6 +111,9 @@ class Settings(BaseSettings):
     """The authorization-server facade."""
     stdio: StdioSettings = Field(default_factory=StdioSettings)
     """Local mode over stdio (`python -m app stdio`)."""
+    servers: dict[str, NamedServerSettings] = Field(default_factory=dict)
+    """More MCP servers in this app, by name: `SERVERS__HR__PATH=/hr/mcp`, `SERVERS__HR__CLIENT_ID=...`
+    (docs/servers.md). None by default: one server, `tools/` at `MCP__PATH`."""
     allow_unknown_settings: bool = False
     """Start even when the environment or `.env` has a `SECTION__NAME` variable of a known section that names no
     setting (a typo such as `AZUREAD__TENANTID`, which otherwise stops startup naming the closest valid name)."""
@@ -145,6 +151,28 @@ class Settings(BaseSettings):
         if (problem := unknown_settings()) and not self.allow_unknown_settings:
             raise ValueError(problem)
         return self
+
+    _server_names = field_validator("servers")(check_names)
+
+    @model_validator(mode="after")
+    def _servers_are_distinct(self) -> Settings:
+        seen: dict[str, dict[str, str]] = {"path": {}, "App ID URI": {}, "name": {}}
+        for one in self.served():
+            label = f"SERVERS__{one.key.upper()}" if one.key else "the first server (MCP__*, AZUREAD__*)"
+            for what, value in (("path", one.path), ("App ID URI", one.app_id_uri), ("name", one.name)):
+                if (other := seen[what].get(value.lower())) is not None:
+                    raise ValueError(
+                        f"{label} and {other} have the same {what} {value!r}: each server needs its own "
+                        "(docs/servers.md)"
+                    )
+                seen[what][value.lower()] = label
+            if self.app_env == "production" and one.key and not self.servers[one.key].client_id:
+                raise ValueError(f"production mode needs {label}__CLIENT_ID: each server has its own app registration")
+        return self
+
+    def served(self) -> list[Served]:
+        """Every MCP server this app serves, the first (MCP__*, AZUREAD__*, `tools/`) first."""
+        return served(self)
 
     @model_validator(mode="after")
     def _sessions_need_one_worker(self) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, NestedSecretsSettingsSource, PydanticBaseSettingsSource
@@ -56,16 +56,34 @@ def unknown_names(settings_cls: type[BaseSettings], sources: dict[str, PydanticB
         for name, field in settings_cls.model_fields.items()
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
     }
+    # Sections keyed by a name of your choosing (SERVERS__{NAME}__PATH): the field is the part after the name.
+    models = {name: _keyed_model(field.annotation) for name, field in settings_cls.model_fields.items()}
+    keyed = {name: model.model_fields for name, model in models.items() if model is not None}
     valid = [f"{section}__{name}".upper() for section, fields in sections.items() for name in fields]
+    valid += [f"{section}__{{NAME}}__{name}".upper() for section, fields in keyed.items() for name in fields]
     found = []
     for where, source in sources.items():
         for key in getattr(source, "env_vars", None) or {}:
             section, _, rest = key.lower().partition("__")
-            if section in sections and rest.split("__")[0] not in sections[section]:
+            if section in keyed and rest.count("__") >= 1:
+                instance, _, field = rest.partition("__")
+                if field.split("__")[0] not in keyed[section]:
+                    close = difflib.get_close_matches(f"{section}__{{NAME}}__{field}".upper(), valid, n=1, cutoff=0.6)
+                    hint = f": did you mean {close[0].replace('{NAME}', instance.upper())}?" if close else ""
+                    found.append(f"{key.upper()} (in {where}){hint}")
+            elif section in sections and rest.split("__")[0] not in sections[section]:
                 close = difflib.get_close_matches(key.upper(), valid, n=1, cutoff=0.6)
                 hint = f": did you mean {close[0]}?" if close else ""
                 found.append(f"{key.upper()} (in {where}){hint}")
     return tuple(found)
+
+
+def _keyed_model(annotation: Any) -> type[BaseModel] | None:
+    """`dict[str, Model]` -> Model; anything else -> None."""
+    if get_origin(annotation) is not dict:
+        return None
+    value = get_args(annotation)[1]
+    return value if isinstance(value, type) and issubclass(value, BaseModel) else None
 
 
 def unknown_settings() -> str | None:

@@ -54,7 +54,7 @@ def _decisions(core: Core, principals: list[Principal]) -> dict[tuple[str, str, 
 
 def test_http_stdio_and_the_lock_command_serve_one_catalog_behind_one_guard(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    http: Core = create_app(settings).state.core
+    http: Core = create_app(settings).state.cores[0]
     stdio, _identity, _signed_in = build_local(settings)
     review = build_core(settings, for_review=True)
     served: list[dict[str, Any]] = [served_sync(core.mcp, core.catalog) for core in (http, stdio, review)]

@@ -46,7 +46,7 @@ def dev_settings(key_dir: Path, **sections: dict[str, Any]) -> Settings:
 
 @contextmanager
 def running(settings: Settings) -> Iterator[str]:
-    issuer = DevIssuer(dev_issuer_config(settings, discover(settings.tools.dir)))
+    issuer = DevIssuer(dev_issuer_config(settings, [discover(settings.tools.dir)]))
     with ServerThread(issuer.asgi_app(), port=settings.dev_issuer.port) as server:
         yield server.url
 

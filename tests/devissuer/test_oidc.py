@@ -32,7 +32,7 @@ async def oauth(tmp_path: Path) -> AsyncIterator[DevOAuth]:
         mcp={"resource_host": "http://127.0.0.1:8000"},
         rate_limit={"unauthenticated": "1000/minute"},
     )
-    issuer = DevIssuer(dev_issuer_config(settings, discover(settings.tools.dir)))
+    issuer = DevIssuer(dev_issuer_config(settings, [discover(settings.tools.dir)]))
     with ServerThread(issuer.asgi_app(), port=settings.dev_issuer.port) as server:
         client = DevOAuth(settings, server.url)
         yield client
