@@ -156,10 +156,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _servers_are_distinct(self) -> Settings:
-        seen: dict[str, dict[str, str]] = {"path": {}, "App ID URI": {}, "name": {}}
+        seen: dict[str, dict[str, str]] = {"path": {}, "App ID URI": {}, "name": {}, "tools folder": {}, "lock": {}}
         for one in self.served():
             label = f"SERVERS__{one.key.upper()}" if one.key else "the first server (MCP__*, AZUREAD__*)"
-            for what, value in (("path", one.path), ("App ID URI", one.app_id_uri), ("name", one.name)):
+            for what, value in (
+                ("path", one.path),
+                ("App ID URI", one.app_id_uri),
+                ("name", one.name),
+                ("tools folder", str(one.tools_dir.resolve())),
+                ("lock", str(one.lock_path.resolve())),
+            ):
                 if (other := seen[what].get(value.lower())) is not None:
                     raise ValueError(
                         f"{label} and {other} have the same {what} {value!r}: each server needs its own "

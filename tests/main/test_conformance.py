@@ -3,7 +3,7 @@
 The server serves tests/support/everything_tools/ (written only with the public API) through the real authentication:
 the suite sends no Authorization header, so a small proxy (tests/support/bearer_proxy.py) adds a token for the run.
 Every server scenario, active and pending, runs in the default mode (sessions for handshake-era clients, stateless
-2026-07-28) and with the `MCP__STATELESS=true` opt-out; each scenario is a test, and every one of its checks must pass
+2026-07-28), with the `MCP__STATELESS=true` opt-out, and against each path of an app serving two MCP servers; each scenario is a test, and every one of its checks must pass
 with no warning. In the opt-out, the scenarios that need a session are strict expected failures, by design.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,10 @@ SUITE = NODE_DIR / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 _PIN = re.search(r"^conformance=(\S+)$", (REPO / ".ci" / "run").read_text(), re.MULTILINE)
 VERSION = _PIN.group(1) if _PIN else "not pinned in .ci/run"
 EVERYTHING = SUPPORT / "everything_tools"
-MODES: dict[str, dict[str, Any]] = {"default": {}, "stateless": {"stateless": True}}
+MODES: dict[str, dict[str, Any]] = {"default": {}, "stateless": {"stateless": True}, "first": {}, "second": {}}
+# `first` and `second`: one app serving two MCP servers (SERVERS__SECOND__*), the suite run against each path with a
+# token for that server; the second serves a copy of the everything tools (a tools folder belongs to one server).
+SECOND = {"path": "/second/mcp", "client_id": "5ec0d000-0000-4000-8000-0000000005ec"}
 RUN_SECONDS = 120  # the whole suite, one mode: about five seconds here
 
 # MCP__STATELESS=true is the documented opt-out for handshake-era clients: with no session there is no back-channel
@@ -89,23 +93,30 @@ def test_the_pinned_suite_is_installed() -> None:
 def _run_suite(entra: EntraStandIn, mode: str, out: Path) -> dict[str, list[dict[str, Any]]]:
     """Serve the everything tools behind the token-adding proxy, run every server scenario; checks per scenario."""
     proxy_port, app_port = free_port(), free_port()
+    servers, path, audience = {}, "/mcp", CLIENT_ID
+    if mode in ("first", "second"):
+        shutil.copytree(EVERYTHING, out / "second-tools", ignore=shutil.ignore_patterns("__pycache__"))
+        servers = {"second": SECOND | {"tools_dir": str(out / "second-tools")}}
+        if mode == "second":
+            path, audience = SECOND["path"], SECOND["client_id"]
     settings = settings_for(
         entra,
         proxy_port,  # the resource (and the Host clients send) is the proxy's: it is the server's front door
         tools={"dir": EVERYTHING},
+        servers=servers,
         mcp=MODES[mode],
         # The suite opens a connection and a session per scenario (and leaves them to expire), all as one principal:
         # budgets sized for a run, not a person.
         rate_limit={"default": "100000/minute"},
         security={"max_streams_per_principal": 64, "max_sessions_per_principal": 200},
     )
-    token = entra.token(scopes="mcp.read", tenant=TENANT, audience=CLIENT_ID)
+    token = entra.token(scopes="mcp.read", tenant=TENANT, audience=audience)
     with (
         ServerThread(create_app(settings), port=app_port),
         ServerThread(BearerProxy(f"http://127.0.0.1:{app_port}", token), port=proxy_port),
     ):
         run = subprocess.run(
-            [NODE, SUITE, "server", "--url", f"http://127.0.0.1:{proxy_port}/mcp", "--suite", "all", "-o", str(out)],
+            [NODE, SUITE, "server", "--url", f"http://127.0.0.1:{proxy_port}{path}", "--suite", "all", "-o", str(out)],
             capture_output=True,
             text=True,
             timeout=RUN_SECONDS,
@@ -113,7 +124,7 @@ def _run_suite(entra: EntraStandIn, mode: str, out: Path) -> dict[str, list[dict
         )
     found: dict[str, list[dict[str, Any]]] = {}
     longest_first = sorted(SCENARIOS, key=len, reverse=True)  # results are in `server-<scenario>-<timestamp>/`
-    for checks in out.glob("*/checks.json"):
+    for checks in out.glob("server-*/checks.json"):
         scenario = next(s for s in longest_first if checks.parent.name.startswith(f"server-{s}-"))
         found[scenario] = json.loads(checks.read_text())
     assert found, f"the suite wrote no results (exit {run.returncode}): {run.stdout[-2000:]} {run.stderr[-2000:]}"

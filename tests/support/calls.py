@@ -12,12 +12,14 @@ from mcp.client.streamable_http import streamable_http_client
 
 
 @asynccontextmanager
-async def mcp_client(url: str, token: str | None, mode: str = "legacy", **kw: Any) -> AsyncIterator[Client]:
-    """The official SDK client over Streamable HTTP, with the bearer token on every request."""
+async def mcp_client(
+    url: str, token: str | None, mode: str = "legacy", path: str = "/mcp", **kw: Any
+) -> AsyncIterator[Client]:
+    """The official SDK client over Streamable HTTP at `url` + `path`, with the bearer token on every request."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode, **kw) as client,
+        Client(streamable_http_client(f"{url}{path}", http_client=http), mode=mode, **kw) as client,
     ):
         yield client
 

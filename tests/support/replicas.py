@@ -26,6 +26,7 @@ SECTIONS = (
     "SECURITY__",
     "DEV_ISSUER__",
     "KEYVAULT__",
+    "SERVERS__",
 )
 
 
