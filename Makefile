@@ -62,8 +62,8 @@ new-route: install ## scaffold routes/NAME.py (GET /api/NAME) and tests/routes/t
 	$(RUN) python -m app.toolkit.scaffold --kind route "$(NAME)"
 	@echo "next: edit routes/$(NAME).py (its scopes and roles) and its test"
 
-tools-lock: install ## regenerate tools.lock from the served tool metadata (review and commit the diff)
-	$(RUN) python -m app.toolkit.toolslock write
+tools-lock: install ## regenerate tools.lock from the served tool metadata (SERVER=hr: servers/hr/tools.lock; review the diff)
+	$(RUN) python -m app.toolkit.toolslock write $(if $(SERVER),--server $(SERVER),)
 
 AUDIT_SERVICE ?= pypi
 audit: install ## pip-audit every package in uv.lock (AUDIT_SERVICE=pypi|osv); see docs/supply-chain.md

@@ -18,11 +18,21 @@ __all__ = ["HINT", "ToolLockError", "current_for", "differences", "main", "read"
 
 def current_for(tools_dir: Path) -> dict[str, Any]:
     """What a server built on `tools_dir` would serve: the core build every entry point shares (app/compose/core.py),
-    as a review build (no tool secrets, audit or telemetry; no settings from `.env`, no network or auth)."""
+    as a review build (no tool secrets, audit or telemetry; no settings from the environment or `.env`, so the lock
+    is the same wherever it is written; no network or auth). One server: the folder's."""
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
     from app.compose.core import build_core
     from app.settings import Settings
 
-    settings = Settings(_env_file=None, app_env="development", tools={"dir": tools_dir})
+    class ReviewSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, *_: Any, **__: Any
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings,)
+
+    settings = ReviewSettings(app_env="development", tools={"dir": tools_dir})
     core = build_core(settings, for_review=True)
     return served_sync(core.mcp, core.catalog)
 
@@ -35,7 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["write", "check"])
     parser.add_argument("--tools-dir", type=Path, default=default_dir)
     parser.add_argument("--lock", type=Path, default=None, help="default: tools.lock beside the tools directory")
+    parser.add_argument(
+        "--server", default=None, help="a server of this app (SERVERS__{KEY}): its tools folder and its lock"
+    )
     args = parser.parse_args(argv)
+    if args.server:
+        args.tools_dir, args.lock = _server_paths(parser, args.server.lower())
     lock_path = args.lock or args.tools_dir.resolve().parent / "tools.lock"
     try:
         current = current_for(args.tools_dir)
@@ -54,6 +69,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{lock_path} matches the served tools")
     return 0
+
+
+def _server_paths(parser: argparse.ArgumentParser, key: str) -> tuple[Path, Path]:
+    """SERVERS__{KEY}'s tools folder and lock, as the app reads them (environment and `.env`)."""
+    from pydantic import ValidationError
+
+    from app.settings import Settings, describe_invalid
+
+    try:
+        served = Settings(app_env="development").served()
+    except ValidationError as exc:
+        parser.error(describe_invalid(exc))
+    found = [one for one in served if one.key == key]
+    if not found:
+        parser.error(f"no server {key!r} in SERVERS__* (set SERVERS__{key.upper()}__PATH, see docs/servers.md)")
+    return found[0].tools_dir, found[0].lock_path
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 The server serves tests/support/everything_tools/ (written only with the public API) through the real authentication:
 the suite sends no Authorization header, so a small proxy (tests/support/bearer_proxy.py) adds a token for the run.
 Every server scenario, active and pending, runs in the default mode (sessions for handshake-era clients, stateless
-2026-07-28), with the `MCP__STATELESS=true` opt-out, and against each path of an app serving two MCP servers; each scenario is a test, and every one of its checks must pass
-with no warning. In the opt-out, the scenarios that need a session are strict expected failures, by design.
+2026-07-28), with the `MCP__STATELESS=true` opt-out, and against each path of an app serving two MCP servers; each
+scenario is a test, and every one of its checks must pass with no warning. In the opt-out, the scenarios that need a
+session are strict expected failures, by design.
 """
 
 from __future__ import annotations
