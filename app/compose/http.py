@@ -160,7 +160,8 @@ def endpoints(
         validator = EntraTokenValidator(server, http, keys_of=found[0].validator if found else None)
         # The 401 names the scopes its PRM lists (`{app_id_uri}/{scope}`), never offline_access.
         challenges = Challenges(server.metadata_url, server.supported_scopes())
-        events = event_store_from(settings, server.name)  # resumable session streams (app/server/events.py)
+        # Resumable session streams (app/server/events.py): one Redis pool for every server.
+        events = event_store_from(settings, server.name, found[0].events if found else None)
         layers = mcp_layers(settings, core, validator, limiter, challenges)
         found.append(
             Endpoint(core, validator, challenges, layers, fold(sdk_endpoint(settings, core, events), layers), events)

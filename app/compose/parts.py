@@ -39,9 +39,13 @@ def content_safety_from(settings: Settings) -> ContentSafetyCheck | None:
     return check
 
 
-def event_store_from(settings: Settings, server: str | None = None) -> ScopedEventStore | None:
-    """The configured store for one server of the app (its Redis keys under its name); None when stateless (the SDK
-    resumes only session streams) or `off`."""
+def event_store_from(
+    settings: Settings, server: str | None = None, beside: ScopedEventStore | None = None
+) -> ScopedEventStore | None:
+    """The configured store for one server of the app (its Redis keys under its name, on the Redis connection pool of
+    `beside`, the first server's store); None when stateless (the SDK resumes only session streams) or `off`."""
+    if isinstance(beside, RedisEventStore):
+        return beside.under(server or settings.mcp.server_name)
     mcp = settings.mcp
     if mcp.stateless or mcp.event_store == "off":
         return None

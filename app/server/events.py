@@ -9,6 +9,7 @@ is not in, and replays nothing.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import time
@@ -141,6 +142,13 @@ class RedisEventStore(ScopedEventStore):
 
         self.redis: Any = Redis.from_url(uri, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.prefix = f"{namespace}:mcp-events"
+        self._owner = True
+
+    def under(self, namespace: str) -> RedisEventStore:
+        """The same Redis connection pool, keyed under another server's name (one app, several MCP servers)."""
+        other = copy.copy(self)
+        other.prefix, other._owner = f"{namespace}:mcp-events", False
+        return other
 
     async def _append(self, scope: str, stream: str, stream_id: StreamId, data: str | None) -> int:
         seq = int(await self.redis.incr(f"{self.prefix}:{scope}:seq"))
@@ -165,7 +173,8 @@ class RedisEventStore(ScopedEventStore):
         return stream_id.decode(), [_unpack(item) for item in raw]
 
     async def aclose(self) -> None:
-        await self.redis.aclose()
+        if self._owner:  # a store made by `under` shares its pool with the one that made it
+            await self.redis.aclose()
 
 
 def _pack(seq: int, data: str | None) -> str:

@@ -60,3 +60,36 @@ async def test_parts_are_entered_in_order_and_left_in_reverse_even_when_a_closer
     assert events == [
         "enter a", "enter b", "serving", "leave b", "sync closer", "broken", "async closer", "leave a",
     ]  # fmt: skip
+
+
+async def test_several_servers_share_one_signing_key_cache_one_counter_and_one_redis_pool() -> None:
+    """What the app shares once between its MCP servers, and what each keeps to itself."""
+    import httpx2
+
+    from app.compose.core import build_cores
+    from app.compose.http import endpoints
+    from app.edge.limiter import RateCounter
+    from app.settings import Settings
+    from tests.support.values import SUPPORT
+
+    settings = Settings(
+        _env_file=None,
+        app_env="development",  # type: ignore[call-arg]
+        tools={"dir": SUPPORT / "two_servers" / "hr", "lock_mode": "off"},
+        servers={"finance": {"path": "/finance/mcp", "tools_dir": SUPPORT / "two_servers" / "finance" / "tools"}},
+        rate_limit={"storage_uri": "redis://127.0.0.1:1/0"},  # never reached: nothing here connects
+        audit={"sink": "off"},
+    )
+    cores = build_cores(settings)
+    async with httpx2.AsyncClient() as http:
+        first, finance = endpoints(settings, cores, http, RateCounter(settings.rate_limit, "secure-mcp-server"))
+    assert finance.validator._families is first.validator._families  # one JWKS cache per authority
+    assert first.core.threads is finance.core.threads and first.core.audit is finance.core.audit
+    assert first.core.catalog is not finance.core.catalog and first.core.guard is not finance.core.guard
+    assert first.events is not None and finance.events is not None
+    assert finance.events.redis is first.events.redis  # type: ignore[attr-defined]  # one Redis pool
+    assert (first.events.prefix, finance.events.prefix) == (  # type: ignore[attr-defined]
+        "secure-mcp-server:mcp-events",
+        "finance:mcp-events",
+    )
+    assert first.challenges is not finance.challenges
