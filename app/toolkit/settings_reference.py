@@ -1,7 +1,8 @@
 """The settings reference (`docs/settings.md`), generated from `Settings`, so it cannot drift from the code.
 
 `python -m app.toolkit.settings_reference` writes it (`make docs` does this first); `--check` exits 1 when the
-committed page differs. Each field's description is its attribute docstring in `app/settings/`.
+committed page differs. Each field's description is its attribute docstring in `app/settings/`. A section keyed by
+names of your choosing (`servers: dict[str, NamedServerSettings]`) is listed once, as `SERVERS__{NAME}__PATH` etc.
 """
 
 from __future__ import annotations
@@ -40,13 +41,29 @@ a file in the secrets directory named like the variable in lower case (`/run/sec
 """
 
 
+KEY = "{NAME}"  # stands for an entry's name in a keyed section: SERVERS__{NAME}__PATH
+
+
+def section_of(field: FieldInfo) -> tuple[type[BaseModel], str] | None:
+    """A section's model and what its variables put after the section name: `""` for a plain section
+    (`MCP__PATH`), `"{NAME}__"` for one keyed by names of your choosing (`dict[str, Model]`: `SERVERS__{NAME}__PATH`);
+    None for a plain setting."""
+    annotation = field.annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, ""
+    if typing.get_origin(annotation) is dict:
+        value = typing.get_args(annotation)[1]
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return value, f"{KEY}__"
+    return None
+
+
 def leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]]:
     """(ENV_NAME, field) for every setting, sections expanded, in declaration order."""
     found: list[tuple[str, FieldInfo]] = []
     for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            found += leaf_fields(annotation, f"{prefix}{name}__")
+        if (section := section_of(field)) is not None:
+            found += leaf_fields(section[0], f"{prefix}{name}__{section[1]}")
         else:
             found.append(((prefix + name).upper(), field))
     return found
@@ -56,9 +73,8 @@ def missing_descriptions(model: type[BaseModel] = Settings) -> list[str]:
     """Settings (and sections) with no description: each must say what it does."""
     missing = [env for env, field in leaf_fields(model) if not (field.description or "").strip()]
     for name, field in model.model_fields.items():
-        section = field.annotation
-        if isinstance(section, type) and issubclass(section, BaseModel) and not (section.__doc__ or "").strip():
-            missing.append(f"{name.upper()}__* (section {section.__name__})")
+        if (section := section_of(field)) is not None and not (section[0].__doc__ or "").strip():
+            missing.append(f"{name.upper()}__{section[1]}* (section {section[0].__name__})")
     return missing
 
 
@@ -66,12 +82,15 @@ def render(model: type[BaseModel] = Settings) -> str:
     """The whole page: top-level settings first, then one table per section."""
     parts = [HEADER, "## General\n", _table([(env, f) for env, f in leaf_fields(model) if "__" not in env])]
     for name, field in model.model_fields.items():
-        section = field.annotation
-        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+        if (found := section_of(field)) is None:
             continue
+        section, key = found
         title = " ".join((section.__doc__ or name).split())
-        parts.append(f"## `{name.upper()}__*`\n\n{title}\n")
-        parts.append(_table(leaf_fields(section, f"{name}__")))
+        if key:  # a keyed section: what the field says about the whole (how entries are named), then one entry
+            about = " ".join((field.description or "").split())
+            title = f"{about}\n\n{title}\n\nIn each variable below, `{KEY}` is the entry's name."
+        parts.append(f"## `{name.upper()}__{key}*`\n\n{title}\n")
+        parts.append(_table(leaf_fields(section, f"{name}__{key}")))
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -1,7 +1,8 @@
 """Real nginx (config/nginx.test.conf.template) before two `python -m app` processes; the SDK client goes through it.
 
 Loopback has a whole /8, so "another machine" is a client bound to 127.0.0.2 / 127.0.0.3, while the apps trust only
-127.0.0.1/32 (where nginx connects from).
+127.0.0.1/32 (where nginx connects from). One app serving two MCP servers (`/mcp` and `/hr/mcp`, docs/servers.md) is
+put behind the same nginx configuration too.
 """
 
 from __future__ import annotations
@@ -20,10 +21,21 @@ from typing import Any
 import httpx2
 import pytest
 
+from app.main import create_app
 from tests.support.calls import modern_call
 from tests.support.entra import EntraStandIn
-from tests.support.nginx import EDGE_TOOLS, AppProcess, client, nginx_in_front, require_nginx, start_app
+from tests.support.nginx import (
+    EDGE_TOOLS,
+    HR_TOOLS,
+    AppProcess,
+    InProcessApp,
+    client,
+    nginx_in_front,
+    require_nginx,
+    start_app,
+)
 from tests.support.servers import ServerThread, free_port
+from tests.support.values import settings_for
 
 require_nginx()
 
@@ -33,6 +45,7 @@ require_nginx()
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 SPOOFED_CLIENT = "203.0.113.7"
+HR_CLIENT_ID = "9e0d0c0b-0000-4000-8000-0000000000a1"  # the second server's own app registration
 
 
 @dataclass
@@ -60,6 +73,29 @@ def edge(entra: EntraStandIn, workdir: Path) -> Iterator[Edge]:
     apps = [start_app(entra, workdir, f"http://127.0.0.1:{listen}") for _ in range(2)]  # both start in parallel
     with nginx_in_front(workdir, listen, apps) as public:
         yield Edge(public, apps, workdir)
+
+
+@pytest.fixture(scope="module")
+def two_servers(entra: EntraStandIn) -> Iterator[str]:
+    """nginx's public URL in front of one app serving two MCP servers: the first at `/mcp` (the edge tools) and `hr`
+    at `/hr/mcp`, with its own app registration and tools. Built in this process (`create_app`), in production mode
+    against the Entra stand-in; it is both of nginx's upstreams. Its own nginx prefix: `edge`'s nginx may be running."""
+    listen = free_port()
+    settings = settings_for(
+        entra,
+        listen,  # MCP__RESOURCE_HOST is nginx's address
+        tools={"dir": EDGE_TOOLS},
+        security={"trusted_proxies": ["127.0.0.1/32"]},
+        servers={"hr": {"path": "/hr/mcp", "tools_dir": HR_TOOLS, "client_id": HR_CLIENT_ID}},
+    )
+    app = InProcessApp(ServerThread(create_app(settings)).start())
+    prefix = Path(tempfile.mkdtemp(prefix="edge-servers-"))
+    prefix.chmod(0o755)
+    try:
+        with nginx_in_front(prefix, listen, [app, app]) as public:
+            yield public
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def seen(result: Any) -> dict[str, Any]:
@@ -128,6 +164,54 @@ async def test_evil_origin_gets_403(edge: Edge, token: Callable[..., str]) -> No
         no_origin = await http.post("/mcp", headers=headers, json=body)
     assert (evil.status_code, evil_prm.status_code) == (403, 403)
     assert (same_origin.status_code, no_origin.status_code) == (200, 200)
+
+
+# ---- several MCP servers in one app, through nginx ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "name"), [("/mcp", "secure-mcp-server"), ("/hr/mcp", "hr")])
+async def test_each_servers_path_and_its_metadata_are_routed_through_nginx(
+    two_servers: str, path: str, name: str
+) -> None:
+    """The MCP location serves every server's path, and `/.well-known/` each one's own RFC 9728 metadata; each 401
+    points at its own."""
+    prm = f"/.well-known/oauth-protected-resource{path}"
+    async with httpx2.AsyncClient(base_url=two_servers) as http:
+        doc = await http.get(prm)
+        challenge = await http.post(path, json={})
+    assert doc.status_code == 200
+    assert (doc.json()["resource"], doc.json()["resource_name"]) == (f"{two_servers}{path}", name)
+    assert challenge.status_code == 401
+    assert f'resource_metadata="{two_servers}{prm}"' in challenge.headers["www-authenticate"]
+
+
+async def test_the_root_metadata_is_the_first_servers_and_other_paths_stay_unpublished(two_servers: str) -> None:
+    async with httpx2.AsyncClient(base_url=two_servers) as http:
+        root = (await http.get("/.well-known/oauth-protected-resource")).json()
+        elsewhere = [await http.post(path, json={}) for path in ("/hr/mcp/", "/hr/mcp/x", "/hr", "/HR/mcp")]
+    assert root["resource"] == f"{two_servers}/mcp"
+    # nginx's own 404: the app's answers all carry nosniff.
+    assert [(r.status_code, "x-content-type-options" in r.headers) for r in elsewhere] == [(404, False)] * 4
+
+
+async def test_the_sdk_client_calls_the_second_server_through_nginx(
+    two_servers: str, token: Callable[..., str]
+) -> None:
+    hr_token = token(scopes="hr.read", audience=HR_CLIENT_ID)
+    async with client(two_servers, hr_token, path="/hr/mcp") as (sdk, responses):
+        listed = [tool.name for tool in (await sdk.list_tools()).tools]
+        answer = seen(await sdk.call_tool("hr_headcount", {"team": "payroll"}))
+    assert listed == ["hr_headcount"]  # its own catalog, not the first server's
+    assert answer == {"server": "hr", "team": "payroll", "headcount": 7, "host": two_servers.split("://", 1)[1]}
+    assert all(r.url.path == "/hr/mcp" for r in responses)
+
+    # Through the same edge, each server takes only tokens for its own app registration.
+    headers, body = modern_call("hr_headcount", {"team": "payroll"})
+    async with httpx2.AsyncClient(base_url=two_servers) as http:
+        own = await http.post("/hr/mcp", headers={**headers, "Authorization": f"Bearer {hr_token}"}, json=body)
+        first_servers = await http.post("/hr/mcp", headers={**headers, "Authorization": f"Bearer {token()}"}, json=body)
+        at_first = await http.post("/mcp", headers={**headers, "Authorization": f"Bearer {hr_token}"}, json=body)
+    assert (own.status_code, first_servers.status_code, at_first.status_code) == (200, 401, 401)
 
 
 # ---- straight to one app process ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Real nginx (config/nginx.test.conf.template) in front of `python -m app` processes, for the tests that put the
 server behind it: each app started in production mode against the Entra stand-in, nginx proxying to two of them, and
-the official SDK client connecting from another loopback address."""
+the official SDK client connecting from another loopback address. An app built in this process (`create_app` on a
+real uvicorn, `InProcessApp`) can stand behind nginx too."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx2
 import pytest
@@ -24,12 +25,13 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.entra import EntraStandIn
-from tests.support.servers import free_port
+from tests.support.servers import ServerThread, free_port
 from tests.support.values import CLIENT_ID, REPO, SUPPORT, TENANT
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 TEMPLATE = REPO / "config" / "nginx.test.conf.template"
 EDGE_TOOLS = SUPPORT / "edge_tools"
+HR_TOOLS = SUPPORT / "hr_tools"  # a second server's tools (SERVERS__HR__TOOLS_DIR)
 KEY_RING = [secrets.token_urlsafe(32)]
 
 
@@ -39,6 +41,17 @@ def require_nginx() -> None:
         if os.environ.get("CI"):
             pytest.fail("nginx is not installed: .ci/run installs nginx-light", pytrace=False)
         pytest.skip("nginx is not installed (apt-get install nginx-light)", allow_module_level=True)
+
+
+class Upstream(Protocol):
+    """What nginx proxies to: an app on a loopback port."""
+
+    @property
+    def port(self) -> int: ...
+
+    def wait_healthy(self) -> object: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -76,6 +89,23 @@ class AppProcess:
                 self.proc.wait()
 
 
+@dataclass
+class InProcessApp:
+    """An app built in this process (`create_app(Settings(...))`) on a real uvicorn thread, as an nginx upstream."""
+
+    server: ServerThread
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def wait_healthy(self) -> InProcessApp:
+        return self  # `ServerThread.start` returns once uvicorn has started
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
 def start_app(entra: EntraStandIn, workdir: Path, public: str | None = None, **env: str) -> AppProcess:
     """Settings come only from this environment (cwd is a temp dir, so no stray .env is read)."""
     port = free_port()
@@ -106,9 +136,9 @@ def start_app(entra: EntraStandIn, workdir: Path, public: str | None = None, **e
 
 
 @contextmanager
-def nginx_in_front(workdir: Path, listen: int, apps: list[AppProcess]) -> Iterator[str]:
-    """The repo's nginx template on `listen`, proxying to two started apps; yields its public URL, then stops it
-    (the apps too)."""
+def nginx_in_front(workdir: Path, listen: int, apps: Sequence[Upstream]) -> Iterator[str]:
+    """The repo's nginx template on `listen`, proxying to two started apps (the same one twice will do); yields its
+    public URL, then stops it (the apps too)."""
     public = f"http://127.0.0.1:{listen}"
     nginx: subprocess.Popen[bytes] | None = None
     try:
@@ -158,9 +188,15 @@ def wait_listening(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 @asynccontextmanager
 async def client(
-    url: str, token: str, source: str = "127.0.0.3", headers: dict[str, str] | None = None, **kw: Any
+    url: str,
+    token: str,
+    source: str = "127.0.0.3",
+    headers: dict[str, str] | None = None,
+    path: str = "/mcp",
+    **kw: Any,
 ) -> AsyncIterator[tuple[Client, list[httpx2.Response]]]:
-    """The official SDK client, connecting from `source`; also yields every HTTP response it got."""
+    """The official SDK client of the MCP server at `path`, connecting from `source`; also yields every HTTP response
+    it got."""
     responses: list[httpx2.Response] = []
 
     async def record(response: httpx2.Response) -> None:
@@ -173,6 +209,6 @@ async def client(
             event_hooks={"response": [record]},
             timeout=30,
         ) as http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http), **kw) as sdk,
+        Client(streamable_http_client(f"{url}{path}", http_client=http), **kw) as sdk,
     ):
         yield sdk, responses

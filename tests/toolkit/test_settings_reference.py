@@ -33,6 +33,32 @@ def test_a_setting_without_a_description_is_named() -> None:
     assert settings_reference.missing_descriptions(Root) == ["BARE__PORT", "BARE__* (section Bare)"]
 
 
+def test_a_section_keyed_by_name_is_listed_once_with_a_placeholder_for_the_name() -> None:
+    """`servers: dict[str, NamedServerSettings]` is `SERVERS__{NAME}__PATH` etc.: each field with its docstring, its
+    secrets under their Key Vault names (`servers--{name}--client-secret`, the name the app reads)."""
+    page = settings_reference.render()
+    assert "## `SERVERS__{NAME}__*`" in page
+    assert "| `SERVERS__{NAME}__PATH` | string | required | Where this server's MCP endpoint is served" in page
+    assert "| `SERVERS__{NAME}__TOOLS_DIR` | path | unset |" in page
+    assert "Secret; Key Vault name `servers--{name}--client-secret`." in page
+    assert "| `SERVERS` |" not in page  # not a setting of its own in the general table
+    envs = [env for env, _ in settings_reference.leaf_fields(Settings)]
+    assert "SERVERS__{NAME}__REQUIRED_SCOPES" in envs and "SERVERS" not in envs
+
+
+def test_an_undocumented_keyed_section_is_named() -> None:
+    class Entry(BaseModel):
+        path: str = Field(description="Where.")
+
+    class Root(BaseModel):
+        """Documented root."""
+
+        entries: dict[str, Entry] = Field(default_factory=dict, description="Entries by name.")
+
+    assert settings_reference.missing_descriptions(Root) == ["ENTRIES__{NAME}__* (section Entry)"]
+    assert [env for env, _ in settings_reference.leaf_fields(Root)] == ["ENTRIES__{NAME}__PATH"]
+
+
 def test_committed_reference_matches_the_code() -> None:
     page = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
     assert page == settings_reference.render(), "docs/settings.md is stale: run `make docs` and commit it"
