@@ -59,7 +59,8 @@ ENV APP_ENV=production \
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /srv
 # Code stays root-owned: the app user can read it but never modify it.
-# .dockerignore is an allow-list, so only app/, tools/, routes/, tools.lock and project metadata arrive.
+# .dockerignore is an allow-list, so only app/, tools/, routes/, tools.lock, servers/ (more MCP servers, each with
+# its tools and tools.lock) and project metadata arrive.
 COPY . .
 
 USER 10001:10001

@@ -63,7 +63,7 @@ fi
 
 # 2. Build context: only what .dockerignore would let through anyway.
 rm -rf "$work/ctx" && mkdir -p "$work/ctx"
-for f in Dockerfile .dockerignore pyproject.toml uv.lock app tools tools.lock; do
+for f in Dockerfile .dockerignore pyproject.toml uv.lock app tools tools.lock servers; do
   [ -e "$repo/$f" ] && cp -a "$repo/$f" "$work/ctx/"
 done
 placeholder=0

@@ -124,7 +124,9 @@ def build_cores(
         )
         # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
         if not for_review and settings.tools_lock_mode != "off":
-            toolslock.enforce(settings.tools_lock_mode, one.lock_path, toolslock.served_sync(mcp, catalog))
+            hint = toolslock.HINT.replace("make tools-lock", f"make tools-lock SERVER={one.key}") if one.key else None
+            current = toolslock.served_sync(mcp, catalog)
+            toolslock.enforce(settings.tools_lock_mode, one.lock_path, current, hint or toolslock.HINT)
         cores.append(
             Core(
                 server,

@@ -136,14 +136,14 @@ def _strip(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k != "sha256"}
 
 
-def enforce(mode: str, lock_path: Path, current: dict[str, Any]) -> list[str]:
+def enforce(mode: str, lock_path: Path, current: dict[str, Any], hint: str = HINT) -> list[str]:
     """Compare at startup: raise in `enforce` mode, log in `warn` mode. Returns the differences found."""
     if mode == "off":
         return []
     found = differences(read(lock_path), current)
     if not found:
         return []
-    message = f"served tool metadata differs from {lock_path}: " + "; ".join(found) + f". {HINT}"
+    message = f"served tool metadata differs from {lock_path}: " + "; ".join(found) + f". {hint}"
     if mode == "enforce":
         raise ToolLockError(message + " (or set TOOLS__LOCK_MODE=warn to start anyway)")
     log.warning("%s", message)

@@ -28,7 +28,7 @@ from app.settings.sections import (
     TelemetrySettings,
     ToolsSettings,
 )
-from app.settings.servers import NamedServerSettings, Served, check_names, served
+from app.settings.servers import NamedServerSettings, Served, check_names, refuse_shared, served
 from app.settings.serving import RateLimitSettings, SecuritySettings, ServerSettings
 from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources, unknown_settings
 from app.settings.stdio import StdioSettings
@@ -156,24 +156,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _servers_are_distinct(self) -> Settings:
-        seen: dict[str, dict[str, str]] = {"path": {}, "App ID URI": {}, "name": {}, "tools folder": {}, "lock": {}}
-        for one in self.served():
-            label = f"SERVERS__{one.key.upper()}" if one.key else "the first server (MCP__*, AZUREAD__*)"
-            for what, value in (
-                ("path", one.path),
-                ("App ID URI", one.app_id_uri),
-                ("name", one.name),
-                ("tools folder", str(one.tools_dir.resolve())),
-                ("lock", str(one.lock_path.resolve())),
-            ):
-                if (other := seen[what].get(value.lower())) is not None:
-                    raise ValueError(
-                        f"{label} and {other} have the same {what} {value!r}: each server needs its own "
-                        "(docs/servers.md)"
-                    )
-                seen[what][value.lower()] = label
-            if self.app_env == "production" and one.key and not self.servers[one.key].client_id:
-                raise ValueError(f"production mode needs {label}__CLIENT_ID: each server has its own app registration")
+        refuse_shared(self.served(), production=self.app_env == "production", servers=self.servers)
         return self
 
     def served(self) -> list[Served]:

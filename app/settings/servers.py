@@ -47,7 +47,7 @@ class NamedServerSettings(Section):
     audiences: CsvList | None = None
     """Override of the token audiences it accepts (default: its client id and its App ID URI)."""
     client_secret: SecretStr | None = None
-    """Its own client secret, for on-behalf-of calls and the facade (Key Vault `servers--{name}--client-secret`)."""
+    """Its own client secret, for on-behalf-of calls and the facade."""
     client_certificate_path: Path | None = None
     """A PEM file with its private key and certificate (preferred over a secret)."""
     required_scopes: CsvList = Field(default_factory=list)
@@ -173,3 +173,28 @@ def served(settings: Settings) -> list[Served]:
             )
         )
     return found
+
+
+def refuse_shared(found: list[Served], production: bool, servers: dict[str, NamedServerSettings]) -> None:
+    """Each server its own path, App ID URI, name, tools folder, lock, client id and audiences (a shared client id or
+    audience would let one server accept the other's tokens); in production, each its own registration."""
+    seen: dict[str, dict[str, str]] = {}
+    for one in found:
+        label = f"SERVERS__{one.key.upper()}" if one.key else "the first server (MCP__*, AZUREAD__*)"
+        audiences = [("audience", value) for value in dict.fromkeys((one.client_id, *one.audiences))]
+        for what, value in (
+            ("path", one.path),
+            ("App ID URI", one.app_id_uri),
+            ("name", one.name),
+            ("tools folder", str(one.tools_dir.resolve())),
+            ("lock", str(one.lock_path.resolve())),
+            *audiences,
+        ):
+            known = seen.setdefault(what, {})
+            if (other := known.get(value.lower())) is not None:
+                raise ValueError(
+                    f"{label} and {other} have the same {what} {value!r}: each server needs its own (docs/servers.md)"
+                )
+            known[value.lower()] = label
+        if production and one.key and not servers[one.key].client_id:
+            raise ValueError(f"production mode needs {label}__CLIENT_ID: each server has its own app registration")

@@ -194,6 +194,12 @@ def test_startup_refuses_ambiguous_servers_in_one_line(entra: EntraStandIn) -> N
             ValueError, match=f"SERVERS__FINANCE and the first server .* have the same {what.split()[1]}"
         ):
             settings_for(entra, port, servers={"finance": finance})
+    # One client id, or one audience, for two servers: each would accept the other's tokens.
+    for finance in ({**FINANCE, "client_id": CLIENT_ID}, {**FINANCE, "audiences": f"{FINANCE_ID},{CLIENT_ID}"}):
+        with pytest.raises(
+            ValueError, match=f"SERVERS__FINANCE and the first server .* have the same audience '{CLIENT_ID}'"
+        ):
+            settings_for(entra, port, servers={"finance": finance})
     with pytest.raises(ValueError, match="production mode needs SERVERS__FINANCE__CLIENT_ID"):
         settings_for(entra, port, servers={"finance": {"path": "/finance/mcp"}})
     with pytest.raises(ValueError, match="a server's name is"):
@@ -215,7 +221,7 @@ def test_a_server_without_its_lock_stops_production_startup(entra: EntraStandIn,
     from app.toolkit.toolslock import current_for, render
 
     (tmp_path / "hr.lock").write_text(render(current_for(HR_TOOLS)))  # the first server's lock is fine
-    with pytest.raises(ToolLockError, match=r"no tools\.lock"):
+    with pytest.raises(ToolLockError, match=r"no tools\.lock.*`make tools-lock SERVER=finance`"):
         create_app(settings)
     lock.write_text(render(current_for(FINANCE_TOOLS)))
     create_app(settings)  # with its lock, it starts
