@@ -151,9 +151,8 @@ class DevAuthorizationServer:
             roles=auth.app.known_roles,
         )
         headers = form_page_headers(auth.redirect_uri)
-        if (
-            self._confidential(auth.params) is not None
-        ):  # the facade's callback redirects on to its own client, wherever it is
+        # The facade's callback redirects on to its own client, wherever it is.
+        if self._confidential(auth.params) is not None:
             csp = headers["content-security-policy"].split("; form-action")[0]
             headers["content-security-policy"] = csp + "; form-action 'self' http: https:"
         return HTMLResponse(html, headers=headers)
