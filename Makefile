@@ -22,8 +22,8 @@ install: $(UV) ## create .venv from uv.lock (dev and docs tools and the content-
 run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev issuer
 	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(RUN) python -m app
 
-token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only)
-	@APP_ENV=development $(RUN) python -m app.devissuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,)
+token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only, SERVER=key for SERVERS__{KEY})
+	@APP_ENV=development $(RUN) python -m app.devissuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,) $(if $(SERVER),--server $(SERVER),)
 
 # pytest-xdist workers for the whole suite (a part given in TESTS runs in one process unless TEST_WORKERS says more).
 # The tests see uv's directory first on PATH (the bench builds a venv with uv), and none of this make's variables

@@ -1,4 +1,4 @@
-"""The facade's routes, built from its options and the resource server; nothing at all when it is off."""
+"""The facade's routes, built from its options and the resource servers; nothing at all when it is off."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from app.auth.resource import ResourceServer
 from app.authserver.authorize import CONSENT_PATH, Authorize
 from app.authserver.cimd import ClientDocuments
 from app.authserver.clients import Registry
-from app.authserver.context import FacadeContext, answering
+from app.authserver.context import FacadeContext, Target, answering
 from app.authserver.options import CALLBACK_PATH, FacadeOptions
 from app.authserver.store import Sealed, StateStore, open_store
 from app.authserver.token import Token, metadata
@@ -50,38 +50,49 @@ def build_auth_server(
     unauthenticated_rate: str,
     development: bool = False,
 ) -> AuthServer:
-    """The facade in front of `server`'s authority; `unauthenticated_rate` is the per-IP budget of every endpoint.
+    """The facade in front of the authority of `resources` (each server and its credential at that authority; the
+    first is the one a request without RFC 8707 `resource` is for); `unauthenticated_rate` is the per-IP budget of
+    every endpoint. Each server is signed in for as its own app registration (its client id, its credential), all
+    through the one callback `{issuer}/oauth/callback`.
 
     `development` lets Client ID Metadata Documents be fetched from loopback (a client on this machine)."""
     if not config.enabled:
         return AuthServer([], None, None)
-    server, credential = resources[0]
+    first = resources[0][0]
     uri = config.state_uri.get_secret_value() if config.state_uri else None
     store = open_store(uri, config.memory_max_bytes)
     sealed = Sealed(store)
     documents = ClientDocuments(
         config.cimd_max_bytes, config.cimd_timeout_seconds, config.cimd_cache_entries, development
     )
-    issuer = server.authorization_server or server.resource_host
+    issuer = first.authorization_server or first.resource_host
     per_ip = parse_many(config.registrations_per_ip)
 
     async def registrations(ip: str) -> int:
         verdict = await limiter.hit(per_ip, "register", ip)  # the rate-limit storage: shared by replicas with Redis
         return 0 if verdict.allowed else max(1, verdict.retry_after)
 
+    several = len(resources) > 1
+    targets = tuple(
+        Target(
+            resource=server.resource,
+            app_id_uri=server.app_id_uri,
+            server_name=server.name,
+            scopes=tuple(server.supported_scopes()),
+            upstream=Upstream(server.authority.base, server.client_id, http, credential, issuer + CALLBACK_PATH),
+            audit_name=server.name if several else None,
+        )
+        for server, credential in resources
+    )
     ctx = FacadeContext(
         issuer=issuer,
-        resource=server.resource,
-        app_id_uri=server.app_id_uri,
-        server_name=server.name,
-        scopes=server.supported_scopes(),
+        targets=targets,
         consent_seconds=config.consent_seconds,
         refresh_seconds=config.refresh_seconds,
         secure_cookies=issuer.startswith("https://"),
         sealed=sealed,
         registry=Registry(config.clients, sealed, config.pending_registration_seconds),
         documents=documents,
-        upstream=Upstream(server.authority.base, server.client_id, http, credential, issuer + CALLBACK_PATH),
         audit=audit,
         admit_registration=registrations,
     )

@@ -1,10 +1,10 @@
 """The facade's consent page: plain server-rendered HTML, no script, every value escaped.
 
-It names the client, its domain (verified for a CIMD client: its id is the URL its metadata came from), the host the
-browser returns to, and the requested scopes in plain words (those the user has not approved for this client before
-marked new), with Approve and Deny. The form is CSRF-protected by a
-token that is both in the form and in a cookie set with the page, and whose hash the transaction holds: a form
-re-posted from another browser, without that cookie, is refused.
+It names the client, its domain (verified for a CIMD client: its id is the URL its metadata came from), the MCP
+server it asks for (with its URL when the app serves several), the host the browser returns to, and the requested
+scopes in plain words (those the user has not approved for this client before marked new), with Approve and Deny.
+The form is CSRF-protected by a token that is both in the form and in a cookie set with the page, and whose hash the
+transaction holds: a form re-posted from another browser, without that cookie, is refused.
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def render_consent(
     action: str,
     server_name: str,
     app_id_uri: str,
+    resource: str | None = None,
 ) -> str:
+    """`resource`: the server's URL, shown when the app serves several (so a user can tell which is asked for)."""
     e = escape
     if client.kind == "cimd":
         who = f'<p>Its identity is <span class="ok">verified</span>: it is published at <code>{e(client.client_id)}</code> on <b>{e(client.domain or "")}</b>.</p>'  # noqa: E501
@@ -58,8 +60,9 @@ def render_consent(
     items = "".join(f"<li>{e(plain_scope(s, app_id_uri, server_name))}{mark if s in new else ''}</li>" for s in scopes)
     asks = "It now asks for more than you approved before. It asks to:" if new else "It asks to:"
     host = urlsplit(redirect_uri).netloc
+    at = f"<p>{e(server_name)} is the MCP server at <code>{e(resource)}</code>.</p>" if resource else ""
     body = f"""<h1>Allow <b>{e(client.client_name)}</b> to use {e(server_name)} as you?</h1>
-{who}
+{at}{who}
 <p>{asks}</p><ul>{items}</ul>
 <p>After you approve and sign in, you return to <code>{e(host)}</code>.</p>
 <p>Approve only if you started this from that app. You can sign in to {e(server_name)} next.</p>

@@ -4,6 +4,9 @@ Refresh tokens: the client never holds the upstream's refresh token. It gets an 
 to it; the upstream refresh token is kept server-side, sealed under a key derived from that facade token, and both
 rotate on every use (see docs/auth-server.md for why). The tokens of one sign-in form a family: a used one presented
 again revokes the family.
+
+Codes and refresh tokens are bound to the resource (the MCP server) they were issued for: a request naming another
+`resource` (RFC 8707) is `invalid_target`, and a refresh goes to that server's own upstream client.
 """
 
 from __future__ import annotations
@@ -78,9 +81,9 @@ class Token:
             if not client_id:
                 raise OAuthError("invalid_request", "client_id is required")
             if grant_type == "authorization_code":
-                body, user = await self._code(params, client_id)
+                body, user, server = await self._code(params, client_id)
             elif grant_type == "refresh_token":
-                body, user = await self._refresh(params, client_id, request)
+                body, user, server = await self._refresh(params, client_id, request)
             else:
                 raise OAuthError("unsupported_grant_type", "grant_type is authorization_code or refresh_token")
         except OAuthError as exc:
@@ -89,29 +92,37 @@ class Token:
                 reason=exc.error,
             )  # fmt: skip
             raise
-        self.ctx.record(AUTHSERVER_TOKEN, request, outcome="issued", client_id=client_id, grant=grant_type, user=user)
+        self.ctx.record(
+            AUTHSERVER_TOKEN, request, outcome="issued", client_id=client_id, grant=grant_type, user=user, server=server
+        )
         return JSONResponse(body, headers=NO_STORE)
 
-    async def _code(self, params: dict[str, str], client_id: str) -> tuple[dict[str, Any], str | None]:
+    async def _code(self, params: dict[str, str], client_id: str) -> tuple[dict[str, Any], str | None, str | None]:
         record = await self.ctx.sealed.take("code", params.get("code", "") or "-")  # used up, whatever follows
         if record is None:
             raise OAuthError("invalid_grant", "unknown, expired or already used authorization code")
         if record["client_id"] != client_id:
             raise OAuthError("invalid_grant", "the code was issued to another client")
+        target = self.ctx.target(record.get("resource"))
+        _same_resource(params, target.resource, "the code was issued for")
         if params.get("redirect_uri") != record["redirect_uri"]:
             raise OAuthError("invalid_grant", "redirect_uri is not the one the authorization request used")
         if not pkce_matches(params.get("code_verifier", ""), record["code_challenge"]):
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)")
         await self.ctx.registry.signed_in(client_id)  # a registration that completed a sign-in is kept
-        return await self._answer(record["tokens"], client_id, record.get("user"), None), record.get("user")
+        user = record.get("user")
+        body = await self._answer(record["tokens"], client_id, user, None, target.resource)
+        return body, user, target.audit_name
 
     async def _refresh(
         self, params: dict[str, str], client_id: str, request: Request
-    ) -> tuple[dict[str, Any], str | None]:
+    ) -> tuple[dict[str, Any], str | None, str | None]:
         """Rotation with reuse detection (RFC 9700 section 4.14.2): the refresh tokens of one sign-in form a family,
         named in each token (`{family}.{random}`), whose record knows its newest token. Any other token of the family
         (one already used), or the newest presented by another client, revokes the family: neither the thief nor the
-        client goes on without a new sign-in. One record per family, whatever the number of rotations."""
+        client goes on without a new sign-in. One record per family, whatever the number of rotations. A refresh
+        naming another resource than the sign-in's is refused, and the token stays good (the client's mistake, not a
+        theft)."""
         sealed, handle = self.ctx.sealed, params.get("refresh_token", "") or "-"
         family = handle.split(".")[0] if handle.count(".") == 1 else ""
         record = await sealed.take("refresh", handle)  # rotated: used up
@@ -124,8 +135,14 @@ class Token:
         if record["client_id"] != client_id:
             await self._revoke(family, client_id, request)
             raise OAuthError("invalid_grant", "another client's refresh token: the sign-in is revoked")
+        target = self.ctx.target(record.get("resource"))  # a record from before several servers: the first's
         try:
-            tokens = await self.ctx.upstream.refresh(record["upstream"], record["scope"])
+            _same_resource(params, target.resource, "the refresh token was issued for")
+        except OAuthError:
+            await sealed.put("refresh", handle, record, self.ctx.refresh_seconds)
+            raise
+        try:
+            tokens = await target.upstream.refresh(record["upstream"], record["scope"])
         except UpstreamError as exc:
             if str(exc) != "temporarily_unavailable":
                 raise OAuthError(
@@ -136,7 +153,8 @@ class Token:
             raise OAuthError(
                 "temporarily_unavailable", "the identity provider could not be reached: retry", 503
             ) from None
-        return await self._answer(tokens, client_id, record.get("user"), family), record.get("user")
+        user = record.get("user")
+        return await self._answer(tokens, client_id, user, family, target.resource), user, target.audit_name
 
     async def _revoke(self, family: str, client_id: str, request: Request) -> None:
         revoked = await self.ctx.sealed.take("family", family) if family else None
@@ -146,7 +164,7 @@ class Token:
         )  # fmt: skip
 
     async def _answer(
-        self, tokens: dict[str, Any], client_id: str, user: str | None, family: str | None
+        self, tokens: dict[str, Any], client_id: str, user: str | None, family: str | None, resource: str
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"access_token": tokens["access_token"], "token_type": "Bearer"}
         if isinstance(tokens.get("expires_in"), int):
@@ -157,9 +175,16 @@ class Token:
         if isinstance(upstream := tokens.get("refresh_token"), str):
             family = family or secrets.token_urlsafe(24)  # a new sign-in starts a family; a rotation keeps it
             handle = f"{family}.{secrets.token_urlsafe(32)}"
-            kept = {"client_id": client_id, "upstream": upstream, "scope": scope, "user": user}
+            kept = {"client_id": client_id, "upstream": upstream, "scope": scope, "user": user, "resource": resource}
             await self.ctx.sealed.put("refresh", handle, kept, self.ctx.refresh_seconds)
             newest = {"user": user, "newest": fingerprint(handle)}
             await self.ctx.sealed.put("family", family, newest, self.ctx.refresh_seconds)
             body["refresh_token"] = handle
         return body
+
+
+def _same_resource(params: dict[str, str], resource: str, issued: str) -> None:
+    """RFC 8707 at the token endpoint: a `resource` sent must be the one the grant is for (none sent: that one)."""
+    asked = params.get("resource")
+    if asked is not None and asked != resource:
+        raise OAuthError("invalid_target", f"{issued} {resource}, not for resource {asked[:200]!r}")

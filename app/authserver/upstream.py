@@ -1,7 +1,8 @@
-"""The upstream authorization server (Entra, or the dev issuer in development), with this server as its confidential
-client: its own PKCE and state. Its credential is the one on-behalf-of uses: AZUREAD__CLIENT_CERTIFICATE_PATH (a
-signed client assertion, RFC 7523, as Entra takes it), else AZUREAD__CLIENT_SECRET from the secret store (Key Vault
-like other secrets, re-read on rotation).
+"""The upstream authorization server (Entra, or the dev issuer in development), with an MCP server of this app as its
+confidential client: its own PKCE and state. One `Upstream` per server: its app registration's client id and its
+credential, the one on-behalf-of uses: AZUREAD__CLIENT_CERTIFICATE_PATH (a signed client assertion, RFC 7523, as
+Entra takes it), else AZUREAD__CLIENT_SECRET from the secret store (Key Vault like other secrets, re-read on
+rotation); SERVERS__{KEY}__CLIENT_CERTIFICATE_PATH / __CLIENT_SECRET for each more server.
 
 Plain form posts, not MSAL: MSAL's auth-code flow wants an OpenID `id_token` and an https authority, and here only
 the access token for this server (audience = this server) and the refresh token are wanted.

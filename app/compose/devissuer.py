@@ -1,7 +1,8 @@
 """The development issuer's room (app/devissuer/): its config from settings, and its command line.
 
-`python -m app.devissuer token [--scopes "a b"] [--roles "r"] [--app]` prints an access token; `… serve` runs the
-issuer on its own (for DEV_ISSUER__EMBEDDED=false, e.g. several workers).
+`python -m app.devissuer token [--server KEY] [--scopes "a b"] [--roles "r"] [--app]` prints an access token (for the
+first server, or for `SERVERS__{KEY}`); `… serve` runs the issuer on its own (for DEV_ISSUER__EMBEDDED=false, e.g.
+several workers).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from app.catalog.discovery import discover
 from app.catalog.registry import Catalog, Requirement, ToolDiscoveryError
 from app.compose.resource import resource_server
 from app.core.hosts import is_loopback_host
-from app.devissuer.config import DevIssuerConfig
+from app.devissuer.config import DevApp, DevIssuerConfig
 from app.devissuer.issuer import DevIssuer
 from app.devissuer.signing import DevKeyError
 from app.devissuer.tls import tls_options
@@ -27,20 +28,35 @@ from app.settings import Settings
 def dev_issuer_config(
     settings: Settings, catalogs: Sequence[Catalog] | None = None, routes: Requirement = NO_ROUTES
 ) -> DevIssuerConfig:
-    """What the dev issuer reads of `settings`; its sign-in page offers what `catalogs` (one per server, in
-    `settings.served()` order) and `routes` declare (with MCP__REQUIRED_SCOPES and MCP__REQUIRED_ROLES), nothing
-    without catalogs (a token mint only)."""
+    """What the dev issuer reads of `settings`: one app per server of `settings.served()`, like an Entra tenant with
+    an app registration each. Each app's sign-in page offers what its catalog (`catalogs`, one per server, in
+    `settings.served()` order) declares with its required scopes and roles, and the first's what `routes` declare
+    too; nothing without catalogs (a token mint only)."""
     issuer = settings.dev_issuer
-    server = resource_server(settings, catalogs[0], routes) if catalogs else None
-    facade = settings.auth_server.enabled and settings.azuread.client_secret
+    apps = []
+    for index, one in enumerate(settings.served()):
+        catalog = catalogs[index] if catalogs and index < len(catalogs) else None
+        server = resource_server(settings, catalog, routes if index == 0 else NO_ROUTES, one) if catalog else None
+        # The facade signs in as each server's own app registration, with that server's own secret.
+        secret = settings.servers[one.key].client_secret if one.key else settings.azuread.client_secret
+        facade = settings.auth_server.enabled and secret is not None
+        apps.append(
+            DevApp(
+                key=one.key,
+                audience=one.client_id,
+                app_id_uri=one.app_id_uri,
+                resource=f"{settings.resource_host}{one.path}",
+                server_name=one.name,
+                known_scopes=tuple(server.declared_scopes()) if server else (),
+                known_roles=tuple(server.declared_roles()) if server else (),
+                facade_client=(one.client_id, settings.auth_server_issuer + CALLBACK_PATH) if facade else None,
+                facade_secret=secret,
+            )
+        )
     return DevIssuerConfig(
         app_env=settings.app_env,
         instance=settings.instance,
         tenant_id=settings.tenant_id,
-        audience=settings.client_id,
-        app_id_uri=settings.app_id_uri,
-        resource=settings.resource,
-        server_name=settings.mcp.server_name,
         host=issuer.host,
         port=issuer.port,
         key_dir=issuer.key_dir,
@@ -48,12 +64,7 @@ def dev_issuer_config(
         token_seconds=issuer.token_seconds,
         tls=issuer.tls,
         rate=settings.rate_limit.unauthenticated,
-        known_scopes=tuple(server.declared_scopes()) if server else (),
-        known_roles=tuple(server.declared_roles()) if server else (),
-        # The facade as a confidential client (its client id = this server's, with AZUREAD__CLIENT_SECRET), as Entra
-        # sees this server's own app registration when the facade signs users in.
-        facade_client=(settings.client_id, settings.auth_server_issuer + CALLBACK_PATH) if facade else None,
-        facade_secret=settings.azuread.client_secret,
+        apps=tuple(apps),
     )
 
 
@@ -61,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m app.devissuer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     token = sub.add_parser("token", help="print an access token for the dev server")
+    token.add_argument("--server", default="", help="for SERVERS__{KEY}: its key (default: the first server)")
     token.add_argument("--scopes", default="mcp.read", help="space-separated delegated scopes (scp)")
     token.add_argument("--roles", default="", help="space-separated app roles")
     token.add_argument("--app", action="store_true", help="an app-only token (roles, no scp)")
@@ -70,6 +82,10 @@ def main() -> None:
     settings = Settings(app_env="development")
     if not settings.dev_issuer_active:
         parser.error("AzureAd settings are configured: get tokens from Entra (see docs/tokens.md), not the dev issuer")
+    server = getattr(args, "server", "").lower()
+    if server and server not in settings.servers:
+        keys = ", ".join(sorted(settings.servers)) or "none"
+        parser.error(f"no server {server!r} in SERVERS__* (the servers declared: {keys}); omit --server for the first")
     try:
         # The sign-in page offers the scopes and roles the tools declare, as the embedded issuer's does.
         catalogs = [discover(one.tools_dir) for one in settings.served()] if args.command == "serve" else None
@@ -92,4 +108,4 @@ def main() -> None:
             ssl_keyfile=keyfile,
         )
         return
-    print(issuer.mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime))
+    print(issuer.mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime, server=server))

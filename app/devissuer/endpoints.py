@@ -3,7 +3,8 @@
 `/authorize` shows a sign-in page (`signin.py`) and issues codes; `/token` serves the `authorization_code` and
 `refresh_token` grants. The rules (`rules.py`, `grants.py`) are Entra's for a pre-registered public client: PKCE S256,
 loopback redirect URIs, scopes as `{app_id_uri}/{scope}`, RFC 8707 `resource` equal to the App ID URI, refresh tokens
-only with `offline_access`. Access tokens are minted exactly as `make token` mints them. Errors are 400 JSON
+only with `offline_access`. Each request is for one app (one MCP server): its tokens carry that app's audience and
+scopes only. Access tokens are minted exactly as `make token [SERVER=key]` mints them. Errors are 400 JSON
 (`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unsupported_grant_type`, ...), never a 500.
 Codes, verifiers and tokens are never logged.
 """
@@ -22,7 +23,7 @@ from starlette.routing import Route
 from app.auth.oauth_errors import OAuthError, single_params
 from app.authserver.pages import form_page_headers
 from app.authserver.protocol import NO_STORE, error_json, pkce_matches, read_form_items, with_query
-from app.devissuer.config import DevIssuerConfig
+from app.devissuer.config import DevApp, DevIssuerConfig
 from app.devissuer.grants import Grant, GrantStore, narrowed
 from app.devissuer.oidc import IdTokens, form_post
 from app.devissuer.rules import (
@@ -52,28 +53,22 @@ class Mint(Protocol):
         *,
         user: DevUser | None = None,
         client_app: str | None = None,
+        server: str = "",
     ) -> str: ...
 
 
 class DevAuthorizationServer:
-    """Authorization code with PKCE for the one public client DEV_ISSUER__CLIENT_ID."""
+    """Authorization code with PKCE for the one public client DEV_ISSUER__CLIENT_ID (and, with AUTH_SERVER__ENABLED,
+    for the facade as each server's confidential client), for any app of the config."""
 
     def __init__(self, config: DevIssuerConfig, base: str, tenant: str, mint: Mint) -> None:
-        self.rules = Rules(
-            client_id=config.client_id,
-            app_id_uri=config.app_id_uri,
-            known_scopes=config.known_scopes,
-            known_roles=config.known_roles,
-            confidential=config.facade_client,
-        )
-        self.facade_secret = config.facade_secret  # the facade's credential (AUTH_SERVER__ENABLED)
+        self.rules = Rules(client_id=config.client_id, apps=config.apps)
         self.authorize_path = f"/{tenant}/oauth2/v2.0/authorize"
         self.token_path = f"/{tenant}/oauth2/v2.0/token"
         self.base = base
         self.port = config.port
         self.mint = mint
         self.lifetime = config.token_seconds
-        self.server_name = config.server_name
         self.store = GrantStore()
         self.forms = FormTokens(secrets.token_bytes(32))
         self.id_tokens: IdTokens | None = None  # set by the issuer: ID tokens for clients that ask for `openid`
@@ -120,12 +115,14 @@ class DevAuthorizationServer:
         offered = {name for name, _, _ in self._offered(auth)}
         scopes = tuple(dict.fromkeys(v for k, v in form if k == "grant_scope"))
         roles = tuple(dict.fromkeys(v for k, v in form if k == "grant_role"))
-        if not set(scopes) <= offered or not set(roles) <= set(self.rules.known_roles):
+        if not set(scopes) <= offered or not set(roles) <= set(auth.app.known_roles):
             raise OAuthError("invalid_request", "grant only the scopes and roles the sign-in page offers")
         if not scopes and not roles:
             raise OAuthError("invalid_request", "choose at least one scope or app role to grant")
         client, offline = auth.params["client_id"], auth.offline
-        grant = Grant(client, auth.redirect_uri, auth.code_challenge, auth.resource, scopes, roles, user, offline)
+        grant = Grant(
+            client, auth.redirect_uri, auth.code_challenge, auth.app, auth.resource, scopes, roles, user, offline
+        )
         grant = replace(grant, openid="openid" in auth.params.get("scope", "").split(), nonce=auth.params.get("nonce"))
         answer = {"code": self.store.issue_code(grant)}
         if auth.state is not None:
@@ -137,8 +134,8 @@ class DevAuthorizationServer:
         )
 
     def _offered(self, auth: AuthRequest) -> list[tuple[str, bool, bool]]:
-        """(scope, pre-selected, requested): what this server declares and what the client asked for."""
-        names = dict.fromkeys([*self.rules.known_scopes, *auth.scopes])
+        """(scope, pre-selected, requested): what the app's server declares and what the client asked for."""
+        names = dict.fromkeys([*auth.app.known_scopes, *auth.scopes])
         return [(name, auth.default_scope or name in auth.scopes, name in auth.scopes) for name in names]
 
     def _page(self, auth: AuthRequest) -> Response:
@@ -146,15 +143,16 @@ class DevAuthorizationServer:
             auth,
             self.forms.issue(auth.params),
             action=self.authorize_path,
-            server_name=self.server_name,
-            client_id=self.rules.client_id,
-            app_id_uri=self.rules.app_id_uri,
+            server_name=auth.app.server_name,
+            client_id=auth.params["client_id"],
+            app_id_uri=auth.app.app_id_uri,
             users=TEST_USERS,
             offered_scopes=self._offered(auth),
-            roles=self.rules.known_roles,
+            roles=auth.app.known_roles,
         )
         headers = form_page_headers(auth.redirect_uri)
-        if self._confidential(auth.params):  # the facade's callback redirects on to its own client, wherever it is
+        # The facade's callback redirects on to its own client, wherever it is.
+        if self._confidential(auth.params) is not None:
             csp = headers["content-security-policy"].split("; form-action")[0]
             headers["content-security-policy"] = csp + "; form-action 'self' http: https:"
         return HTMLResponse(html, headers=headers)
@@ -177,10 +175,10 @@ class DevAuthorizationServer:
             raise OAuthError(
                 "unsupported_grant_type", f"grant_type {grant_type[:40]!r}: use authorization_code or refresh_token"
             )
-        if self._confidential(params):
+        if (app := self._confidential(params)) is not None:  # the facade, as that app's confidential client
             if request.headers.get("authorization") or "client_assertion" in params:
                 raise OAuthError("invalid_client", "the facade's client authenticates with client_secret_post")
-            secret = self.facade_secret.get_secret_value() if self.facade_secret else ""
+            secret = app.facade_secret.get_secret_value() if app.facade_secret else ""
             if not secrets.compare_digest(params.get("client_secret", "").encode(), secret.encode()):
                 raise OAuthError("invalid_client", "client authentication failed", 401)
         elif request.headers.get("authorization") or {"client_secret", "client_assertion"} & params.keys():
@@ -194,14 +192,14 @@ class DevAuthorizationServer:
 
         def check(grant: Grant) -> Grant:
             _same_client(grant, params)
-            check_resource(params.get("resource"), self.rules)
-            return narrowed(grant, params.get("scope"), self.rules)
+            check_resource(params.get("resource"), grant.app)
+            return narrowed(grant, params.get("scope"))
 
         renew, grant = self.store.redeem_refresh(expect(params, "refresh_token"), check)
         return self._tokens(grant, renew, params)
 
-    def _confidential(self, params: dict[str, str]) -> bool:
-        return self.rules.confidential is not None and params.get("client_id") == self.rules.confidential[0]
+    def _confidential(self, params: dict[str, str]) -> DevApp | None:
+        return self.rules.confidential(params.get("client_id"))
 
     def _redeem_code(self, params: dict[str, str]) -> Grant:
         grant = self.store.redeem_code(expect(params, "code"))  # used up from here on, whatever follows
@@ -211,7 +209,7 @@ class DevAuthorizationServer:
         if not pkce_matches(expect(params, "code_verifier"), grant.code_challenge):
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)")
         resource = params.get("resource")
-        check_resource(resource, self.rules)
+        check_resource(resource, grant.app)  # the code is for one app: another's resource is invalid_target
         if grant.resource is not None and resource is not None and resource != grant.resource:
             raise OAuthError("invalid_target", "resource is not the one the authorization request named")
         return grant
@@ -224,8 +222,9 @@ class DevAuthorizationServer:
             lifetime=self.lifetime,
             user=grant.user,
             client_app=grant.client_id,
+            server=grant.app.key,
         )
-        scope = [f"{self.rules.app_id_uri}/{name}" for name in grant.scopes]
+        scope = [f"{grant.app.app_id_uri}/{name}" for name in grant.scopes]
         body: dict[str, Any] = {"token_type": "Bearer", "access_token": access, "expires_in": self.lifetime}
         if renew.offline:
             body["refresh_token"] = self.store.issue_refresh(renew)

@@ -1,6 +1,7 @@
 """The dev issuer's grants: authorization codes and refresh tokens.
 
-Codes live 60 seconds, are single-use and bound to the client, redirect URI, PKCE challenge, resource and grant.
+Codes live 60 seconds, are single-use and bound to the client, redirect URI, PKCE challenge, app (the server its
+tokens are for), resource and grant.
 Refresh tokens (only when `offline_access` was granted, as at Entra) are opaque, bound the same way, and rotated on
 every use; a replayed code or refresh token revokes everything issued from that sign-in. Only hashes are kept.
 """
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field, replace
 
 from app.auth.oauth_errors import OAuthError
 from app.authserver.protocol import fingerprint
-from app.devissuer.rules import DevUser, Rules, parse_scopes
+from app.devissuer.config import DevApp
+from app.devissuer.rules import DevUser, parse_scopes
 
 CODE_SECONDS = 60
 REFRESH_SECONDS = 24 * 3600
@@ -28,6 +30,7 @@ class Grant:
     client_id: str
     redirect_uri: str
     code_challenge: str
+    app: DevApp  # the app (server) its tokens are for: their `aud`, their scopes' App ID URI
     resource: str | None
     scopes: tuple[str, ...]  # short names granted
     roles: tuple[str, ...]
@@ -109,11 +112,11 @@ class GrantStore:
             del self._spent[key]
 
 
-def narrowed(grant: Grant, scope: str | None, rules: Rules) -> Grant:
-    """A refresh may ask for fewer of the granted scopes (never more)."""
+def narrowed(grant: Grant, scope: str | None) -> Grant:
+    """A refresh may ask for fewer of the granted scopes (never more, nor another app's)."""
     if scope is None:
         return grant
-    names, default, _ = parse_scopes(scope, rules)
+    names, default, _ = parse_scopes(scope, grant.app)
     wanted = grant.scopes if default else names
     if not set(wanted) <= set(grant.scopes):
         raise OAuthError("invalid_scope", "a refresh may not ask for scopes the sign-in did not grant")

@@ -1,8 +1,10 @@
 """Embedded development issuer: stands in for one Entra tenant on loopback, so `make run` needs no cloud account.
 
 It serves Entra-shaped v2 and v1 discovery documents and a JWKS from a key kept under `.dev/`. The server
-validates its tokens with the same code, over HTTP, as it validates Entra's; nothing is bypassed.
-Usage: `python -m app.devissuer token [--scopes "a b"] [--roles "r"] [--app]`, or `… serve` to run it on its own.
+validates its tokens with the same code, over HTTP, as it validates Entra's; nothing is bypassed. The tenant has one
+app registration per MCP server of the app (config.py's `DevApp`): each server's tokens carry its own audience.
+Usage: `python -m app.devissuer token [--server KEY] [--scopes "a b"] [--roles "r"] [--app]`, or `… serve` to run
+it on its own.
 """
 
 from __future__ import annotations
@@ -95,9 +97,11 @@ class DevIssuer:
         *,
         user: DevUser | None = None,
         client_app: str | None = None,
+        server: str = "",
     ) -> str:
-        """A v2 access token for this server, shaped like Entra's (delegated, or app-only with roles); `user` and
-        `client_app` (the `azp`) are the sign-in page's test user and OAuth client."""
+        """A v2 access token for one server, shaped like Entra's (delegated, or app-only with roles); `user` and
+        `client_app` (the `azp`) are the sign-in page's test user and OAuth client. `server`: which server's app it
+        is for (its key; "" the first, `SERVERS__{KEY}` otherwise): `aud` is that server's client id."""
         identity: dict[str, Any]
         if app_only:
             identity = {"sub": DEV_CLIENT_APP_ID, "oid": DEV_CLIENT_APP_ID, "idtyp": "app"}
@@ -110,7 +114,7 @@ class DevIssuer:
         return access_token(
             self.key,
             issuer=self.v2_issuer,
-            audience=self.config.audience,
+            audience=self.config.app(server).audience,
             tenant=self.tenant,
             identity=identity,
             lifetime=lifetime,
@@ -203,8 +207,10 @@ def announce_dev(config: DevIssuerConfig) -> None:
     """What `make run` prints once the embedded issuer is up: where tokens come from, and a first command to try."""
     log = logging.getLogger("app")
     log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", config.instance)
-    log.info(
-        "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
-        '--transport http --method tools/list --header "Authorization: Bearer $(make -s token)"',
-        config.resource,
-    )
+    for app in config.apps:  # each server's own tokens: `make token SERVER=key` for a server of SERVERS__*
+        log.info(
+            "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
+            '--transport http --method tools/list --header "Authorization: Bearer $(make -s token%s)"',
+            app.resource,
+            f" SERVER={app.key}" if app.key else "",
+        )

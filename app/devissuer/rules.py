@@ -1,8 +1,12 @@
 """The dev issuer's authorization requests, held to the rules Entra holds a pre-registered public client to.
 
 A request names the one public client (DEV_ISSUER__CLIENT_ID), a loopback redirect URI (RFC 8252, any port), PKCE
-with S256 (plain or missing is refused before any code exists), scopes of this server's App ID URI, and optionally
-RFC 8707 `resource`, which must be the App ID URI, as at Entra (AADSTS9010010 otherwise).
+with S256 (plain or missing is refused before any code exists), scopes of one app's App ID URI, and optionally
+RFC 8707 `resource`, which must be that App ID URI, as at Entra (AADSTS9010010 otherwise).
+
+The tenant has one app per MCP server (config.py's `DevApp`): the scopes' App ID URI says which app a request is
+for, else its `resource`, else it is the first. Scopes of two apps in one request are refused, as at Entra. The
+public client may sign in for any app; the facade's client id for an app (AUTH_SERVER__ENABLED) for that app only.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from app.auth.oauth_errors import OAuthError, single_params
 from app.auth.resource import OIDC_SCOPES
 from app.authserver.protocol import PKCE_CHALLENGE
 from app.core.hosts import is_loopback_host
+from app.devissuer.config import DevApp
 
 # The authorization-request parameters the sign-in form carries back, exactly as the client sent them.
 REQUEST_PARAMS = (
@@ -55,14 +60,14 @@ TEST_USERS = (
 
 @dataclass(frozen=True)
 class Rules:
-    """What a request must match: the one client, the App ID URI, and the scope names this server declares."""
+    """What a request must match: the one public client, and the apps (one per server) it may be for."""
 
     client_id: str
-    app_id_uri: str
-    known_scopes: tuple[str, ...] = ()
-    known_roles: tuple[str, ...] = ()
-    # The authorization-server facade (AUTH_SERVER__ENABLED) as a confidential client: its id and callback URI.
-    confidential: tuple[str, str] | None = None
+    apps: tuple[DevApp, ...]
+
+    def confidential(self, client_id: str | None) -> DevApp | None:
+        """The app whose own client id this is: the authorization-server facade signing in as it."""
+        return next((app for app in self.apps if app.facade_client and app.facade_client[0] == client_id), None)
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,12 @@ class AuthRequest:
     """A validated authorization request."""
 
     params: dict[str, str]  # the request parameters the form echoes (only those in REQUEST_PARAMS)
+    app: DevApp  # the app (server) it is for
     redirect_uri: str
     code_challenge: str
     resource: str | None
-    scopes: tuple[str, ...]  # short names of this server's scopes, as requested
-    default_scope: bool  # `{app_id_uri}/.default`: everything this server declares
+    scopes: tuple[str, ...]  # short names of the app's scopes, as requested
+    default_scope: bool  # `{app_id_uri}/.default`: everything the server declares
     offline: bool  # `offline_access` requested: a refresh token, as at Entra
 
     @property
@@ -104,7 +110,7 @@ def loopback_redirect(uri: str) -> str:
 
 
 def check_client(client_id: str | None, rules: Rules) -> None:
-    if client_id != rules.client_id and (rules.confidential is None or client_id != rules.confidential[0]):
+    if client_id != rules.client_id and rules.confidential(client_id) is None:
         raise OAuthError(
             "invalid_client" if client_id else "invalid_request",
             f"unknown client_id {str(client_id)[:80]!r}: the dev issuer serves one public client, "
@@ -112,24 +118,60 @@ def check_client(client_id: str | None, rules: Rules) -> None:
         )
 
 
-def check_resource(resource: str | None, rules: Rules) -> None:
+def check_resource(resource: str | None, app: DevApp) -> None:
     """RFC 8707 `resource` against the App ID URI, as Entra compares it (AADSTS9010010 when they differ)."""
-    if resource is not None and resource != rules.app_id_uri:
+    if resource is not None and resource != app.app_id_uri:
         raise OAuthError(
             "invalid_target",
             f"AADSTS9010010: the resource parameter {resource[:200]!r} does not match the Application ID URI of the "
-            f"app that owns the requested scopes ({rules.app_id_uri!r}); Entra refuses this request the same way. "
+            f"app that owns the requested scopes ({app.app_id_uri!r}); Entra refuses this request the same way. "
             "MCP clients send the server's URL as resource. Fix: make the App ID URI the server's URL: set the app "
             f"registration's Application ID URI to {resource[:200]} and leave AZUREAD__APP_ID_URI unset (its default "
             "is that URL); see docs/tokens.md",
         )
 
 
-def parse_scopes(scope: str | None, rules: Rules) -> tuple[tuple[str, ...], bool, bool]:
-    """Requested scopes: (this server's short names, `.default` asked for, `offline_access` asked for)."""
+def select_app(resource: str | None, scope: str | None, rules: Rules) -> DevApp:
+    """The app a request is for, as Entra finds it: the one whose App ID URI its scopes carry (scopes of two apps are
+    refused), which `resource` must then name; with no such scope, the app `resource` names; else the first."""
+    owners: dict[str, DevApp] = {}
+    for item in (scope or "").split():
+        prefixed = [app for app in rules.apps if item.startswith(app.app_id_uri + "/")]
+        if prefixed:  # the longest App ID URI that prefixes it (`…/mcp` and `…/mcp/b` may both be App ID URIs)
+            owner = max(prefixed, key=lambda app: len(app.app_id_uri))
+            owners[owner.app_id_uri] = owner
+    if len(owners) > 1:
+        raise OAuthError(
+            "invalid_scope",
+            f"AADSTS28000: the scopes name more than one resource ({', '.join(owners)}); Entra issues a token for "
+            "one resource at a time: ask for one server's scopes per request",
+        )
+    if owners:
+        owner = next(iter(owners.values()))
+        check_resource(resource, owner)
+        return owner
+    if resource is None:
+        return rules.apps[0]
+    named = next((app for app in rules.apps if app.app_id_uri == resource), None)
+    if named is not None:
+        return named
+    if len(rules.apps) == 1:
+        check_resource(resource, rules.apps[0])  # the one app's message, with its fix
+    uris = ", ".join(repr(app.app_id_uri) for app in rules.apps)
+    raise OAuthError(
+        "invalid_target",
+        f"AADSTS9010010: the resource parameter {resource[:200]!r} does not match the Application ID URI of any app "
+        f"of this tenant ({uris}); Entra refuses this request the same way. MCP clients send the server's URL as "
+        "resource: each server's App ID URI should be its URL (the default of AZUREAD__APP_ID_URI and "
+        "SERVERS__{KEY}__APP_ID_URI); see docs/tokens.md",
+    )
+
+
+def parse_scopes(scope: str | None, app: DevApp) -> tuple[tuple[str, ...], bool, bool]:
+    """Requested scopes: (the app's short names, `.default` asked for, `offline_access` asked for)."""
     names: list[str] = []
     default = offline = False
-    prefix = rules.app_id_uri + "/"
+    prefix = app.app_id_uri + "/"
     for item in (scope or "").split():
         if item in OIDC_SCOPES:
             offline = offline or item == "offline_access"
@@ -161,11 +203,8 @@ def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) 
     params = single_params((k, v) for k, v in items if k in REQUEST_PARAMS)
     check_client(params.get("client_id"), rules)
     redirect_uri = loopback_redirect(params.get("redirect_uri", ""))
-    if (
-        rules.confidential
-        and params.get("client_id") == rules.confidential[0]
-        and redirect_uri != rules.confidential[1]
-    ):
+    confidential = rules.confidential(params.get("client_id"))
+    if confidential is not None and confidential.facade_client and redirect_uri != confidential.facade_client[1]:
         raise OAuthError("invalid_request", "the facade's client redirects only to its own callback")
     if params.get("response_type") != "code":
         raise OAuthError("unsupported_response_type", "response_type must be code (authorization code with PKCE)")
@@ -181,9 +220,15 @@ def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) 
     if len(params.get("state", "")) > 2000 or len(params.get("nonce", "")) > 2000:
         raise OAuthError("invalid_request", "state or nonce is longer than 2000 characters")
     resource = params.get("resource")
-    check_resource(resource, rules)
-    scopes, default, offline = parse_scopes(params.get("scope"), rules)
-    return AuthRequest(params, redirect_uri, challenge, resource, scopes, default, offline)
+    app = select_app(resource, params.get("scope"), rules)
+    if confidential is not None and confidential is not app:
+        raise OAuthError(
+            "invalid_client",
+            f"AADSTS650057: the client {confidential.audience} is the app of {confidential.server_name}; it may sign "
+            f"in for that server only, not for {app.server_name} ({app.app_id_uri})",
+        )
+    scopes, default, offline = parse_scopes(params.get("scope"), app)
+    return AuthRequest(params, app, redirect_uri, challenge, resource, scopes, default, offline)
 
 
 def expect(params: Mapping[str, str], name: str) -> str:
