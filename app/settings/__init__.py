@@ -178,6 +178,12 @@ class Settings(BaseSettings):
                 "AUTH_SERVER__ENABLED needs this server's credential at Entra (or the dev issuer): "
                 "AZUREAD__CLIENT_CERTIFICATE_PATH or AZUREAD__CLIENT_SECRET"
             )
+        for key, server in self.servers.items() if self.auth_server.enabled else ():
+            if not (server.client_secret or server.client_certificate_path):
+                raise ValueError(  # the facade signs users in as each server's own client
+                    f"AUTH_SERVER__ENABLED needs each server's credential: SERVERS__{key.upper()}__CLIENT_SECRET or "
+                    f"SERVERS__{key.upper()}__CLIENT_CERTIFICATE_PATH (Key Vault servers--{key}--client-secret)"
+                )
         return self
 
     @property

@@ -202,6 +202,14 @@ def test_startup_refuses_ambiguous_servers_in_one_line(entra: EntraStandIn) -> N
             settings_for(entra, port, servers={"finance": finance})
     with pytest.raises(ValueError, match="production mode needs SERVERS__FINANCE__CLIENT_ID"):
         settings_for(entra, port, servers={"finance": {"path": "/finance/mcp"}})
+    with pytest.raises(ValueError, match="AUTH_SERVER__ENABLED needs each server's credential: SERVERS__FINANCE__"):
+        settings_for(
+            entra,
+            port,
+            servers={"finance": FINANCE},
+            azuread={"client_secret": "first-server-secret"},
+            auth_server={"enabled": True},
+        )
     with pytest.raises(ValueError, match="a server's name is"):
         settings_for(entra, port, servers={"Fin_1": FINANCE})
     with pytest.raises(ValueError, match="must start with '/'"):
