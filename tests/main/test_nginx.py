@@ -86,7 +86,15 @@ def two_servers(entra: EntraStandIn) -> Iterator[str]:
         listen,  # MCP__RESOURCE_HOST is nginx's address
         tools={"dir": EDGE_TOOLS},
         security={"trusted_proxies": ["127.0.0.1/32"]},
-        servers={"hr": {"path": "/hr/mcp", "tools_dir": HR_TOOLS, "client_id": HR_CLIENT_ID}},
+        # Its own lock file: the default (beside its folder) would be the first server's, which startup refuses.
+        servers={
+            "hr": {
+                "path": "/hr/mcp",
+                "tools_dir": HR_TOOLS,
+                "lock_file": HR_TOOLS.parent / "hr.lock",
+                "client_id": HR_CLIENT_ID,
+            }
+        },
     )
     app = InProcessApp(ServerThread(create_app(settings)).start())
     prefix = Path(tempfile.mkdtemp(prefix="edge-servers-"))
