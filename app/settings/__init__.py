@@ -18,6 +18,7 @@ from app.core.hosts import is_loopback_host
 from app.settings.authserver import AuthServerSettings, PreRegisteredClient
 from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, describe_invalid, secret_env_names
 from app.settings.keyvault import KeyVaultSettings
+from app.settings.production import refuse_insecure_production
 from app.settings.sections import (
     AuditSettings,
     AzureAdSettings,
@@ -197,43 +198,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
-        if self.app_env != "production":
-            return self
-        missing = [
-            env
-            for env, value in (
-                ("AZUREAD__TENANT_ID", self.azuread.tenant_id),
-                ("AZUREAD__CLIENT_ID", self.azuread.client_id),
-                ("MCP__RESOURCE_HOST", self.mcp.resource_host),
-            )
-            if not value
-        ]
-        if missing:
-            raise ValueError(
-                f"production mode needs {', '.join(missing)}; set them (see .env.example) "
-                "or set APP_ENV=development to run with the embedded dev issuer"
-            )
-        if self.audit.sink == "off":
-            raise ValueError("AUDIT__SINK=off is refused in production; use stdout or file:/path")
-        if self.azuread.multi_tenant and not self.azuread.allowed_tenants:
-            raise ValueError("a multi-tenant AZUREAD__TENANT_ID needs AZUREAD__ALLOWED_TENANTS in production")
-        if self.stdio.allow_plain_cache:
-            raise ValueError("STDIO__ALLOW_PLAIN_CACHE is for development; production keeps the token cache encrypted")
-        if self.tools.lock_mode == "off":
-            raise ValueError("TOOLS__LOCK_MODE=off is for development; production accepts enforce or warn")
-        if self.auth_server.enabled and self.workers > 1 and self.auth_server.state_uri is None:
-            raise ValueError(
-                "AUTH_SERVER__ENABLED with more than one worker needs AUTH_SERVER__STATE_URI=redis://...: codes, "
-                "consents and registrations must be shared"
-            )
-        if self.content_safety.provider == "azure" and not self.content_safety.endpoint:
-            raise ValueError("CONTENT_SAFETY__PROVIDER=azure needs CONTENT_SAFETY__ENDPOINT")
-        if not self.mcp.request_state_keys and (self.mcp.stateless or self.workers > 1):
-            raise ValueError(
-                "production with MCP__STATELESS=true or more than one worker needs MCP__REQUEST_STATE_KEYS "
-                "(Key Vault secret mcp--request-state-keys): a shared key ring, so every replica can unseal "
-                'requestState; generate a key with `python -c "import secrets; print(secrets.token_hex(32))"`'
-            )
+        if self.app_env == "production":
+            refuse_insecure_production(self)
         return self
 
     @property
