@@ -88,6 +88,12 @@ def rate_string(value: str) -> str:
 SCOPE_NAME = re.compile(r"[^\s\"\\]{1,200}")
 
 
+def acyclic(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A `scope_implies` validator: the hierarchy as given, once its closure is known to exist (no cycle)."""
+    scope_closure(value)
+    return value
+
+
 def scope_closure(implies: dict[str, list[str]]) -> dict[str, frozenset[str]]:
     """Every scope each scope implies, directly or through others; ValueError naming a cycle or a bad name."""
     for name in {*implies, *(s for implied in implies.values() for s in implied)}:

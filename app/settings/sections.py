@@ -15,6 +15,7 @@ from app.settings.fields import (
     CsvList,
     SecretList,
     Section,
+    acyclic,
     app_id_uri_shape,
     csv_list,
     scope_closure,
@@ -137,11 +138,7 @@ class McpSettings(Section):
                 )
         return value
 
-    @field_validator("scope_implies")
-    @classmethod
-    def _no_cycles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        scope_closure(value)
-        return value
+    _no_cycles = field_validator("scope_implies")(acyclic)
 
     @property
     def implied_scopes(self) -> dict[str, frozenset[str]]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator
 
-from app.settings.fields import CsvList, Section, app_id_uri_shape, csv_list, scope_closure
+from app.settings.fields import CsvList, Section, acyclic, app_id_uri_shape, csv_list, scope_closure
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -76,11 +76,7 @@ class NamedServerSettings(Section):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("scope_implies")
-    @classmethod
-    def _no_cycles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        scope_closure(value)
-        return value
+    _no_cycles = field_validator("scope_implies")(acyclic)
 
     @property
     def implied_scopes(self) -> dict[str, frozenset[str]]:

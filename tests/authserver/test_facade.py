@@ -24,10 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
-from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
-from pydantic import AnyUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,11 +32,10 @@ from starlette.routing import Route
 
 from app.main import create_app
 from app.settings import AuthServerSettings, Settings
-from tests.support.facade import ConsentForm, Flow, query
+from tests.support.facade import BrowserClient, ConsentForm, Flow, query
 from tests.support.keyvault import make_tls
 from tests.support.oauth import (
     Callback,
-    MemoryStorage,
     chromium,
     missing_ts_sdk,
     require_chromium,
@@ -107,44 +103,13 @@ def facade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Facade]:
         yield Facade(url, settings, tmp / "audit.jsonl", documents, docs.url.replace("http://", "https://"))
 
 
-class BrowserClient:
-    """`OAuthClientProvider` whose browser step is headless Chromium: Approve on the consent page, then Sign in."""
-
-    def __init__(self, facade: Facade, callback: Callback, browser: Any, client_metadata_url: str | None = None):
-        self.callback, self.browser, self.sign_ins = callback, browser, 0
-        metadata = OAuthClientMetadata(
-            redirect_uris=[AnyUrl(callback.uri)], token_endpoint_auth_method="none", client_name="Facade Test Client"
-        )
-        self.storage = MemoryStorage(None)  # type: ignore[arg-type]  # no client yet: the SDK registers one
-        self.provider = OAuthClientProvider(
-            facade.resource, metadata, self.storage, self._redirect, self._callback, client_metadata_url
-        )
-        self.consent_text = ""
-
-    async def _redirect(self, url: str) -> None:
-        self.sign_ins += 1
-        page = await self.browser.new_page()
-        await page.goto(url)
-        self.consent_text = await page.inner_text("body")
-        await page.get_by_role("button", name="Approve").click()
-        await page.get_by_role("button", name="Sign in").wait_for()
-        async with page.expect_navigation(url=f"{self.callback.uri}?**"):
-            await page.get_by_role("button", name="Sign in").click()
-        await page.close()
-
-    async def _callback(self) -> AuthorizationCodeResult:
-        answer = await self.callback.wait()
-        assert "code" in answer, answer
-        return AuthorizationCodeResult(code=answer["code"], state=answer.get("state"), iss=answer.get("iss"))
-
-
 async def _sign_in_list_call_refresh(
     facade: Facade, caplog: pytest.LogCaptureFixture, client_metadata_url: str | None = None
 ) -> BrowserClient:
     caplog.set_level(logging.DEBUG)
     with Callback() as callback:
         async with chromium() as browser:
-            person = BrowserClient(facade, callback, browser, client_metadata_url)
+            person = BrowserClient(facade.resource, callback, browser, client_metadata_url)
             async with (
                 httpx2.AsyncClient(auth=person.provider, timeout=30) as http,
                 Client(streamable_http_client(facade.resource, http_client=http)) as client,

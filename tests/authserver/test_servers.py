@@ -19,16 +19,13 @@ import httpx2
 import jwt
 import pytest
 from mcp import Client
-from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
-from pydantic import AnyUrl
 
 from app.main import create_app
 from app.settings import Settings
 from app.settings.servers import dev_client_id
-from tests.support.facade import Flow, query
-from tests.support.oauth import Callback, MemoryStorage, chromium, require_chromium
+from tests.support.facade import BrowserClient, Flow, query
+from tests.support.oauth import Callback, chromium, require_chromium
 from tests.support.servers import ServerThread, free_port
 from tests.support.values import JWT_SHAPED, SUPPORT
 
@@ -83,37 +80,6 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoServers]:
         yield TwoServers(url, settings, tmp / "audit.jsonl")
 
 
-class BrowserClient:
-    """The SDK's `OAuthClientProvider` for one resource; its browser step is headless Chromium: Approve on the
-    facade's consent page, then Sign in on the dev issuer's page. Keeps both pages' text."""
-
-    def __init__(self, resource: str, callback: Callback, browser: Any) -> None:
-        self.callback, self.browser = callback, browser
-        metadata = OAuthClientMetadata(
-            redirect_uris=[AnyUrl(callback.uri)], token_endpoint_auth_method="none", client_name="Servers Test Client"
-        )
-        self.storage = MemoryStorage(None)  # type: ignore[arg-type]  # no client yet: the SDK registers one (DCR)
-        self.provider = OAuthClientProvider(resource, metadata, self.storage, self._redirect, self._callback)
-        self.authorize_url = self.consent_text = self.sign_in_text = ""
-
-    async def _redirect(self, url: str) -> None:
-        self.authorize_url = url
-        page = await self.browser.new_page()
-        await page.goto(url)
-        self.consent_text = await page.inner_text("body")
-        await page.get_by_role("button", name="Approve").click()
-        await page.get_by_role("button", name="Sign in").wait_for()
-        self.sign_in_text = await page.inner_text("body")
-        async with page.expect_navigation(url=f"{self.callback.uri}?**"):
-            await page.get_by_role("button", name="Sign in").click()
-        await page.close()
-
-    async def _callback(self) -> AuthorizationCodeResult:
-        answer = await self.callback.wait()
-        assert "code" in answer, answer
-        return AuthorizationCodeResult(code=answer["code"], state=answer.get("state"), iss=answer.get("iss"))
-
-
 def _claims(token: str) -> dict[str, Any]:
     return dict(jwt.decode(token, options={"verify_signature": False}))
 
@@ -141,7 +107,7 @@ async def test_the_facade_signs_a_client_in_for_b_through_a_real_browser_and_the
     caplog.set_level(logging.DEBUG)
     with Callback() as callback:
         async with chromium() as browser:
-            person = BrowserClient(servers.b, callback, browser)
+            person = BrowserClient(servers.b, callback, browser, client_name="Servers Test Client")
             async with (
                 httpx2.AsyncClient(auth=person.provider, timeout=30) as http,
                 Client(streamable_http_client(servers.b, http_client=http)) as client,

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
+from mcp.client.auth import OAuthClientProvider
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+from pydantic import AnyUrl
 
 from tests.support.dev_oauth import FormFields, pkce
+from tests.support.oauth import Callback, MemoryStorage
 
 
 class ConsentForm(HTMLParser):
@@ -124,3 +129,44 @@ class Flow:
             "code_verifier": self.verifier,
         }
         return await self.token(**(form | overrides))
+
+
+class BrowserClient:
+    """The SDK's `OAuthClientProvider` for `resource` whose browser step is headless Chromium: Approve on the
+    facade's consent page, then Sign in on the dev issuer's page. Counts the sign-ins and keeps what each page said."""
+
+    def __init__(
+        self,
+        resource: str,
+        callback: Callback,
+        browser: Any,
+        client_metadata_url: str | None = None,
+        client_name: str = "Facade Test Client",
+    ) -> None:
+        self.callback, self.browser, self.sign_ins = callback, browser, 0
+        metadata = OAuthClientMetadata(
+            redirect_uris=[AnyUrl(callback.uri)], token_endpoint_auth_method="none", client_name=client_name
+        )
+        self.storage = MemoryStorage(None)  # type: ignore[arg-type]  # no client yet: the SDK registers one (DCR)
+        self.provider = OAuthClientProvider(
+            resource, metadata, self.storage, self._redirect, self._callback, client_metadata_url
+        )
+        self.authorize_url = self.consent_text = self.sign_in_text = ""
+
+    async def _redirect(self, url: str) -> None:
+        self.sign_ins += 1
+        self.authorize_url = url
+        page = await self.browser.new_page()
+        await page.goto(url)
+        self.consent_text = await page.inner_text("body")
+        await page.get_by_role("button", name="Approve").click()
+        await page.get_by_role("button", name="Sign in").wait_for()
+        self.sign_in_text = await page.inner_text("body")
+        async with page.expect_navigation(url=f"{self.callback.uri}?**"):
+            await page.get_by_role("button", name="Sign in").click()
+        await page.close()
+
+    async def _callback(self) -> AuthorizationCodeResult:
+        answer = await self.callback.wait()
+        assert "code" in answer, answer
+        return AuthorizationCodeResult(code=answer["code"], state=answer.get("state"), iss=answer.get("iss"))
