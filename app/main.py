@@ -66,18 +66,15 @@ def create_app(settings: Settings | None = None) -> Entry:
     issuer = (
         DevIssuer(dev_issuer_config(settings, [c.catalog for c in cores], routes.requirement)) if embedded else None
     )
+    closers = [
+        close for p in (first.content_check, *(e.events for e in served)) if (close := getattr(p, "aclose", None))
+    ]
     readiness = Readiness()  # Redis is deliberately no check: RATE_LIMIT__ON_STORAGE_ERROR decides what callers get
     readiness.add("jwks", served[0].validator.keys_loaded)  # one signing-key cache for every server
     parts = [  # entered in order at startup, left in reverse at shutdown
         lambda: closing(first.telemetry.flush, http.aclose, facade.aclose, first.threads.close),
         lambda: issuer.running(dev_socket) if issuer is not None else nullcontext(),
-        lambda: closing(
-            *(
-                close
-                for p in (first.content_check, *(e.events for e in served))
-                if (close := getattr(p, "aclose", None))
-            )
-        ),
+        lambda: closing(*closers),
         *(lambda e=e: started(e.validator.start, e.validator.stop) for e in served),
         lambda: started(limiter.start, limiter.close),
         lambda: rotating(settings, secrets, {n for c in cores for n in c.catalog.secrets}, readiness),

@@ -5,14 +5,14 @@ Request path for the MCP endpoint, outermost first (the first three wrap every r
     response headers: SecurityHeaders (nosniff, no-store, X-Accel-Buffering on SSE)
     -> forwarded headers: ForwardedHeaders (X-Forwarded-For/-Proto/-Host only from SECURITY__TRUSTED_PROXIES)
     -> Host / Origin allow-lists: HostOriginGuard (421 / 403; the SDK's own check sees the same lists)
-then `MCP_PATH` (`mcp_layers` below):
+then each MCP server's path (`MCP__PATH`, `SERVERS__{NAME}__PATH`), its own chain (`mcp_layers` below):
     body size and read time: LimitBody (413 from Content-Length, or while a chunked body is read; 408 for a body
        not in within SECURITY__BODY_TIMEOUT_SECONDS; an answer sent before the body arrived closes the connection)
-    -> unauthenticated traffic per client IP: ThrottleUnauthenticated (429)
-    -> authentication: AuthenticateBearer (401 / 400)
+    -> unauthenticated traffic per client IP: ThrottleUnauthenticated (429; one budget for the whole app)
+    -> authentication: AuthenticateBearer (401 / 400; this server's audiences, its challenge and PRM)
     -> the operation: ParseOperation (reads and parses the body once, classifies every method; refuses nothing)
-    -> rate limits per principal, and per principal and tool: RateLimit (429 + Retry-After; refused or not,
-       every authenticated request spends from its principal's budget)
+    -> rate limits per principal, and per principal and tool, keyed by server too: RateLimit (429 + Retry-After;
+       refused or not, every authenticated request spends from its principal's budget)
     -> per-operation authorization: AuthorizeOperation (400 for what is malformed, batched or not classified,
        403 step-up; before dispatch)
     -> long-lived streams (listen, stateful GET), per principal and overall: CapStreams (429 / 503, never queued;
@@ -27,7 +27,7 @@ then `MCP_PATH` (`mcp_layers` below):
 With tracing on, FastAPI's native HTTP server span wraps the whole app and the MCP route goes through FastAPI.
 
 Routes beside MCP (`routes/`, app/api/): the same edge and body bounds, then FastAPI with the auth dependencies
-(app/auth/dependencies.py: /mcp's token rules, challenges, audit and per-IP budget for failed attempts).
+(app/auth/dependencies.py: the first server's token rules, challenges, audit and per-IP budget for failed attempts).
 """
 
 from __future__ import annotations
