@@ -23,7 +23,6 @@ from app.catalog.registry import Catalog, Requirement
 from app.compose.parts import content_safety_from
 from app.compose.resource import resource_server, server_options, telemetry_options
 from app.compose.secrets import secret_store
-from app.core.startup import StartupError
 from app.observability.audit import AuditLog
 from app.observability.observe import Observer
 from app.observability.redaction import install_redaction
@@ -62,12 +61,6 @@ class Core:
     key: str = ""  # "" for the first server, else its SERVERS__{KEY} name
 
 
-class UnknownServerError(StartupError):
-    """`--server NAME` names no server of this app."""
-
-    label = "servers error"
-
-
 def build_core(settings: Settings, *, server: str = "", **options: Any) -> Core:
     """The core of one server of this app: the first (`server=""`), or `SERVERS__{server}` (stdio `--server`)."""
     return build_cores(settings, only=server, **options)[0]
@@ -91,12 +84,7 @@ def build_cores(
     caller (stdio). `for_review`: the lock command's build: tool secrets are not read and the lock is not checked (it
     is the thing being written), audit and telemetry are off. `only`: build just that server (its key).
     """
-    served = settings.served()
-    if only is not None:
-        served = [one for one in served if one.key == only]
-        if not served:
-            keys = ", ".join(sorted(settings.servers)) or "none"
-            raise UnknownServerError(f"no server {only!r} in SERVERS__* (the servers declared: {keys})")
+    served = settings.served() if only is None else [settings.served_one(only)]
     telemetry = setup_telemetry(
         telemetry_options(settings), {"OTEL_SDK_DISABLED": "true"} if for_review else telemetry_env
     )

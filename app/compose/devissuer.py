@@ -22,7 +22,7 @@ from app.devissuer.config import DevApp, DevIssuerConfig
 from app.devissuer.issuer import DevIssuer
 from app.devissuer.signing import DevKeyError
 from app.devissuer.tls import tls_options
-from app.settings import Settings
+from app.settings import Settings, UnknownServerError
 
 
 def dev_issuer_config(
@@ -38,8 +38,7 @@ def dev_issuer_config(
         catalog = catalogs[index] if catalogs and index < len(catalogs) else None
         server = resource_server(settings, catalog, routes if index == 0 else NO_ROUTES, one) if catalog else None
         # The facade signs in as each server's own app registration, with that server's own secret.
-        secret = settings.servers[one.key].client_secret if one.key else settings.azuread.client_secret
-        facade = settings.auth_server.enabled and secret is not None
+        facade = settings.auth_server.enabled and one.client_secret is not None
         apps.append(
             DevApp(
                 key=one.key,
@@ -50,7 +49,7 @@ def dev_issuer_config(
                 known_scopes=tuple(server.declared_scopes()) if server else (),
                 known_roles=tuple(server.declared_roles()) if server else (),
                 facade_client=(one.client_id, settings.auth_server_issuer + CALLBACK_PATH) if facade else None,
-                facade_secret=secret,
+                facade_secret=one.client_secret,
             )
         )
     return DevIssuerConfig(
@@ -83,9 +82,10 @@ def main() -> None:
     if not settings.dev_issuer_active:
         parser.error("AzureAd settings are configured: get tokens from Entra (see docs/tokens.md), not the dev issuer")
     server = getattr(args, "server", "").lower()
-    if server and server not in settings.servers:
-        keys = ", ".join(sorted(settings.servers)) or "none"
-        parser.error(f"no server {server!r} in SERVERS__* (the servers declared: {keys}); omit --server for the first")
+    try:
+        settings.served_one(server)
+    except UnknownServerError as exc:
+        parser.error(f"{exc}; omit --server for the first")
     try:
         # The sign-in page offers the scopes and roles the tools declare, as the embedded issuer's does.
         catalogs = [discover(one.tools_dir) for one in settings.served()] if args.command == "serve" else None

@@ -69,9 +69,9 @@ def settings_secrets(settings: Settings) -> Values:
             target = getattr(target, part)
         if target is not None:
             values[vault_secret_name(env_name)] = target
-    for key, server in settings.servers.items():  # each more server's own credential (SERVERS__{KEY}__CLIENT_SECRET)
-        if server.client_secret is not None:
-            values[f"servers--{key}--client-secret"] = server.client_secret
+    for one in settings.served()[1:]:  # each more server's own credential (SERVERS__{KEY}__CLIENT_SECRET)
+        if one.client_secret is not None:
+            values[one.secret_name] = one.client_secret
     return values
 
 
@@ -97,7 +97,7 @@ def client_credential(settings: Settings, store: SecretStore, key: str = "") -> 
     """A server's credential at Entra (the first server's, or `SERVERS__{key}`'s): a certificate (preferred by
     Microsoft), else the current client secret (the store's, so a rotated one rebuilds the MSAL client). For
     on-behalf-of and the facade."""
-    one = next(one for one in settings.served() if one.key == key)
+    one = settings.served_one(key)
     certificate = certificate_credential(one.certificate_path) if one.certificate_path else None
 
     def credential() -> ClientCredential | None:

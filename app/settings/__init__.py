@@ -29,7 +29,15 @@ from app.settings.sections import (
     TelemetrySettings,
     ToolsSettings,
 )
-from app.settings.servers import NamedServerSettings, Served, check_names, refuse_shared, served
+from app.settings.servers import (
+    NamedServerSettings,
+    Served,
+    UnknownServerError,
+    check_names,
+    find,
+    refuse_shared,
+    served,
+)
 from app.settings.serving import RateLimitSettings, SecuritySettings, ServerSettings
 from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources, unknown_settings
 from app.settings.stdio import StdioSettings
@@ -56,6 +64,7 @@ __all__ = [
     "StdioSettings",
     "TelemetrySettings",
     "ToolsSettings",
+    "UnknownServerError",
     "describe_invalid",
     "is_loopback_host",
     "layered_sources",
@@ -163,6 +172,10 @@ class Settings(BaseSettings):
     def served(self) -> list[Served]:
         """Every MCP server this app serves, the first (MCP__*, AZUREAD__*, `tools/`) first."""
         return served(self)
+
+    def served_one(self, key: str = "") -> Served:
+        """One server by its key (`SERVERS__{KEY}`; "" the first); `UnknownServerError` when none has it."""
+        return find(self.served(), key)
 
     @model_validator(mode="after")
     def _sessions_need_one_worker(self) -> Settings:

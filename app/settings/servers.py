@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator
 
+from app.core.startup import StartupError
 from app.settings.fields import CsvList, Section, acyclic, app_id_uri_shape, csv_list, scope_closure
 
 if TYPE_CHECKING:
@@ -123,11 +124,27 @@ class Served:
     required_roles: tuple[str, ...]
     implied_scopes: dict[str, frozenset[str]]
     secret_name: str  # its client secret's vault-style name in the secret store
+    client_secret: SecretStr | None
     certificate_path: Path | None
 
     @property
     def label(self) -> str:
         return f"SERVERS__{self.key.upper()}" if self.key else "MCP"
+
+
+class UnknownServerError(StartupError):
+    """A `--server KEY` names no server of this app."""
+
+    label = "servers error"
+
+
+def find(found: list[Served], key: str) -> Served:
+    """The server `key` names ("" the first); `UnknownServerError` naming the servers declared."""
+    for one in found:
+        if one.key == key:
+            return one
+    keys = ", ".join(one.key for one in found if one.key) or "none"
+    raise UnknownServerError(f"no server {key!r} in SERVERS__* (the servers declared: {keys})")
 
 
 def served(settings: Settings) -> list[Served]:
@@ -145,6 +162,7 @@ def served(settings: Settings) -> list[Served]:
         required_roles=tuple(settings.mcp.required_roles),
         implied_scopes=settings.mcp.implied_scopes,
         secret_name="azuread--client-secret",  # noqa: S106 (a name, not a value)
+        client_secret=settings.azuread.client_secret,
         certificate_path=settings.azuread.client_certificate_path,
     )
     found = [first]
@@ -165,6 +183,7 @@ def served(settings: Settings) -> list[Served]:
                 required_roles=tuple(one.required_roles),
                 implied_scopes=one.implied_scopes,
                 secret_name=f"servers--{key}--client-secret",
+                client_secret=one.client_secret,
                 certificate_path=one.client_certificate_path,
             )
         )

@@ -75,16 +75,15 @@ def _server_paths(parser: argparse.ArgumentParser, key: str) -> tuple[Path, Path
     """SERVERS__{KEY}'s tools folder and lock, as the app reads them (environment and `.env`)."""
     from pydantic import ValidationError
 
-    from app.settings import Settings, describe_invalid
+    from app.settings import Settings, UnknownServerError, describe_invalid
 
     try:
-        served = Settings(app_env="development").served()
+        one = Settings(app_env="development").served_one(key)
     except ValidationError as exc:
         parser.error(describe_invalid(exc))
-    found = [one for one in served if one.key == key]
-    if not found:
-        parser.error(f"no server {key!r} in SERVERS__* (set SERVERS__{key.upper()}__PATH, see docs/servers.md)")
-    return found[0].tools_dir, found[0].lock_path
+    except UnknownServerError as exc:
+        parser.error(f"{exc}: set SERVERS__{key.upper()}__PATH, see docs/servers.md")
+    return one.tools_dir, one.lock_path
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 from tests.support.calls import modern_call
 from tests.support.entra import EntraStandIn
 from tests.support.redis import RedisServer
-from tests.support.replicas import Replica
+from tests.support.replicas import Replica, replicas_ready
 from tests.support.servers import ServerThread
 
 if shutil.which("redis-server") is None:
@@ -42,24 +42,14 @@ def redis() -> Iterator[RedisServer]:
 def replicas(
     entra: EntraStandIn, redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[Replica]]:
-    logs = tmp_path_factory.mktemp("replicas")
-    started = [
-        Replica(
-            entra,
-            redis,
-            logs / f"replica-{i}.log",
-            RATE_LIMIT__DEFAULT="20/minute",
-            SECURITY__MAX_CONCURRENT_CALLS_PER_PRINCIPAL="64",  # the bursts here test rates, not concurrency
-        )
-        for i in range(2)
-    ]
-    try:
-        for replica in started:
-            replica.wait_ready()
+    with replicas_ready(
+        entra,
+        redis,
+        tmp_path_factory.mktemp("replicas"),
+        RATE_LIMIT__DEFAULT="20/minute",
+        SECURITY__MAX_CONCURRENT_CALLS_PER_PRINCIPAL="64",  # the bursts here test rates, not concurrency
+    ) as started:
         yield started
-    finally:
-        for replica in started:
-            replica.stop()
 
 
 async def call(http: httpx2.AsyncClient, base: str, token: str, tool: str, request_id: int) -> httpx2.Response:

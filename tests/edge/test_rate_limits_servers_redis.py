@@ -14,7 +14,7 @@ import pytest
 from tests.support.calls import modern_call
 from tests.support.entra import EntraStandIn
 from tests.support.redis import RedisServer
-from tests.support.replicas import Replica
+from tests.support.replicas import Replica, replicas_ready
 from tests.support.values import CLIENT_ID, SUPPORT, TENANT
 
 if shutil.which("redis-server") is None:
@@ -31,27 +31,19 @@ BUDGET = 6  # RATE_LIMIT__DEFAULT per caller, per server
 @pytest.fixture(scope="module")
 def replicas(entra: EntraStandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Replica]]:
     redis = RedisServer().start()
-    logs = tmp_path_factory.mktemp("server-replicas")
-    started = [
-        Replica(
+    try:
+        with replicas_ready(
             entra,
             redis,
-            logs / f"replica-{i}.log",
+            tmp_path_factory.mktemp("server-replicas"),
             TOOLS__DIR=str(SUPPORT / "two_servers" / "hr"),
             SERVERS__FINANCE__PATH="/finance/mcp",
             SERVERS__FINANCE__CLIENT_ID=FINANCE_ID,
             SERVERS__FINANCE__TOOLS_DIR=str(SUPPORT / "two_servers" / "finance" / "tools"),
             RATE_LIMIT__DEFAULT=f"{BUDGET}/minute",
-        )
-        for i in range(2)
-    ]
-    try:
-        for replica in started:
-            replica.wait_ready()
-        yield started
+        ) as started:
+            yield started
     finally:
-        for replica in started:
-            replica.stop()
         redis.close()
 
 

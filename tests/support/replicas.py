@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
@@ -84,3 +86,18 @@ class Replica:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+@contextmanager
+def replicas_ready(
+    entra: EntraStandIn, redis: RedisServer, logs: Path, count: int = 2, **env: str
+) -> Iterator[list[Replica]]:
+    """`count` replicas with the same `env`, each ready (`/readyz`), all stopped on the way out."""
+    started = [Replica(entra, redis, logs / f"replica-{i}.log", **env) for i in range(count)]
+    try:
+        for replica in started:
+            replica.wait_ready()
+        yield started
+    finally:
+        for replica in started:
+            replica.stop()
