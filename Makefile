@@ -8,7 +8,7 @@ ROLES ?=
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help run test lint fmt token install audit-verify new-tool new-route tools-lock audit sbom bench docs
+.PHONY: help run test lint fmt token install audit-verify new-tool new-route tools-lock audit sbom bench bench-tasks docs
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ lint: install ## ruff, mypy, and the import-linter contracts in pyproject.toml (
 bench: install ## compare this server with the bare SDK, SDK+JWT and fastmcp (needs wrk; see bench/README.md)
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk" >&2; exit 2; }
 	$(RUN) python bench/run.py $(BENCH_ARGS)
+
+bench-tasks: install ## tasks/get poll throughput and task creation vs a synchronous call, this server at its defaults (needs wrk)
+	@command -v wrk >/dev/null || { echo "bench-tasks needs wrk: apt-get install wrk" >&2; exit 2; }
+	$(RUN) python bench/tasks.py $(BENCH_ARGS)
 
 fmt: install ## format and auto-fix
 	$(RUN) ruff format .

@@ -11,6 +11,7 @@ from app.edge.route_limits import limiter
 from app.secrets.store import secret
 from app.server.ask import Ask, ask
 from app.server.content import untrusted
+from app.tasks.progress import Progress, progress
 
 __all__ = [
     "Ask",
@@ -19,6 +20,7 @@ __all__ = [
     "DownstreamAuthError",
     "NotAuthenticatedError",
     "Principal",
+    "Progress",
     "Secret",
     "ToolError",
     "ask",
@@ -27,6 +29,7 @@ __all__ = [
     "current_principal",
     "downstream_token",
     "limiter",
+    "progress",
     "prompt",
     "public",
     "requires",

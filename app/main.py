@@ -67,7 +67,9 @@ def create_app(settings: Settings | None = None) -> Entry:
         DevIssuer(dev_issuer_config(settings, [c.catalog for c in cores], routes.requirement)) if embedded else None
     )
     closers = [
-        close for p in (first.content_check, *(e.events for e in served)) if (close := getattr(p, "aclose", None))
+        close
+        for p in (first.content_check, *(e.events for e in served), *(c.tasks for c in cores))
+        if (close := getattr(p, "aclose", None))
     ]
     readiness = Readiness()  # Redis is deliberately no check: RATE_LIMIT__ON_STORAGE_ERROR decides what callers get
     readiness.add("jwks", served[0].validator.keys_loaded)  # one signing-key cache for every server

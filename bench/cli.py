@@ -8,6 +8,7 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -192,14 +193,21 @@ def _run(
     return results
 
 
-def write(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+def write(
+    results: dict[str, Any],
+    out_dir: Path,
+    name: str = "results",
+    latest: str = "latest",
+    render: Callable[[dict[str, Any]], str] = report.markdown,
+) -> tuple[Path, Path]:
+    """`{name}-{stamp}.json` and `.md` in `out_dir`, copied to `{latest}.json` and `.md`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    json_path, md_path = out_dir / f"results-{stamp}.json", out_dir / f"results-{stamp}.md"
+    json_path, md_path = out_dir / f"{name}-{stamp}.json", out_dir / f"{name}-{stamp}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    md_path.write_text(report.markdown(results))
-    for src, name in ((json_path, "latest.json"), (md_path, "latest.md")):
-        (out_dir / name).write_text(src.read_text())
+    md_path.write_text(render(results))
+    for src, copy in ((json_path, f"{latest}.json"), (md_path, f"{latest}.md")):
+        (out_dir / copy).write_text(src.read_text())
     return json_path, md_path
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.mcp_http import Request
@@ -37,6 +37,40 @@ function done(summary, latency, requests)
 end
 """
 
+_LUA_EACH = """\
+wrk.method = "POST"
+-- One request per caller (headers and body: e.g. tasks/get of the caller's own task), in turn, each with a fresh
+-- JSON-RPC id; every response outside 2xx is counted by status, and done() reports the counts.
+local callers = {{
+{callers}
+}}
+local n = 0
+statuses = {{}}
+function request()
+  n = n + 1
+  local c = callers[(n % #callers) + 1]
+  return wrk.format(nil, nil, c[1], c[2] .. n .. c[3])
+end
+function response(status, headers, body)
+  if status < 200 or status > 299 then statuses[status] = (statuses[status] or 0) + 1 end
+end
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function done(summary, latency, requests)
+  local counts, parts, e = {{}}, {{}}, summary.errors
+  for _, t in ipairs(threads) do
+    for code, count in pairs(t:get("statuses")) do counts[code] = (counts[code] or 0) + count end
+  end
+  for code, count in pairs(counts) do parts[#parts + 1] = string.format('"%d":%d', code, count) end
+  io.write(string.format(
+    'BENCH_JSON {{"requests":%d,"duration_us":%d,"status_errors":%d,"connect":%d,"read":%d,' ..
+    '"write":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f,"max_us":%d,"statuses":{{%s}}}}\\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean, latency.max,
+    table.concat(parts, ",")))
+end
+"""
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -48,6 +82,8 @@ class LoadResult:
     p90_ms: float
     p99_ms: float
     mean_ms: float
+    statuses: dict[int, int] = field(default_factory=dict)
+    """Responses outside 2xx by HTTP status (scripts from `write_script_each` only)."""
 
     @property
     def rps(self) -> float:
@@ -61,21 +97,38 @@ def require_wrk() -> str:
     return path
 
 
+def _headers_table(req: Request) -> str:
+    if any('"' in k + v or "\\" in k + v for k, v in req.headers.items()):
+        raise ValueError("request headers cannot be embedded in the wrk Lua script")
+    return "{" + ", ".join(f'["{k}"] = "{v}"' for k, v in req.headers.items()) + "}"
+
+
 def write_script(requests: list[Request], path: Path) -> Path:
     """A script sending the callers' requests in turn; they must differ only in their headers."""
     if not requests or any(req.body != requests[0].body for req in requests):
         raise ValueError("the callers' requests must share one body")
     body = requests[0].body
-    tables = []
-    for req in requests:
-        if any('"' in k + v or "\\" in k + v for k, v in req.headers.items()):
-            raise ValueError("request headers cannot be embedded in the wrk Lua script")
-        tables.append("  {" + ", ".join(f'["{k}"] = "{v}"' for k, v in req.headers.items()) + "},")
+    tables = [f"  {_headers_table(req)}," for req in requests]
     head, found, tail = body.partition('"id":1,')
     if not found or "]==]" in body:
         raise ValueError('the request body has no "id":1 to number, or cannot be embedded')
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(_LUA.format(callers="\n".join(tables), head=head + '"id":', tail="," + tail))
+    return path
+
+
+def write_script_each(requests: list[Request], path: Path) -> Path:
+    """A script sending each caller's own request (headers and body) in turn, counting responses by status."""
+    rows = []
+    for req in requests:
+        head, found, tail = req.body.partition('"id":1,')
+        if not found or "]==]" in req.body:
+            raise ValueError('a request body has no "id":1 to number, or cannot be embedded')
+        rows.append(f'  {{{_headers_table(req)}, [==[{head}"id":]==], [==[,{tail}]==]}},')
+    if not rows:
+        raise ValueError("no requests")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_LUA_EACH.format(callers="\n".join(rows)))
     return path
 
 
@@ -100,4 +153,5 @@ def run_wrk(url: str, script: Path, seconds: float, connections: int, cores: str
         p90_ms=d["p90_us"] / 1000,
         p99_ms=d["p99_us"] / 1000,
         mean_ms=d["mean_us"] / 1000,
+        statuses={int(code): count for code, count in d.get("statuses", {}).items()},
     )

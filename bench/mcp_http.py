@@ -66,19 +66,32 @@ def initialized_notification(ex: Exchange) -> Request:
     return Request(ex.headers(), _dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
 
 
-def tools_call_request(ex: Exchange, text: str = "hi") -> Request:
-    """The request the load driver repeats."""
-    params: dict[str, Any] = {"name": "echo", "arguments": {"text": text}}
-    headers = ex.headers()
-    if ex.protocol == MODERN:
-        params["_meta"] = {
+def modern_request(
+    ex: Exchange, method: str, params: dict[str, Any], name: str | None, capabilities: dict[str, Any] | None = None
+) -> Request:
+    """A standalone 2026-07-28 request: the `_meta` envelope (with these per-request client capabilities) and the
+    routing headers (`Mcp-Name`: the tool of a tools/call, the task id of a tasks/* request)."""
+    params = params | {
+        "_meta": {
             "io.modelcontextprotocol/protocolVersion": MODERN,
             "io.modelcontextprotocol/clientInfo": _CLIENT_INFO,
-            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientCapabilities": capabilities or {},
         }
-        headers |= {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
-    else:
-        headers["MCP-Protocol-Version"] = LEGACY
+    }
+    headers = ex.headers() | {"MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+    if name is not None:
+        headers["Mcp-Name"] = name
+    return Request(headers, _dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+
+
+def tools_call_request(
+    ex: Exchange, text: str = "hi", tool: str = "echo", capabilities: dict[str, Any] | None = None
+) -> Request:
+    """The request the load driver repeats (`capabilities`: the per-request client capabilities, 2026-07-28 only)."""
+    params: dict[str, Any] = {"name": tool, "arguments": {"text": text}}
+    if ex.protocol == MODERN:
+        return modern_request(ex, "tools/call", params, tool, capabilities)
+    headers = ex.headers() | {"MCP-Protocol-Version": LEGACY}
     return Request(headers, _dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}))
 
 
@@ -110,7 +123,7 @@ def open_exchange(conn: Conn, protocol: str, token: str | None) -> Exchange:
     status, headers, body = conn.post(initialize_request(token))
     if status != 200:
         raise ProtocolError(f"initialize -> HTTP {status}: {body[:300]!r}")
-    _json_result(headers, body)
+    json_result(headers, body)
     ex.session_id = headers.get("mcp-session-id")
     status, _, body = conn.post(initialized_notification(ex))
     if status not in (200, 202):
@@ -118,7 +131,7 @@ def open_exchange(conn: Conn, protocol: str, token: str | None) -> Exchange:
     return ex
 
 
-def _json_result(headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def json_result(headers: dict[str, str], body: bytes) -> dict[str, Any]:
     """The JSON-RPC result of a JSON response, or of the last `data:` frame of an SSE response."""
     ctype = headers.get("content-type", "")
     if ctype.startswith("text/event-stream"):
@@ -140,7 +153,7 @@ def check_tools_call(conn: Conn, ex: Exchange) -> None:
     status, headers, body = conn.post(tools_call_request(ex, "bench-check"))
     if status != 200:
         raise ProtocolError(f"tools/call ({ex.protocol}) -> HTTP {status}: {body[:300]!r}")
-    result = _json_result(headers, body)
+    result = json_result(headers, body)
     texts = [c.get("text") for c in result.get("content", [])]
     if result.get("isError") or "bench-check" not in texts:
         raise ProtocolError(f"tools/call ({ex.protocol}) returned an unexpected result: {body[:300]!r}")

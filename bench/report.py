@@ -43,7 +43,7 @@ def _maybe(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -81,7 +81,7 @@ def markdown(results: Results) -> str:
             f"{r['server_cpu_util']:.2f}", f"{r['other_cpu_util']:.2f}",
             " / ".join(f"{x:.0f}" for x in r["rounds_rps"]),
         ])  # fmt: skip
-    lines += _table(
+    lines += table(
         [
             "target",
             "protocol",
@@ -105,7 +105,7 @@ def markdown(results: Results) -> str:
     ]
     if results["ratios"]:
         lines += ["", "### Ratios", ""]
-        lines += _table(
+        lines += table(
             ["pair", "protocol", "req/s ratio", "CPU/req ratio", "p99 ratio", "paired req/s", "paired CPU/req"],
             [[r["pair"], r["protocol"], f"{r['rps_ratio']:.2f}", f"{r['cpu_per_req_ratio']:.2f}",
               f"{r['p99_ratio']:.2f}", _maybe(r.get("paired_rps_ratio")), _maybe(r.get("paired_cpu_per_req_ratio"))]
@@ -115,14 +115,14 @@ def markdown(results: Results) -> str:
                   "drift in machine speed between rounds; `-` with one round."]  # fmt: skip
     if results["cold_start"]:
         lines += ["", "### Cold start (spawn → first successful tools/call, 2025-11-25 incl. initialize)", ""]
-        lines += _table(
+        lines += table(
             ["target", "median s", "samples s"],
             [[_label(results, k), f"{v['median_s']:.2f}", ", ".join(f"{s:.2f}" for s in v["samples_s"])]
              for k, v in results["cold_start"].items()],
         )  # fmt: skip
     if results["sessions"]:
         lines += ["", "### Idle stateful sessions (2025-11-25, stateful server)", ""]
-        lines += _table(
+        lines += table(
             ["target", "sessions", "RSS before MiB", "RSS after MiB", "KiB/session"],
             [[_label(results, k), str(v["sessions"]), f"{v['rss_before_mib']:.1f}", f"{v['rss_after_mib']:.1f}",
               f"{v['kib_per_session']:.1f}"] for k, v in results["sessions"].items()],
@@ -141,9 +141,9 @@ def markdown(results: Results) -> str:
                 _label(results, k), f"{one['rps']:.0f}", f"{two['rps']:.0f}", f"{two['rps'] / one['rps']:.2f}",
                 f"{one['rss_mib']:.1f}", f"{two['rss_mib']:.1f}",
             ])  # fmt: skip
-        lines += _table(["target", "1 worker req/s", "2 workers req/s", "scaling", "RSS 1w MiB", "RSS 2w MiB"], rows)
+        lines += table(["target", "1 worker req/s", "2 workers req/s", "scaling", "RSS 1w MiB", "RSS 2w MiB"], rows)
     lines += ["", "### Versions", ""]
-    lines += _table(
+    lines += table(
         ["target", "packages"],
         [[_label(results, k), ", ".join(f"{p} {v}" for p, v in t["versions"].items())]
          for k, t in results["targets"].items() if t.get("versions")],

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.keys import BenchKeys
+from bench.procs import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FASTMCP_VENV = REPO_ROOT / "bench" / ".venvs" / "fastmcp"
@@ -37,7 +38,8 @@ PROJECT_ENV: dict[str, str] = {
     # (SDK spans and metrics, no exporter), audit to a file.
     "APP_ENV": "development",
     "DEV_ISSUER__EMBEDDED": "false",  # the bench runs one dev issuer for all (d) processes (see _prepare_project)
-    "DEV_ISSUER__PORT": "18001",
+    # A free port per bench run (two runs at once, as in the tests, must not share an issuer whose keys differ).
+    "DEV_ISSUER__PORT": str(free_port()),
     "TOOLS__DIR": str(REPO_ROOT / "bench" / "tools"),
     "MCP__JSON_RESPONSE": "true",  # as the baselines
     "AUDIT__SINK": "file:{scratch}/audit-{pid}.jsonl",  # {scratch}: the run's own directory, removed at its end

@@ -49,6 +49,7 @@ ONE_WORKER_MODULES = frozenset(
         "tests/main/test_nginx.py",
         "tests/edge/test_rate_limits_redis.py",
         "tests/edge/test_route_limits.py",
+        "tests/tasks/test_replicas.py",  # one Redis, two replicas and nginx serve all its tests
     }
 )
 

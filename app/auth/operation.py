@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.auth.principal import principal_from_scope
 from app.catalog.registry import COMPLETION_REFS
 from app.core.sdk_private import replace_modern_json
+from app.core.taskids import task_tool
 
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
@@ -84,6 +85,12 @@ def _listened_resources(params: dict[str, Any]) -> tuple[Target, ...] | None:
     return tuple(("resource", uri) for uri in dict.fromkeys(uris))
 
 
+def _task(params: dict[str, Any]) -> tuple[Target, ...] | None:
+    """A task needs what calling its tool needs (the id names the tool: app/core/taskids.py), on every request."""
+    tool = task_tool(params.get("taskId"))
+    return (("tool", tool),) if tool is not None else None
+
+
 # Methods with targets: each reads its targets from `params` (None: they are missing or of the wrong type).
 TARGETED: dict[str, Callable[[dict[str, Any]], tuple[Target, ...] | None]] = {
     "tools/call": _named("tool", "name"),
@@ -92,6 +99,10 @@ TARGETED: dict[str, Callable[[dict[str, Any]], tuple[Target, ...] | None]] = {
     "resources/subscribe": _named("resource", "uri"),  # watching a resource needs what reading it needs
     "completion/complete": _completion_ref,
     "subscriptions/listen": _listened_resources,
+    # The Tasks extension (io.modelcontextprotocol/tasks, app/tasks/)
+    "tasks/get": _task,
+    "tasks/update": _task,
+    "tasks/cancel": _task,
 }
 CLASSIFIED = UNTARGETED | NOTIFICATIONS | TARGETED.keys()
 
@@ -125,7 +136,8 @@ class Operation:
 
     @property
     def tool(self) -> str | None:
-        return self.target if self.kind == "tool" else None
+        """The tool a `tools/call` calls (a `tasks/*` request targets its task's tool too, but calls nothing)."""
+        return self.target if self.method == "tools/call" and self.kind == "tool" else None
 
 
 def operation_from_scope(scope: Scope) -> Operation | None:

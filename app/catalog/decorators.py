@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from mcp.types import ToolAnnotations
 
-from app.catalog.registry import SPEC_ATTR, Kind, Limits, Requirement, Spec
+from app.catalog.registry import SPEC_ATTR, Kind, Limits, Requirement, Spec, TaskMode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,6 +81,7 @@ def tool(
     rate: str | None = None,
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
+    task: TaskMode = "forbidden",
 ) -> Callable[[F], F]:
     """Expose a function as an MCP tool, guarded by the scopes and/or roles it declares (see docs/tools.md).
 
@@ -106,6 +107,9 @@ def tool(
         timeout: seconds the tool may run before it is cancelled (default `SECURITY__TOOL_TIMEOUT_SECONDS`).
         input_schema: a hand-written JSON Schema 2020-12 published instead of the signature's; every call is
             validated against it and the function takes its top-level properties as plain JSON keyword arguments.
+        task: `"optional"` lets a call run as a task (MCP Tasks extension) when the client declares the extension:
+            the client gets a task handle at once and polls for the result; `"required"` runs every call as one
+            (clients that do not declare it get an error); `"forbidden"` (default) never. See docs/tasks.md.
 
     Returns:
         The decorator; it returns the function unchanged (with its `Spec` attached).
@@ -129,7 +133,7 @@ def tool(
         public,
         secrets=secrets,
         audit_arguments=audit_arguments,
-        limits=Limits(rate, timeout),
+        limits=Limits(rate, timeout, task),
         input_schema=input_schema,
         title=title,
         description=description,

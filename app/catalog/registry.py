@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from app.core.startup import StartupError
 
 Kind = Literal["tool", "resource", "prompt", "completion"]
+TaskMode = Literal["forbidden", "optional", "required"]  # may a call run as a task (MCP Tasks extension)
 SPEC_ATTR = "__mcp_spec__"
 # completion/complete: `ref.type` -> (the catalog kind it targets, the ref field naming the target). Authorization and
 # dispatch both read a ref through this one table, so a completer runs only for the target that was authorized.
@@ -42,6 +43,11 @@ class Limits:
 
     rate: str | None = None
     timeout: float | None = None
+    task: TaskMode = "forbidden"
+
+    def __post_init__(self) -> None:
+        if self.task not in get_args(TaskMode):
+            raise TypeError(f"task must be one of {', '.join(get_args(TaskMode))}, not {self.task!r}")
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,11 @@ class Policy:
     rate: str | None  # per caller, on top of RATE_LIMIT__DEFAULT (a `limits` string); None: only that
     timeout: float  # seconds; `@tool(timeout=...)`, else SECURITY__TOOL_TIMEOUT_SECONDS
     max_result_bytes: int  # SECURITY__MAX_RESULT_BYTES (server-wide)
+    task: TaskMode = "forbidden"  # `@tool(task=...)`: whether a call may (or must) run as a task (docs/tasks.md)
 
     # SECURITY__TOOL_TIMEOUT_SECONDS and SECURITY__MAX_RESULT_BYTES as shipped (a test pins them to the settings').
     SERVER_DEFAULTS: ClassVar[Policy]
-    STDIO: ClassVar[frozenset[str]] = frozenset({"timeout", "max_result_bytes"})
+    STDIO: ClassVar[frozenset[str]] = frozenset({"timeout", "max_result_bytes", "task"})
     HTTP_ONLY: ClassVar[frozenset[str]] = frozenset({"rate"})
 
 
@@ -101,7 +108,7 @@ class Catalog:
         the server-wide values alone.
 
         The one lookup the enforcement points read: RateLimit (app/edge/ratelimit.py) its `rate`, ToolBounds
-        (app/server/tool_bounds.py) its `timeout` and `max_result_bytes`.
+        (app/server/tool_bounds.py) its `timeout` and `max_result_bytes`, the task parts (app/tasks/) its `task`.
         """
         server_wide = server_wide or Policy.SERVER_DEFAULTS
         limits = next((s.limits for s in self.specs if s.kind == "tool" and s.name == tool), Limits())
@@ -109,6 +116,7 @@ class Catalog:
             rate=limits.rate,
             timeout=limits.timeout or server_wide.timeout,
             max_result_bytes=server_wide.max_result_bytes,
+            task=limits.task,
         )
 
     def completers(self) -> dict[tuple[Kind, str], Callable[..., Any]]:

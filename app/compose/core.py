@@ -20,7 +20,7 @@ from app.auth.principal import Principal
 from app.auth.resource import NO_ROUTES, ResourceServer
 from app.catalog.discovery import discover
 from app.catalog.registry import Catalog, Requirement
-from app.compose.parts import content_safety_from
+from app.compose.parts import content_safety_from, task_options, task_store_from
 from app.compose.resource import resource_server, server_options, telemetry_options
 from app.compose.secrets import secret_store
 from app.observability.audit import AuditLog
@@ -33,6 +33,8 @@ from app.server.build import build_mcp_server
 from app.server.content import ContentSafetyCheck
 from app.server.threads import ToolThreads
 from app.settings import Settings
+from app.tasks.parts import Tasks
+from app.tasks.store import TaskStore
 
 log = logging.getLogger("app")
 
@@ -59,6 +61,7 @@ class Core:
     mcp: MCPServer[Any]
     audit: AuditLog  # the one audit log every server writes to (each record names its server when there are several)
     key: str = ""  # "" for the first server, else its SERVERS__{KEY} name
+    tasks: Tasks | None = None  # when a tool may run as a task (app/tasks/)
 
 
 def build_core(settings: Settings, *, server: str = "", **options: Any) -> Core:
@@ -98,7 +101,8 @@ def build_cores(
     threads = ToolThreads(settings.tools.threads)
     content_check = None if for_review else content_safety_from(settings)
     several = len(settings.served()) > 1
-    cores = []
+    cores: list[Core] = []
+    first_store: TaskStore | None = None  # later servers share its Redis pool
     for one, catalog in zip(served, catalogs, strict=True):
         server = resource_server(settings, catalog, routes if not one.key else NO_ROUTES, one)
         observer = Observer(telemetry, audit, catalog, server.name if several else None)
@@ -107,8 +111,11 @@ def build_cores(
         guard = Guard(catalog, server.required_scopes, server.required_roles, server.scope_uri)
         source = downstream(server, secrets) if downstream is not None else None
         options = server_options(settings, server.name)
+        store = None if for_review else task_store_from(settings, server.name, first_store)
+        first_store = first_store or store
+        tasks = Tasks.of(catalog, store, task_options(settings), observer) if store is not None else None
         mcp = build_mcp_server(
-            options, catalog, guard, secrets, observer, source, content_check, threads, caller=caller
+            options, catalog, guard, secrets, observer, source, content_check, threads, caller=caller, tasks=tasks
         )
         # Tool integrity: what models will be shown must match the reviewed tools.lock (app/server/toolslock.py).
         if not for_review and settings.tools_lock_mode != "off":
@@ -129,6 +136,7 @@ def build_cores(
                 mcp,
                 audit,
                 one.key,
+                tasks,
             )
         )
     return cores

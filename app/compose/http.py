@@ -18,11 +18,12 @@ then each MCP server's path (`MCP__PATH`, `SERVERS__{NAME}__PATH`), its own chai
     -> long-lived streams (listen, stateful GET), per principal and overall: CapStreams (429 / 503, never queued;
        ended cleanly at SECURITY__MAX_STREAM_SECONDS; a stateless GET is 405)
     -> tool calls in flight, per principal and overall: CapConcurrency (429 / 503, never queued)
+    -> tasks, per principal and overall, when a tool may run as one: AdmitTasks (429 / 503, never queued)
     -> a response for every request: EnsureResponse
     -> sessions bound to their principal, capped per principal: SessionScope
     -> the SDK's own DNS-rebinding check (given the same Host / Origin lists)
     -> MCP dispatch: the SDK's Streamable HTTP session manager, with its MCP span, then its middleware
-       (app/server/build.py: ObserveOperation, SecretGuard, CallerContext, ToolBounds, AskClient)
+       (app/server/build.py: ObserveOperation, TaskLayer, SecretGuard, CallerContext, ToolBounds, AskClient)
     -> the tool (a plain `def` tool on a worker thread of the TOOLS__THREADS pool: app/server/threads.py)
 With tracing on, FastAPI's native HTTP server span wraps the whole app and the MCP route goes through FastAPI.
 
@@ -65,6 +66,7 @@ from app.edge.streams import CapStreams
 from app.server.events import ScopedEventStore
 from app.server.sessions import SessionScope
 from app.settings import Settings
+from app.tasks.admit import AdmitTasks
 
 Part = AbstractAsyncContextManager[Any] | AbstractContextManager[Any]
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
@@ -115,6 +117,7 @@ def mcp_layers(
             settings.mcp.stateless,
         ),
         Middleware(CapConcurrency, security.max_concurrent_calls_per_principal, security.max_concurrent_calls),
+        *([Middleware(AdmitTasks, tasks.modes, tasks.store, tasks.options)] if (tasks := core.tasks) else []),
         Middleware(EnsureResponse),
     ]
 

@@ -1,4 +1,4 @@
-"""The parts built straight from settings: content safety, the event store for resumable streams."""
+"""The parts built straight from settings: content safety, the event store for resumable streams, the task store."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from mcp.server.streamable_http import EventStore
 from app.server.content_safety import ContentSafetyCheck
 from app.server.events import MemoryEventStore, RedisEventStore, ScopedEventStore
 from app.settings import Settings
+from app.tasks.records import TaskOptions
+from app.tasks.store import MemoryTaskStore, RedisTaskStore, TaskStore
 
 
 def content_safety_from(settings: Settings) -> ContentSafetyCheck | None:
@@ -61,3 +63,27 @@ def event_store_from(
 def resumability(settings: Settings, store: EventStore | None) -> dict[str, Any]:
     """The session manager's resumability arguments: the store, and the SSE `retry` hint that goes with it."""
     return {"event_store": store, "retry_interval": settings.mcp.sse_retry_ms if store is not None else None}
+
+
+def task_store_from(settings: Settings, server: str, beside: TaskStore | None = None) -> TaskStore:
+    """One server's task store: in Redis under its name (on the pool of `beside`, the first server's), or memory."""
+    if isinstance(beside, RedisTaskStore):
+        return beside.under(server)
+    redis, mode = settings.redis_uri, settings.mcp.task_store
+    if mode == "redis" or (mode == "auto" and redis is not None):
+        assert redis is not None  # settings refuse `redis` without a Redis URL
+        return RedisTaskStore(redis, server)
+    return MemoryTaskStore(settings.tasks.memory_max_bytes)
+
+
+def task_options(settings: Settings) -> TaskOptions:
+    tasks = settings.tasks
+    return TaskOptions(
+        max_per_principal=tasks.max_per_principal,
+        max_active=tasks.max_active,
+        max_run_seconds=float(tasks.max_run_seconds),
+        ttl_seconds=tasks.ttl_seconds,
+        poll_interval_ms=tasks.poll_interval_ms,
+        lease_seconds=float(tasks.lease_seconds),
+        max_answer_bytes=tasks.max_answer_bytes,
+    )

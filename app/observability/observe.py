@@ -63,6 +63,9 @@ KNOWN_METHODS = frozenset(
         "tools/list",
         "server/discover",
         "subscriptions/listen",
+        "tasks/get",  # the Tasks extension's (app/tasks/)
+        "tasks/update",
+        "tasks/cancel",
     }
 )
 

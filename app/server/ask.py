@@ -10,6 +10,8 @@ client's model. How the question travels is decided per request:
 - Handshake era (2025-06-18, 2025-11-25) with a back-channel (a session): pushed mid-call, as `ctx.elicit` and
   `ctx.session.create_message` do.
 - Neither (a stateless handshake-era request): a clear tool error, never a hang or a 500.
+- In a task (app/tasks/): the question becomes one of the task's `inputRequests`; the body waits, without running
+  again, until the client answers with `tasks/update`.
 
 Written here rather than with the SDK's `Resolve(...)` markers so the question is asked where its answer is used,
 in the tool body; the wire shapes (rendered schema, digests, results) are the SDK's own.
@@ -55,6 +57,7 @@ from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, ValidationError
 
 from app.core.binding import bind
+from app.tasks.run import current_run
 
 M = TypeVar("M", bound=BaseModel)
 _INPUT_REQUIRED_FROM = "2026-07-28"  # first revision that asks through InputRequiredResult
@@ -128,7 +131,8 @@ class Ask:
         """
         ctx = _current("elicit")
         _require(ctx, ClientCapabilities(elicitation=ElicitationCapability()), "elicitation")
-        if (round_ := _ROUND.get()) is None:
+        run, round_ = current_run(), _ROUND.get()
+        if run is None and round_ is None:
             try:
                 return await elicit_with_validation(ctx.session, message, schema, related_request_id=ctx.request_id)
             except NoBackChannelError:
@@ -136,7 +140,8 @@ class Ask:
             except ValueError as exc:  # accepted without content, or content not matching the schema
                 raise ToolError(f"the client's answer was not usable: {exc}") from None
         requested = render_elicitation_schema(schema)
-        wire = round_.answer(ElicitRequest(params=ElicitRequestFormParams(message=message, requested_schema=requested)))
+        request = ElicitRequest(params=ElicitRequestFormParams(message=message, requested_schema=requested))
+        wire = await _answer(request)
         try:
             result = ElicitResult.model_validate(wire)
             if result.action == "accept":
@@ -168,7 +173,7 @@ class Ask:
         params = CreateMessageRequestParams(
             messages=messages, max_tokens=max_tokens, system_prompt=system_prompt, temperature=temperature
         )
-        if (round_ := _ROUND.get()) is None:
+        if current_run() is None and _ROUND.get() is None:
             try:  # what session.create_message sends, without its 2026-07-28 deprecation warning
                 result = await ctx.session.send_request(
                     CreateMessageRequest(params=params),
@@ -179,7 +184,7 @@ class Ask:
                 raise ToolError(_NO_CHANNEL) from None
         else:
             try:
-                result = CreateMessageResult.model_validate(round_.answer(CreateMessageRequest(params=params)))
+                result = CreateMessageResult.model_validate(await _answer(CreateMessageRequest(params=params)))
             except ValidationError:
                 raise ToolError("the client's answer is not a sampling result") from None
         content = result.content
@@ -202,8 +207,18 @@ def _current(what: str) -> ServerRequestContext[Any, Any]:
     return ctx
 
 
+async def _answer(request: ElicitRequest | CreateMessageRequest) -> dict[str, Any]:
+    """The answer to `request`: from the task's `tasks/update` (in a task), or this input-required round's."""
+    run = current_run()
+    if run is not None:
+        return await run.ask(request.model_dump(mode="json", by_alias=True, exclude_none=True))
+    round_ = _ROUND.get()
+    assert round_ is not None
+    return round_.answer(request)
+
+
 def _require(ctx: ServerRequestContext[Any, Any], capability: ClientCapabilities, name: str) -> None:
-    if _ROUND.get() is None and not ctx.session.can_send_request:
+    if _ROUND.get() is None and current_run() is None and not ctx.session.can_send_request:
         raise ToolError(_NO_CHANNEL)  # first: a request without a session has no declared capabilities either
     if not ctx.session.check_client_capability(capability):
         raise ToolError(f"the client did not declare the {name} capability, so it cannot be asked")
@@ -222,6 +237,7 @@ class AskClient:
         if ctx.method != "tools/call":
             return await call_next(ctx)
         modern = ctx.protocol_version is not None and is_version_at_least(ctx.protocol_version, _INPUT_REQUIRED_FROM)
+        modern = modern and current_run() is None  # a task asks through its inputRequests and waits (app/tasks/)
         with bind(_REQUEST, ctx), bind(_ROUND, _Round(ctx.params) if modern else None):
             try:
                 return await call_next(ctx)

@@ -35,12 +35,13 @@ from app.server.injection import served_function
 from app.server.sdk_gaps import apply_log_level, fill_sdk_gaps
 from app.server.threads import ToolThreads
 from app.server.tool_bounds import ToolBounds
+from app.tasks.parts import Tasks
 
 log = logging.getLogger("app.mcp")
 MAX_COMPLETIONS = 100  # the spec's cap on values in one completion result
 REQUEST_STATE_KEYS = "mcp--request-state-keys"
 # Results that carry tool or author text back to the client: scrubbed of secrets and tokens.
-_SCRUBBED = {"tools/call", "resources/read", "prompts/get"}
+_SCRUBBED = {"tools/call", "resources/read", "prompts/get", "tasks/get"}
 
 # list method -> (wire result field, catalog kind, wire key naming each item's target)
 _LISTS = {
@@ -131,11 +132,13 @@ def build_mcp_server(
     content_check: ContentSafetyCheck | None = None,
     threads: ToolThreads | None = None,
     caller: Callable[[], Principal | None] | None = None,
+    tasks: Tasks | None = None,
 ) -> MCPServer[Any]:
     """Register every discovered tool, resource and prompt on a fresh `MCPServer`; sync tools run on `threads`.
 
     `caller`: the session's one caller (local mode), bound for every message and authorized inside the SDK, as there
-    is no HTTP layer to do it."""
+    is no HTTP layer to do it. `tasks`: when tools may run as tasks, the layer that runs them (outside every layer a
+    synchronous call goes through, so a task's run goes through them all) and the extension's methods."""
     local = [BindCaller(caller)] if caller is not None else []
     threads = threads or ToolThreads(options.threads)  # threads start on first use
     bus = InMemorySubscriptionBus()
@@ -148,11 +151,13 @@ def build_mcp_server(
         log_level=options.log_level,
         request_state_security=request_state_security(store),
         cache_hints=list_cache_hints(options.list_ttl_ms),
+        extensions=[tasks.extension] if tasks is not None else None,
         middleware=[
             *local,
             ObserveOperation(observer),
-            SecretGuard(store, REDACTOR),
             *([AuthorizeCalls(guard)] if caller is not None else []),
+            *([tasks.layer] if tasks is not None else []),  # app/tasks/run.py
+            SecretGuard(store, REDACTOR),
             CallerContext(guard, options.filter_lists, downstream, content_check),
             ToolBounds(catalog, options.tool_timeout_seconds, options.max_result_bytes),
             AskClient(),  # `ask` in tool bodies: pushed, or input-required at 2026-07-28 (app/server/ask.py)

@@ -13,6 +13,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic_core import to_json
 
 from app.catalog.registry import Catalog, Policy
+from app.tasks.run import current_run
 
 log = logging.getLogger("app.bounds")
 
@@ -43,7 +44,10 @@ class ToolBounds:
         params = ctx.params if isinstance(ctx.params, dict) else {}
         name = str(params.get("name", ""))
         policy = self.policies.get(name, self.default)
-        timeout = policy.timeout
+        run = current_run()
+        timeout = (
+            run.options.max_run_seconds if run is not None else policy.timeout
+        )  # a task's run: TASKS__MAX_RUN_SECONDS
         # A task rather than a cancel scope: an async tool that catches the cancellation (or a thread pool that
         # waits for its thread) would hold the caller past the deadline. The caller is answered at it either way.
         # (One future woken by the task or the timer: asyncio.wait would build sets and callbacks per call.)

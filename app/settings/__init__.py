@@ -41,6 +41,7 @@ from app.settings.servers import (
 from app.settings.serving import RateLimitSettings, SecuritySettings, ServerSettings
 from app.settings.sources import DEFAULT_SECRETS_DIR, bootstrap_keyvault, layered_sources, unknown_settings
 from app.settings.stdio import StdioSettings
+from app.settings.tasks import TasksSettings
 
 __all__ = [
     "DEFAULT_SECRETS_DIR",
@@ -62,6 +63,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StdioSettings",
+    "TasksSettings",
     "TelemetrySettings",
     "ToolsSettings",
     "UnknownServerError",
@@ -121,6 +123,8 @@ class Settings(BaseSettings):
     """The authorization-server facade."""
     stdio: StdioSettings = Field(default_factory=StdioSettings)
     """Local mode over stdio (`python -m app stdio`)."""
+    tasks: TasksSettings = Field(default_factory=TasksSettings)
+    """Long-running tools (the MCP Tasks extension)."""
     servers: dict[str, NamedServerSettings] = Field(default_factory=dict)
     """More MCP servers in this app, by name: `SERVERS__HR__PATH=/hr/mcp`, `SERVERS__HR__CLIENT_ID=...`
     (docs/servers.md). None by default: one server, `tools/` at `MCP__PATH`."""
@@ -187,6 +191,8 @@ class Settings(BaseSettings):
             )
         if self.mcp.event_store == "redis" and not self.redis_uri:
             raise ValueError("MCP__EVENT_STORE=redis needs RATE_LIMIT__STORAGE_URI=redis://... (the shared Redis)")
+        if self.mcp.task_store == "redis" and not self.redis_uri:
+            raise ValueError("MCP__TASK_STORE=redis needs RATE_LIMIT__STORAGE_URI=redis://... (the shared Redis)")
         if self.auth_server.enabled and not (self.azuread.client_secret or self.azuread.client_certificate_path):
             raise ValueError(  # in every environment: the dev issuer, too, signs in only a confidential client
                 "AUTH_SERVER__ENABLED needs this server's credential at Entra (or the dev issuer): "

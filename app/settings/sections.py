@@ -103,6 +103,9 @@ class McpSettings(Section):
     """Events kept in memory in all (`memory` store; the least recently written sessions are dropped first)."""
     event_store_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
     """How long a stream's events can still be resumed after its last event."""
+    task_store: Literal["auto", "memory", "redis"] = "auto"
+    """Where tasks (`@tool(task=...)`) and their results are kept: `auto` is `redis` when `RATE_LIMIT__STORAGE_URI`
+    is a Redis URL (every replica can then poll, answer and cancel any task), else `memory` (one replica)."""
     sse_retry_ms: int = Field(default=1000, ge=0, le=600_000)
     """The reconnect delay sent to clients with each resumable stream (SSE `retry`)."""
     json_response: bool = False

@@ -218,7 +218,8 @@ def test_policy_fills_in_the_server_wide_defaults(entra: EntraStandIn, tmp_path:
 def test_every_policy_field_is_declared_stdio_or_http_only() -> None:
     fields = {f.name for f in dataclasses.fields(Policy)}
     assert fields == Policy.STDIO | Policy.HTTP_ONLY and not Policy.STDIO & Policy.HTTP_ONLY
-    assert {"timeout", "max_result_bytes"} == Policy.STDIO  # pinned: docs/tools.md#per-tool-limits says the same
+    # pinned: docs/tools.md#per-tool-limits says the same
+    assert {"timeout", "max_result_bytes", "task"} == Policy.STDIO
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

@@ -18,7 +18,7 @@ from tests.support.values import CLIENT_ID, TENANT, TEST_TOOLS
 # Every layer of the SDK middleware HTTP serves; stdio adds the caller binding and authorization inside the SDK,
 # since it has no HTTP layer to authorize before dispatch.
 HTTP_MIDDLEWARE = ["ObserveOperation", "SecretGuard", "CallerContext", "ToolBounds", "AskClient"]
-STDIO_MIDDLEWARE = ["BindCaller", "ObserveOperation", "SecretGuard", "AuthorizeCalls", "CallerContext", "ToolBounds",
+STDIO_MIDDLEWARE = ["BindCaller", "ObserveOperation", "AuthorizeCalls", "SecretGuard", "CallerContext", "ToolBounds",
                     "AskClient"]  # fmt: skip
 
 
