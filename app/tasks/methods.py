@@ -74,11 +74,12 @@ class TasksExtension(Extension):
 
     async def update(self, ctx: ServerRequestContext[Any, Any], params: UpdateParams) -> dict[str, Any]:
         record = await self._mine(ctx, params)
-        for key, answer in params.input_responses.items():
+        for answer in params.input_responses.values():
             size = len(json.dumps(answer, separators=(",", ":")))
             if size > self.options.max_answer_bytes:
-                message = f"inputResponses[{key[:64]!r}] is {size} bytes, over the {self.options.max_answer_bytes}"
-                raise MCPError(code=INVALID_PARAMS, message=message + "-byte limit")
+                limit = self.options.max_answer_bytes  # the key is the caller's text: not echoed
+                message = f"an inputResponses answer is {size} bytes, over the {limit}-byte limit"
+                raise MCPError(code=INVALID_PARAMS, message=message)
         answered: list[str] = []
 
         def answer_outstanding(current: Record) -> Record | None:
@@ -100,14 +101,17 @@ class TasksExtension(Extension):
     async def cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
         record = await self._mine(ctx, params)
 
+        flagged: list[bool] = []
+
         def flag(current: Record) -> Record | None:
             if current["status"] in TERMINAL or current.get("cancel"):
-                return None
+                return None  # ended, or asked already: acknowledged, nothing changes
+            flagged.append(True)
             return {**current, "cancel": True, "message": "cancellation requested", "updated": now_ms()}
 
         with reachable():
-            changed = await self.store.change(record["id"], flag)
-        if changed is not None and changed.get("cancel") and changed["status"] not in TERMINAL:
+            await self.store.change(record["id"], flag)
+        if flagged:
             self.signals.audit(record, bound_principal(), "cancel_requested")
             self.signals.cancel_local(record["id"])
         return {}
