@@ -63,7 +63,7 @@ def _wants_task_notifications(params: Any) -> bool:
 def missing_capability() -> MCPError:
     return MCPError(
         code=MISSING_REQUIRED_CLIENT_CAPABILITY,
-        message=f"Missing required client capability: this tool runs only as a task ({EXTENSION})",
+        message=f"Missing required client capability: the Tasks extension ({EXTENSION})",
         data={"requiredCapabilities": {"extensions": {EXTENSION: {}}}},
     )
 
