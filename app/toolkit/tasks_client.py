@@ -63,12 +63,13 @@ class TasksExtension(ClientExtension):
     Args:
         answer: answers one `inputRequests` entry (`{"method": "elicitation/create", "params": ...}`) with its
             response (an `ElicitResult` or `CreateMessageResult` as JSON); None leaves questions unanswered.
-        poll_cap_ms: poll at most this long apart, whatever `pollIntervalMs` suggests (tests need no 2 s waits).
+        poll_cap_ms: poll at most this long apart, whatever `pollIntervalMs` suggests (tests, which need no 2 s
+            waits); None (default) polls as the server suggests: polls count against the caller's rate limit.
     """
 
     identifier = EXTENSION
 
-    def __init__(self, answer: Answer | None = None, poll_cap_ms: int = 100) -> None:
+    def __init__(self, answer: Answer | None = None, poll_cap_ms: int | None = None) -> None:
         self.answer, self.poll_cap_ms = answer, poll_cap_ms
         self.handles: list[CreateTaskResult] = []
         self.seen: list[dict[str, Any]] = []
@@ -95,4 +96,5 @@ class TasksExtension(ClientExtension):
                     UpdateTask(params=UpdateParams(taskId=handle.task_id, inputResponses=responses)), TaskState
                 )
                 answered |= set(responses)
-            await asyncio.sleep(min(task.get("pollIntervalMs") or 100, self.poll_cap_ms) / 1000)
+            interval = task.get("pollIntervalMs") or 1000
+            await asyncio.sleep((interval if self.poll_cap_ms is None else min(interval, self.poll_cap_ms)) / 1000)

@@ -37,7 +37,7 @@ async def test_the_sdk_client_runs_a_task_over_http_with_the_synchronous_result(
     serve: Callable[..., ServerThread], token: Callable[..., str]
 ) -> None:
     server = serve(**task_settings())
-    tasks = TasksExtension(_archived)
+    tasks = TasksExtension(_archived, poll_cap_ms=100)
     bearer = token("notes.read")
     async with mcp_client(server.url, bearer, mode="2026-07-28", extensions=[tasks], elicitation_callback=_never) as c:
         as_task = await c.call_tool("asking_report", {"topic": "kafka", "seconds": 0})
@@ -60,7 +60,7 @@ async def test_the_server_stdio_serves_runs_tasks_and_authorizes_them_as_the_sig
     )
     core, _identity, signed_in = build_local(settings)
     signed_in.append(Principal(TENANT, "sub", "oid", "client", frozenset({"notes.read"}), frozenset(), "i", "2.0", "j"))
-    tasks = TasksExtension(_archived)
+    tasks = TasksExtension(_archived, poll_cap_ms=100)
     async with Client(core.mcp, mode="2026-07-28", extensions=[tasks], elicitation_callback=_never) as client:
         report = await client.call_tool("asking_report", {"topic": "kafka", "seconds": 0})
         refused = await client.call_tool("admin_job", {})  # needs notes.admin: refused before any task exists

@@ -28,7 +28,7 @@ async def test_as_a_task_the_report_reports_progress_asks_through_the_task_and_e
     async def archived(request: dict[str, Any]) -> dict[str, Any]:
         return {"action": "accept", "content": {"archived": True}}
 
-    tasks = TasksExtension(archived)
+    tasks = TasksExtension(archived, poll_cap_ms=100)
     token = mcp_server.issuer.user_token(["notes.read"])
     async with mcp_server.client(token, mode="2026-07-28", extensions=[tasks], elicitation_callback=_never) as client:
         result = await client.call_tool("compile_report", {"topic": "kafka", "seconds": 0.3})
