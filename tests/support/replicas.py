@@ -63,7 +63,7 @@ class Replica:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:  # a give-up bound: four test workers on two cores are slow
         deadline = time.monotonic() + timeout
         while True:
             assert self.process.poll() is None, self.log_path.read_text()
