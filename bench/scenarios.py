@@ -128,28 +128,45 @@ def _load(
     if d.warm_s > 0:
         _checked(run_wrk(url, script, d.warm_s, d.connections, driver_cores), target, protocol, "warm-up")
     waited = settle(server.pid, d.settle_s) if d.settle_s > 0 else 0.0
-    cpu0, busy0, drv0 = procs.cpu_seconds(server.pid), sysinfo.machine_busy_seconds(), sysinfo.children_cpu_seconds()
+    usage = CpuUsage(server.pid)
     res = _checked(run_wrk(url, script, d.measure_s, d.connections, driver_cores), target, protocol, "measure")
-    cpu = procs.cpu_seconds(server.pid) - cpu0
-    driver_cpu = sysinfo.children_cpu_seconds() - drv0
-    other_cpu = sysinfo.machine_busy_seconds() - busy0 - cpu - driver_cpu
+    row = usage.row(res, res.requests, waited)
     return {
-        "rps": round(res.rps, 1),
-        "p50_ms": res.p50_ms,
-        "p90_ms": res.p90_ms,
-        "p99_ms": res.p99_ms,
+        **row,
         "mean_ms": round(res.mean_ms, 3),
-        "cpu_us_per_req": round(cpu / res.requests * 1e6, 1),
-        "server_cpu_util": round(cpu / res.seconds, 3),
-        "rss_mib": round(procs.rss_mib(server.pid), 1),
-        "driver_cpu_util": round(driver_cpu / res.seconds, 3),
-        "other_cpu_util": round(max(0.0, other_cpu) / res.seconds, 3),
-        "settle_wait_s": round(waited, 1),
-        "requests": res.requests,
+        "driver_cpu_util": round(row.pop("driver_cpu_s") / res.seconds, 3),
         "seconds": round(res.seconds, 2),
-        "non_2xx": res.non_2xx,
         "socket_errors": res.socket_errors,
     }
+
+
+class CpuUsage:
+    """CPU counters from the start of a measurement: the server's, the driver's (wrk) and the rest of the machine's."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cpu0, self.busy0 = procs.cpu_seconds(pid), sysinfo.machine_busy_seconds()
+        self.drv0 = sysinfo.children_cpu_seconds()
+
+    def row(self, res: LoadResult, served: int, waited: float) -> dict[str, Any]:
+        """What every measured point reports; `served`: the requests the server answered (wrk's, and any others)."""
+        cpu = procs.cpu_seconds(self.pid) - self.cpu0
+        driver_cpu = sysinfo.children_cpu_seconds() - self.drv0
+        other_cpu = sysinfo.machine_busy_seconds() - self.busy0 - cpu - driver_cpu
+        return {
+            "rps": round(res.rps, 1),
+            "p50_ms": res.p50_ms,
+            "p90_ms": res.p90_ms,
+            "p99_ms": res.p99_ms,
+            "cpu_us_per_req": round(cpu / served * 1e6, 1),
+            "server_cpu_util": round(cpu / res.seconds, 3),
+            "rss_mib": round(procs.rss_mib(self.pid), 1),
+            "other_cpu_util": round(max(0.0, other_cpu) / res.seconds, 3),
+            "settle_wait_s": round(waited, 1),
+            "requests": res.requests,
+            "non_2xx": res.non_2xx,
+            "driver_cpu_s": driver_cpu,
+        }
 
 
 def _checked(res: LoadResult, target: Target, protocol: str, phase: str) -> LoadResult:

@@ -39,7 +39,16 @@ from bench.callers import HEADROOM, SETUP_SECONDS, callers_needed, default_limit
 from bench.driver import LoadResult, require_wrk, run_wrk, write_script_each
 from bench.keys import BenchKeys
 from bench.mcp_http import MODERN, Conn, Exchange, ProtocolError, Request
-from bench.scenarios import DRIVER_CORES, SERVER_CORES, BenchFailure, Durations, settle, start, wait_first_call
+from bench.scenarios import (
+    DRIVER_CORES,
+    SERVER_CORES,
+    BenchFailure,
+    CpuUsage,
+    Durations,
+    settle,
+    start,
+    wait_first_call,
+)
 from bench.targets import PROJECT_ENV, REPO_ROOT, TARGETS, Context, Target
 from bench.tasks_client import PROBE_INTERVAL_S, CompletionProbe, call_request, check, get_request, one_task_each
 from bench.tasks_report import POINTS, markdown, median, ratios
@@ -87,28 +96,16 @@ def measure(
     url = f"http://127.0.0.1:{server.port}{target.mcp_path}"
     warm = _usable(run_wrk(url, script, d.warm_s, d.connections, DRIVER_CORES), point, "warm-up") if d.warm_s else None
     waited = settle(server.pid, d.settle_s) if d.settle_s > 0 else 0.0
-    cpu0, busy0, drv0 = procs.cpu_seconds(server.pid), sysinfo.machine_busy_seconds(), sysinfo.children_cpu_seconds()
+    usage = CpuUsage(server.pid)
     if probe is not None:
         probe.start()
     res = _usable(run_wrk(url, script, d.measure_s, d.connections, DRIVER_CORES), point, "measure")
     if probe is not None:
         probe.join()  # it ends with wrk: its few requests are the server's work too
-    served = res.requests + (probe.sent if probe is not None else 0)
-    cpu = procs.cpu_seconds(server.pid) - cpu0
-    driver_cpu = sysinfo.children_cpu_seconds() - drv0
-    other_cpu = sysinfo.machine_busy_seconds() - busy0 - cpu - driver_cpu
+    row = usage.row(res, res.requests + (probe.sent if probe is not None else 0), waited)
+    row.pop("driver_cpu_s")
     return {
-        "rps": round(res.rps, 1),
-        "p50_ms": res.p50_ms,
-        "p90_ms": res.p90_ms,
-        "p99_ms": res.p99_ms,
-        "cpu_us_per_req": round(cpu / served * 1e6, 1),
-        "server_cpu_util": round(cpu / res.seconds, 3),
-        "rss_mib": round(procs.rss_mib(server.pid), 1),
-        "other_cpu_util": round(max(0.0, other_cpu) / res.seconds, 3),
-        "settle_wait_s": round(waited, 1),
-        "requests": res.requests,
-        "non_2xx": res.non_2xx,
+        **row,
         "statuses": {str(code): n for code, n in sorted(res.statuses.items())},
         "warm_requests": warm.requests if warm else 0,
         "warm_non_2xx": warm.non_2xx if warm else 0,
