@@ -236,6 +236,7 @@ def test_a_route_without_auth_fails_startup_naming_it(entra: EntraStandIn) -> No
     assert "GET /api/open-door" in message and "open_door.py" in message and "declares no auth" in message
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 def test_python_m_app_refuses_an_unguarded_route_with_one_line(entra: EntraStandIn, tmp_path: Path) -> None:
     unguarded = app_process(entra, tmp_path, ROUTES__DIR=str(UNGUARDED_ROUTES))
     with pytest.raises(AssertionError) as caught, unguarded:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx2
 import pytest
 from mcp_types import methods as sdk_methods
+from starlette.types import Message
 
 from app.auth.operation import CLASSIFIED, NOTIFICATIONS, TARGETED, UNTARGETED
 from app.main import create_app
@@ -249,7 +250,7 @@ async def test_a_slot_is_free_before_the_response_reaches_the_client() -> None:
 
     statuses: list[int] = []
 
-    async def client(message: dict[str, Any]) -> None:
+    async def client(message: Message) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
         elif len(statuses) < 3 and not message.get("more_body", False):

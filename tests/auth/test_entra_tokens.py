@@ -111,7 +111,7 @@ def test_multi_tenant_without_allow_list_refuses_production() -> None:
     with pytest.raises(ValidationError, match="ALLOWED_TENANTS"):
         Settings(
             _env_file=None,
-            app_env="production",  # type: ignore[call-arg]
+            app_env="production",
             azuread={"tenant_id": "organizations", "client_id": CLIENT_ID},
             mcp={"resource_host": "https://mcp.contoso.com"},
         )

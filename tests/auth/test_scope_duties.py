@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from mcp_types import CacheableResult
 from pydantic import ValidationError
 
 from app.settings import McpSettings
@@ -116,7 +117,7 @@ def test_the_setting_reads_json_from_the_environment(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setenv("MCP__SCOPE_IMPLIES", '{"notes.write": ["notes.read"]}')
     monkeypatch.setenv("MCP__LIST_TTL_MS", "5000")
-    settings = Settings(_env_file=None, app_env="development")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, app_env="development")
     assert settings.mcp.implied_scopes == {"notes.write": frozenset({"notes.read"})}
     assert settings.mcp.list_ttl_ms == 5000
 
@@ -129,7 +130,7 @@ async def test_lists_filtered_per_caller_are_private_with_the_configured_ttl(
 ) -> None:
     server = _notes_server(serve, list_ttl_ms=12_345)
     async with mcp_client(server.url, token("mcp.read notes.read"), mode="2026-07-28") as client:
-        results = [
+        results: list[CacheableResult] = [
             await client.list_tools(),
             await client.list_prompts(),
             await client.list_resources(),

@@ -85,7 +85,7 @@ def facade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Facade]:
     url = f"http://127.0.0.1:{port}"
     settings = Settings(
         _env_file=None,
-        app_env="development",  # type: ignore[call-arg]
+        app_env="development",
         dev_issuer={"port": free_port(), "key_dir": tmp / "dev", "token_seconds": TOKEN_SECONDS},
         mcp={"resource_host": url},
         azuread={"client_secret": FACADE_SECRET, "clock_skew_seconds": 0},
@@ -447,14 +447,14 @@ def test_production_refuses_the_facade_without_a_client_secret_and_it_is_off_by_
         "tools": {"lock_mode": "warn"},
     }
     with pytest.raises(ValueError, match="AUTH_SERVER__ENABLED needs"):
-        Settings(_env_file=None, auth_server={"enabled": True}, **production)  # type: ignore[call-arg]
+        Settings(_env_file=None, auth_server={"enabled": True}, **production)
     assert AuthServerSettings().enabled is False
 
 
 def test_development_refuses_the_facade_without_a_client_secret_in_one_line(tmp_path: Path) -> None:
     """Without a credential the dev issuer would refuse the facade after the consent page: refused at startup."""
     with pytest.raises(ValueError, match=r"AUTH_SERVER__ENABLED needs .*AZUREAD__CLIENT_SECRET"):
-        Settings(_env_file=None, app_env="development", auth_server={"enabled": True})  # type: ignore[call-arg]
+        Settings(_env_file=None, app_env="development", auth_server={"enabled": True})
     env = {**os.environ, "APP_ENV": "development", "AUTH_SERVER__ENABLED": "true", "PYTHONPATH": str(REPO)}
     env.pop("AZUREAD__CLIENT_SECRET", None)
     started = subprocess.run(
@@ -468,7 +468,7 @@ async def test_the_facade_endpoints_spend_the_per_ip_unauthenticated_budget(tmp_
     port = free_port()
     settings = Settings(
         _env_file=None,
-        app_env="development",  # type: ignore[call-arg]
+        app_env="development",
         dev_issuer={"port": free_port(), "key_dir": tmp_path / "dev"},
         mcp={"resource_host": f"http://127.0.0.1:{port}"},
         azuread={"client_secret": FACADE_SECRET},
@@ -541,7 +541,7 @@ def test_the_facade_endpoints_answer_hostile_input_with_a_clear_4xx(facade: Faca
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(pairs=st.lists(st.tuples(st.sampled_from(_QUERY_FIELDS), st.text(max_size=300)), max_size=8))
     def authorize(pairs: list[tuple[str, str]]) -> None:
-        clear(http.get("/oauth/authorize", params=pairs))
+        clear(http.get("/oauth/authorize", params=tuple(pairs)))  # a tuple: httpx2 types a list's items invariantly
 
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(pairs=st.lists(st.tuples(st.sampled_from(("csrf", "transaction", "decision")), st.text()), max_size=5))

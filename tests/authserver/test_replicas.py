@@ -31,7 +31,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         return create_app(
             Settings(
                 _env_file=None,
-                app_env="development",  # type: ignore[call-arg]
+                app_env="development",
                 dev_issuer={"port": issuer_port, "key_dir": tmp / "dev", "embedded": embedded},
                 mcp={"resource_host": public},
                 azuread={"client_secret": "replica-secret-0123456789"},

@@ -106,7 +106,7 @@ async def test_a_registration_no_sign_in_used_is_forgotten_and_one_that_signed_i
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = [time.monotonic()]
-    monkeypatch.setattr(store.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("app.authserver.store.time.monotonic", lambda: now[0])
     registry = Registry([], Sealed(MemoryStore(1024 * 1024)), pending_seconds=3600)
     body = {"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}
     idle, used = (await registry.register(body))["client_id"], (await registry.register(body))["client_id"]
@@ -122,7 +122,7 @@ async def test_the_memory_store_is_bounded_in_bytes_with_a_share_for_optional_re
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = [time.monotonic()]
-    monkeypatch.setattr(store.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("app.authserver.store.time.monotonic", lambda: now[0])
     memory = MemoryStore(100_000)
     for i in range(4):  # about 10 KB each: a half share takes four, not five
         await memory.put(f"optional-{i}", b"x" * 10_000, 60, share=0.5)

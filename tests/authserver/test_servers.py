@@ -66,7 +66,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoServers]:
     url = f"http://127.0.0.1:{port}"
     settings = Settings(
         _env_file=None,
-        app_env="development",  # type: ignore[call-arg]
+        app_env="development",
         dev_issuer={"port": free_port(), "key_dir": tmp / "dev"},
         mcp={"resource_host": url},
         azuread={"client_secret": FIRST_SECRET},

@@ -74,7 +74,7 @@ async def test_several_servers_share_one_signing_key_cache_one_counter_and_one_r
 
     settings = Settings(
         _env_file=None,
-        app_env="development",  # type: ignore[call-arg]
+        app_env="development",
         tools={"dir": SUPPORT / "two_servers" / "hr", "lock_mode": "off"},
         servers={"finance": {"path": "/finance/mcp", "tools_dir": SUPPORT / "two_servers" / "finance" / "tools"}},
         rate_limit={"storage_uri": "redis://127.0.0.1:1/0"},  # never reached: nothing here connects

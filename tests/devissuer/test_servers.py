@@ -190,6 +190,7 @@ def _token_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[st
     )  # fmt: skip
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 def test_the_token_command_mints_for_the_server_named(tmp_path: Path) -> None:
     b = _token_command(tmp_path, "--server", "b", "--scopes", "records.read")
     assert b.returncode == 0, b.stderr

@@ -21,7 +21,7 @@ from app.settings import Settings
 from tests.support.calls import modern_call
 from tests.support.entra import EntraStandIn
 from tests.support.keyvault import KeyVaultStandIn, TlsFiles, vault_section
-from tests.support.servers import ServerThread
+from tests.support.servers import ServerThread, app_state
 from tests.support.values import settings_for
 
 PRM = "/.well-known/oauth-protected-resource/mcp"
@@ -49,9 +49,9 @@ def test_allowed_hosts_and_origins_derive_from_the_resource_host() -> None:
 def test_trusted_proxies_parse_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SECURITY__TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.5 fd00::/8")
     monkeypatch.setenv("APP_ENV", "development")
-    assert Settings(_env_file=None).security.trusted_proxies == ["10.0.0.0/8", "192.168.1.5/32", "fd00::/8"]  # type: ignore[call-arg]
+    assert Settings(_env_file=None).security.trusted_proxies == ["10.0.0.0/8", "192.168.1.5/32", "fd00::/8"]
     monkeypatch.delenv("SECURITY__TRUSTED_PROXIES")
-    assert Settings(_env_file=None).security.trusted_proxies == []  # type: ignore[call-arg]  # trust none
+    assert Settings(_env_file=None).security.trusted_proxies == []  # trust none
 
 
 def test_empty_allow_lists_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,7 +59,7 @@ def test_empty_allow_lists_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("APP_ENV", "development")
     monkeypatch.setenv("SECURITY__ALLOWED_HOSTS", "")
     monkeypatch.setenv("SECURITY__ALLOWED_ORIGINS", "")
-    loaded = Settings(_env_file=None)  # type: ignore[call-arg]
+    loaded = Settings(_env_file=None)
     assert loaded.allowed_hosts[0] == "127.0.0.1:8000"
     assert loaded.allowed_origins[0] == "http://127.0.0.1:8000"
 
@@ -205,7 +205,7 @@ async def test_readyz_reports_registered_checks_without_naming_them(
     serve: Callable[..., ServerThread],
 ) -> None:
     server = serve()
-    readiness: Readiness = server.server.config.app.state.readiness
+    readiness: Readiness = app_state(server).readiness
     healthy = True
 
     async def redis() -> bool:
@@ -226,7 +226,7 @@ async def test_readyz_follows_key_vault_reachability(
 ) -> None:
     """Key Vault's check costs no vault traffic: it reports whether the last background re-read got through."""
     server = serve(keyvault=vault_section(keyvault, vault_tls, refresh_seconds=0.3))
-    server.server.config.app.state.readiness.cache_seconds = 0
+    app_state(server).readiness.cache_seconds = 0
     async with httpx2.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/readyz")).status_code == 200
         keyvault.down = True

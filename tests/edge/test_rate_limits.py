@@ -69,7 +69,7 @@ def test_a_redis_uri_with_a_password_comes_from_key_vault_as_a_secret(
 ) -> None:
     uri = "redis://:s3cret-pass@127.0.0.1:6390/0"
     keyvault.set("rate-limit--storage-uri", uri)
-    settings = Settings(app_env="development", _env_file=None, keyvault=vault_section(keyvault, vault_tls))  # type: ignore[call-arg]
+    settings = Settings(app_env="development", _env_file=None, keyvault=vault_section(keyvault, vault_tls))
     assert settings.rate_limit.storage_uri is not None
     assert settings.rate_limit.storage_uri.get_secret_value() == uri
     assert "s3cret-pass" not in repr(settings) and "s3cret-pass" not in str(settings.model_dump())
@@ -77,9 +77,9 @@ def test_a_redis_uri_with_a_password_comes_from_key_vault_as_a_secret(
 
 def test_bad_rate_limit_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="is not a rate limit"):
-        Settings(app_env="development", rate_limit={"default": "lots"})  # type: ignore[call-arg]
+        Settings(app_env="development", rate_limit={"default": "lots"})
     with pytest.raises(ValidationError, match="RATE_LIMIT__STORAGE_URI must be"):
-        Settings(app_env="development", rate_limit={"storage_uri": "http://cache:6379"})  # type: ignore[call-arg]
+        Settings(app_env="development", rate_limit={"storage_uri": "http://cache:6379"})
 
 
 @pytest.mark.parametrize("strategy", ["moving-window", "sliding-window-counter", "fixed-window"])

@@ -32,7 +32,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from limits import parse
 from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from limits.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
 from mcp.server.subscriptions import ListenHandler
 
 from app.edge.windows import Windows
@@ -40,7 +45,7 @@ from app.settings.serving import SecuritySettings
 from tests.support.app_process import app_process
 from tests.support.calls import MODERN_HEADERS, mcp_client, rpc
 from tests.support.entra import EntraStandIn
-from tests.support.servers import ServerThread, free_port
+from tests.support.servers import ServerThread, app_state, free_port
 from tests.support.values import REPO
 
 pytestmark = pytest.mark.timeout(60)
@@ -81,7 +86,7 @@ async def first_message(response: httpx2.Response) -> dict[str, Any]:
 
 def listen_handler(server: ServerThread) -> Any:
     """The SDK's ListenHandler of a served app (private: its open subscription slots)."""
-    lowlevel = server.server.config.app.state.mcp._lowlevel_server
+    lowlevel = app_state(server).mcp._lowlevel_server
     handler = lowlevel._request_handlers["subscriptions/listen"]
     return handler.handler
 
@@ -254,6 +259,7 @@ def closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
     return False, data
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 def test_python_m_app_limits_connections_and_keep_alive(entra: EntraStandIn, tmp_path: Path) -> None:
     env = {"SERVER__LIMIT_CONCURRENCY": "2", "SERVER__KEEP_ALIVE_SECONDS": "1"}
     with app_process(entra, tmp_path, **env) as url:
@@ -323,7 +329,7 @@ async def test_token_attempts_still_being_checked_count_against_the_client_budge
     """Concurrent attempts while validation waits (a kid miss waits for the issuer's keys): each admitted attempt
     counts against the per-IP budget while it is in progress, not only once it has been answered."""
     server = serve(rate_limit={"unauthenticated": "3/minute"})
-    validator = server.server.config.app.state.validator
+    validator = app_state(server).validator
     original = validator.validate
 
     async def slow(token: str) -> Any:
@@ -356,7 +362,7 @@ def test_the_windows_test_with_a_cost_as_limits_does(strategy: Any, steps: list[
     """`Windows.test(cost=)` (the pending attempts above) decides as `limits`' memory storage does. Each step adds
     1/4096 s, so no entry is ever exactly one period old (where `limits`' own hit and test disagree)."""
     clock = _Clock()
-    reference_class = {
+    reference_class: Callable[[MemoryStorage], RateLimiter] = {
         "moving-window": MovingWindowRateLimiter,
         "sliding-window-counter": SlidingWindowCounterRateLimiter,
         "fixed-window": FixedWindowRateLimiter,

@@ -208,7 +208,7 @@ async def test_stdout_carries_protocol_messages_only(local: Local) -> None:
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stdin is not None and process.stdout is not None
-    messages = [
+    messages: list[dict[str, object]] = [
         {
             "jsonrpc": "2.0",
             "id": 1,

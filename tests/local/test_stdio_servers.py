@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app.local.serve import build_local
 from app.settings import Settings
 from tests.support.values import REPO, SUPPORT
@@ -16,7 +18,7 @@ HR_TOOLS, FINANCE_TOOLS = SUPPORT / "two_servers" / "hr", SUPPORT / "two_servers
 def two_servers(tmp_path: Path) -> Settings:
     return Settings(
         _env_file=None,
-        app_env="development",  # type: ignore[call-arg]
+        app_env="development",
         tools={"dir": HR_TOOLS, "lock_mode": "off"},
         servers={"finance": {"path": "/finance/mcp", "tools_dir": FINANCE_TOOLS}},
         stdio={"data_dir": tmp_path, "allow_plain_cache": True},
@@ -35,6 +37,7 @@ def test_the_named_server_is_built_with_its_own_catalog_and_scopes(tmp_path: Pat
     assert finance.server.app_id_uri != first.server.app_id_uri
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 def test_an_unknown_server_is_one_line_on_stderr_and_exit_2(tmp_path: Path) -> None:
     env = {
         "PATH": "/usr/bin:/bin",

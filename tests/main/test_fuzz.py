@@ -170,7 +170,7 @@ async def test_a_lone_surrogate_is_a_parse_error_on_both_protocols_and_a_pair_is
         for note in ["\ud800", "a\udfff", "\ud83d\ude00"]:  # two lone surrogates, then a valid pair (an emoji)
             headers, body = modern_call("probe_read", {"note": note})
             answers.append(await http.post("/mcp", content=json.dumps(body), headers={**headers, **auth}))
-        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "probe_read"}}
+        call: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "probe_read"}}
         call["params"]["arguments"] = {"note": "\ud800"}
         answers.append(await http.post("/mcp", content=json.dumps(call), headers={**legacy, **auth}))
     assert [a.status_code for a in answers] == [400, 400, 200, 400]

@@ -295,7 +295,7 @@ async def test_sigterm_during_a_call_finishes_it_and_exits_0(
             readiness = await _poll_readyz(app.url, until=503, within=2.5)  # draining: answering, but not ready
             result = await call
         assert readiness == {"status": "not ready"}
-        texts = [c.text for c in result.content]  # type: ignore[union-attr]
+        texts = [c.text for c in result.content]
         assert len(texts) == 1
         assert texts[0].startswith("slept 4.0 in ")
         assert app.proc.wait(timeout=15) == 0, app.log.read_text()[-3000:]

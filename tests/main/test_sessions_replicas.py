@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -71,11 +72,11 @@ async def test_server_push_works_through_nginx(replicas: Replicas, token: Callab
         if isinstance(message, ResourceUpdatedNotification):
             updated.set()
 
-    callbacks = {"sampling_callback": sample, "elicitation_callback": elicit, "logging_callback": on_log}
-    callbacks |= {"message_handler": on_message}
+    callbacks: dict[str, Any] = {"sampling_callback": sample, "elicitation_callback": elicit}
+    callbacks |= {"logging_callback": on_log, "message_handler": on_message}
     async with client(replicas.public, _caller(token, 1), mode="legacy", **callbacks) as (sdk, _):
         assert sdk.session.protocol_version == "2025-11-25"
-        where = {(await sdk.call_tool("push_where", {})).structured_content["result"] for _ in range(3)}  # type: ignore[index]
+        where = {(await sdk.call_tool("push_where", {})).structured_content["result"] for _ in range(3)}
         assert len(where) == 1  # affinity: the whole session on one replica
         sampled = await sdk.call_tool("push_sample", {"prompt": "hi"})
         elicited = await sdk.call_tool("push_elicit", {})
@@ -92,7 +93,7 @@ async def test_server_push_works_through_nginx(replicas: Replicas, token: Callab
     assert levels == ["error"]
 
     levels.clear()
-    modern = {"mode": "2026-07-28", "logging_callback": on_log, "log_level": "error"}
+    modern: dict[str, Any] = {"mode": "2026-07-28", "logging_callback": on_log, "log_level": "error"}
     modern |= {"sampling_callback": sample, "elicitation_callback": elicit}
     async with client(replicas.public, _caller(token, 1), **modern) as (sdk, _):
         # `ask` at 2026-07-28: input-required rounds, each a new request through nginx, the answers sealed.
@@ -130,7 +131,7 @@ async def test_losing_a_replica_ends_its_sessions_cleanly(replicas: Replicas, to
     """Runs last in this module: it kills one replica."""
     caller = _caller(token, 3)
     async with client(replicas.public, caller, mode="legacy") as (sdk, responses):
-        pid = (await sdk.call_tool("push_where", {})).structured_content["result"]  # type: ignore[index]
+        pid = (await sdk.call_tool("push_where", {})).structured_content["result"]
         lost = next(app for app in replicas.apps if app.proc.pid == pid)
         lost.proc.kill()
         lost.proc.wait(timeout=10)
@@ -138,6 +139,6 @@ async def test_losing_a_replica_ends_its_sessions_cleanly(replicas: Replicas, to
             await sdk.call_tool("push_where", {})
         assert any(r.status_code == 404 for r in responses)
     async with client(replicas.public, caller, mode="legacy") as (sdk, _):  # the client opens a new session
-        again = (await sdk.call_tool("push_where", {})).structured_content["result"]  # type: ignore[index]
+        again = (await sdk.call_tool("push_where", {})).structured_content["result"]
     assert again != pid
     assert httpx2.get(f"{replicas.public}/healthz", timeout=5).status_code == 200

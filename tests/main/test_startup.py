@@ -184,13 +184,13 @@ def test_a_dev_key_file_that_cannot_be_used_stops_the_server_and_the_token_comma
 )
 def test_insecure_settings_are_refused(section: str, values: dict[str, str], needle: str) -> None:
     with pytest.raises(ValidationError, match=needle):
-        Settings(_env_file=None, app_env="development", **{section: values})  # type: ignore[call-arg, arg-type]
+        Settings(_env_file=None, app_env="development", **{section: values})
 
 
 def test_dev_issuer_is_never_active_in_production() -> None:
     settings = Settings(
         _env_file=None,
-        app_env="production",  # type: ignore[call-arg]
+        app_env="production",
         azuread={"tenant_id": "t", "client_id": "c"},
         mcp={"resource_host": "https://x.example", "stateless": False},
     )

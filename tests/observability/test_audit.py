@@ -217,6 +217,7 @@ def test_verify_never_crashes_on_garbage(blob: bytes) -> None:
     assert verdict.ok == (blob == b"")
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 def test_make_audit_verify(tmp_path: Path) -> None:
     path = _chain(tmp_path)
     good = subprocess.run(

@@ -98,7 +98,9 @@ def test_otlp_endpoint_alone_turns_on_otlp(monkeypatch: pytest.MonkeyPatch) -> N
     try:
         assert tracer_provider is not None and meter_provider is not None
         assert tracer_provider.resource.attributes["service.name"] == "from-env"
-        exporter = tracer_provider._active_span_processor._span_processors[0]._batch_processor._exporter
+        processor = tracer_provider._active_span_processor._span_processors[0]
+        assert isinstance(processor, BatchSpanProcessor), processor
+        exporter = processor._batch_processor._exporter
         assert type(exporter).__name__ == "OTLPSpanExporter"
     finally:
         for provider in (tracer_provider, meter_provider):
@@ -192,7 +194,9 @@ async def test_rate_limit_outcome_reaches_the_mcp_span(
             bearer = {"Authorization": f"Bearer {token('mcp.read')}"}
             assert (await http.post(f"{server.url}/mcp", json=body, headers=headers | bearer)).status_code == 200
     (call,) = _spans(otel, "tools/call probe_read")
-    http_span = next(s for s in otel.spans.get_finished_spans() if s.context.span_id == call.parent.span_id)
+    assert call.parent is not None  # the tool call's span is a child of the HTTP request's
+    parent_id = call.parent.span_id
+    http_span = next(s for s in otel.spans.get_finished_spans() if s.context.span_id == parent_id)
     assert (call.attributes or {})["rate_limit.outcome"] == "allowed"
     assert (http_span.attributes or {})["rate_limit.outcome"] == "allowed"
 
@@ -283,6 +287,7 @@ async def test_no_token_or_argument_in_spans_or_logs(
 def test_json_log_lines_carry_trace_and_span_ids(otel: OtelMemory, entra: EntraStandIn) -> None:
     stream = io.StringIO()
     handler = configure_logging("WARNING")
+    assert isinstance(handler, logging.StreamHandler)  # the app's root handler writes to stderr
     handler.setStream(stream)
     try:
         log = logging.getLogger("app.test")

@@ -70,6 +70,7 @@ def test_a_deliberate_violation_fails_the_lint(tree: Path, path: str, line: str,
     assert contract in broken, result.stdout
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 def test_make_lint_type_checks_routes_and_a_type_error_there_fails_it(tmp_path: Path) -> None:
     """`make lint`'s mypy line names routes/ beside app/ and tools/, under the project's strict configuration, which
     refuses a route module with a type error."""
@@ -105,10 +106,9 @@ def test_only_the_composition_roots_take_the_whole_settings() -> None:
         if module.relative_to(REPO / "app").parts[0] in ROOTS:
             continue
         for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
-            annotation = (
-                ast.unparse(node.annotation).strip("'\"") if isinstance(node, ast.arg) and node.annotation else ""
-            )
-            if annotation == "Settings":
+            if not isinstance(node, ast.arg) or node.annotation is None:
+                continue
+            if ast.unparse(node.annotation).strip("'\"") == "Settings":
                 takers.append(f"{module.relative_to(REPO)}: {node.arg}")
     assert not takers
 

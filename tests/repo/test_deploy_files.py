@@ -64,7 +64,7 @@ def test_the_configmap_is_a_valid_production_configuration(monkeypatch: pytest.M
         if not name.startswith("KEYVAULT__"):  # no vault here: the secret it would supply is set below
             monkeypatch.setenv(name, str(value))
     monkeypatch.setenv("MCP__REQUEST_STATE_KEYS", "k" * 32)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.app_env == "production"
     assert settings.security.trusted_proxies  # the pods sit behind a proxy
     assert settings.mcp.resource_host is not None
@@ -160,7 +160,7 @@ def test_the_second_server_example_is_a_valid_configuration(monkeypatch: pytest.
         if not name.startswith("KEYVAULT__"):
             monkeypatch.setenv(name, str(value))
     monkeypatch.setenv("MCP__REQUEST_STATE_KEYS", "k" * 32)
-    served = Settings(_env_file=None).served()  # type: ignore[call-arg]
+    served = Settings(_env_file=None).served()
     assert [(one.path, one.app_id_uri) for one in served] == [
         ("/mcp", "https://mcp.example.com/mcp"),
         ("/hr/mcp", "https://mcp.example.com/hr/mcp"),

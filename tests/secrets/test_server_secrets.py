@@ -21,7 +21,7 @@ def test_a_servers_settings_and_secret_come_from_the_vault(
     keyvault.set("azuread--client-secret", "first-vault-secret-value")
     settings = Settings(
         _env_file=None,
-        app_env="development",  # type: ignore[call-arg]
+        app_env="development",
         keyvault=vault_section(keyvault, vault_tls),
         tools={"dir": SUPPORT / "two_servers" / "hr"},
         servers={"finance": {"tools_dir": SUPPORT / "two_servers" / "finance" / "tools"}},

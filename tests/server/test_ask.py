@@ -38,7 +38,7 @@ class FakeUser:
     async def elicit(self, context: Any, params: ElicitRequestParams) -> ElicitResult | ErrorData:
         self.asked.append(params.message)
         content = {"tone": "formal", "bullets": True} if self.action == "accept" else None
-        return ElicitResult(action=self.action, content=content)  # type: ignore[arg-type]
+        return ElicitResult(action=self.action, content=content)
 
     async def sample(self, context: Any, params: CreateMessageRequestParams) -> CreateMessageResult | ErrorData:
         (message,) = params.messages

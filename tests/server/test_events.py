@@ -9,7 +9,7 @@ import pytest
 from mcp.server.streamable_http import EventMessage
 from mcp_types import JSONRPCNotification
 
-from app.server import events, sessions
+from app.server import sessions
 from app.server.events import MemoryEventStore, RedisEventStore, ScopedEventStore
 from tests.support.redis import RedisServer
 
@@ -105,7 +105,7 @@ async def test_memory_keeps_at_most_the_total_cap_dropping_the_least_recent_sess
 
 async def test_memory_forgets_a_stream_after_its_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr(events.time, "monotonic", lambda: now[0])  # the clock, not our code, is what is faked
+    monkeypatch.setattr("app.server.events.time.monotonic", lambda: now[0])  # the clock, not our code, is what is faked
     store = MemoryEventStore(stream_events=10, ttl_seconds=5, max_events=100)
     scope = sessions.SessionState("a")
     with _in_session(scope):
@@ -135,7 +135,7 @@ def test_which_store_the_settings_choose() -> None:
     from app.settings import Settings
 
     def settings(**values: object) -> Settings:
-        return Settings(_env_file=None, app_env="development", **values)  # type: ignore[arg-type]
+        return Settings(_env_file=None, app_env="development", **values)
 
     assert isinstance(event_store_from(settings()), MemoryEventStore)
     redis = {"storage_uri": "redis://127.0.0.1:6379/0"}

@@ -148,6 +148,7 @@ ARGUMENTS = st.dictionaries(
 )
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tool=st.sampled_from(["place_order", "json_schema_2020_12_tool"]), arguments=ARGUMENTS)
 def test_fuzzed_argument_types_never_give_a_500(
@@ -249,6 +250,7 @@ MARKED_ARGUMENTS = st.dictionaries(
 )
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 @settings(max_examples=300)
 @given(arguments=MARKED_ARGUMENTS)
 def test_a_refusal_never_quotes_what_the_caller_sent(arguments: dict[str, Any]) -> None:

@@ -163,9 +163,10 @@ async def test_a_hostile_last_event_id_is_refused_cleanly(
             "/mcp", json=rpc("tools/call", {"name": "push_change", "arguments": {}}), headers=session
         )
         scope, _, stream = next(line[4:] for line in answer.text.splitlines() if line.startswith("id: ")).split(".")
+        raw = {name.encode("ascii"): value.encode("ascii") for name, value in session.items()}
         for seq in ("9" * 5000, "\u0663", "-1", ""):
             last = f"{scope}.{seq}.{stream}".encode()  # bytes: a header may carry any octet
-            headers = {**session, "Last-Event-ID": last, "Accept": "text/event-stream"}
+            headers = {**raw, b"Last-Event-ID": last, b"Accept": b"text/event-stream"}
             async with http.stream("GET", "/mcp", headers=headers) as replay:
                 text = await _read_for(replay, 0.5)
                 assert replay.status_code < 500, (seq[:10], replay.status_code)

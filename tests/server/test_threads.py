@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import httpx2
 import pytest
 from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult
 from pydantic import Field, ValidationError
 
 from app.server.threads import ToolThreads
@@ -35,6 +36,7 @@ async def test_a_sync_tool_on_the_pool_is_listed_and_answers_exactly_as_the_sdk_
         assert [t.model_dump() for t in await pooled.list_tools()] == [t.model_dump() for t in await plain.list_tools()]
         arguments = {"city": "Oslo", "days": 2}
         expected = await plain.call_tool("forecast", arguments)
+        assert isinstance(expected, CallToolResult)  # not InputRequiredResult: forecast asks the client nothing
         assert await pooled.call_tool("forecast", arguments) == expected
         assert expected.structured_content == {"city": "Oslo", "days": 2, "has_context": True}
     finally:
@@ -81,4 +83,4 @@ async def test_tools_threads_bounds_how_many_sync_tools_run_at_once(
 
 def test_tools_threads_must_be_at_least_one() -> None:
     with pytest.raises(ValidationError, match="threads"):
-        Settings(_env_file=None, tools={"threads": 0})  # type: ignore[call-arg]
+        Settings(_env_file=None, tools={"threads": 0})

@@ -17,7 +17,7 @@ from tests.support.values import REPO
 
 def _refusal(**kwargs: object) -> str:
     with pytest.raises(ValidationError) as refused:
-        Settings(app_env="development", **kwargs)  # type: ignore[arg-type]
+        Settings(app_env="development", **kwargs)
     return describe_invalid(refused.value)
 
 
@@ -39,12 +39,13 @@ def test_a_misspelled_setting_in_dotenv_is_refused_too(tmp_path: Path) -> None:
 def test_other_programs_variables_are_not_ours_and_the_opt_out_admits_typos(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROFILE_API__BASE_URL", "https://graph.example")  # a tool's own settings: another prefix
     monkeypatch.setenv("MCP_INSPECTOR", "/usr/bin/true")  # one underscore: not a section of ours
-    assert Settings(_env_file=None, app_env="development").mcp.server_name  # type: ignore[call-arg]
+    assert Settings(_env_file=None, app_env="development").mcp.server_name
     monkeypatch.setenv("MCP__SHARED_BY_ANOTHER_APP", "1")
     monkeypatch.setenv("ALLOW_UNKNOWN_SETTINGS", "true")
-    assert Settings(_env_file=None, app_env="development").allow_unknown_settings  # type: ignore[call-arg]
+    assert Settings(_env_file=None, app_env="development").allow_unknown_settings
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 def test_python_m_app_prints_one_line_with_the_suggestion(tmp_path: Path) -> None:
     env = {**os.environ, "APP_ENV": "development", "SECURITY__MAX_SESION": "3", "PYTHONPATH": str(REPO)}
     started = subprocess.run(

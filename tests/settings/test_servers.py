@@ -25,7 +25,7 @@ FIELDS = sorted(NamedServerSettings.model_fields)
 def test_any_value_of_any_field_is_a_settings_error_or_a_server(field: str, value: Any, name: str) -> None:
     section = {"path": "/hr/mcp", field: value}
     try:
-        built = Settings(_env_file=None, app_env="development", servers={name: section})  # type: ignore[call-arg]
+        built = Settings(_env_file=None, app_env="development", servers={name: section})
     except ValidationError as exc:
         refused = describe_invalid(exc)  # what startup prints, in one line
         assert refused and "\n" not in refused
@@ -35,16 +35,17 @@ def test_any_value_of_any_field_is_a_settings_error_or_a_server(field: str, valu
 
 
 def test_a_servers_section_of_the_wrong_type_is_a_settings_error() -> None:
+    servers: object
     for servers in ("hr", ["hr"], {"hr": "/hr/mcp"}, {"hr": {}}, {"hr": {"path": None}}):
         with pytest.raises(ValidationError):
-            Settings(_env_file=None, app_env="development", servers=servers)  # type: ignore[call-arg]
+            Settings(_env_file=None, app_env="development", servers=servers)
 
 
 def test_env_names_as_the_docs_spell_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SERVERS__HR__PATH", "/hr/mcp")
     monkeypatch.setenv("SERVERS__HR__REQUIRED_SCOPES", "hr.read,hr.write")
     monkeypatch.setenv("SERVERS__HR__SCOPE_IMPLIES", '{"hr.write": ["hr.read"]}')
-    hr = Settings(_env_file=None, app_env="development").served()[1]  # type: ignore[call-arg]
+    hr = Settings(_env_file=None, app_env="development").served()[1]
     assert (hr.key, hr.name, hr.path, hr.required_scopes) == ("hr", "hr", "/hr/mcp", ("hr.read", "hr.write"))
     assert hr.implied_scopes == {"hr.write": frozenset({"hr.read"})}
     assert hr.lock_path == hr.tools_dir.resolve().parent / "tools.lock"
@@ -54,4 +55,4 @@ def test_a_misspelt_server_setting_names_the_closest_valid_one(monkeypatch: pyte
     monkeypatch.setenv("SERVERS__HR__PATH", "/hr/mcp")
     monkeypatch.setenv("SERVERS__HR__CLIENTID", "x")
     with pytest.raises(ValidationError, match=r"SERVERS__HR__CLIENTID .*did you mean SERVERS__HR__CLIENT_ID"):
-        Settings(_env_file=None, app_env="development")  # type: ignore[call-arg]
+        Settings(_env_file=None, app_env="development")

@@ -89,15 +89,17 @@ class DevOAuth:
         return response, fields
 
     async def submit(
-        self, fields: FormFields, *, extra: list[tuple[str, str]] | None = None, **headers: str
+        self,
+        fields: FormFields,
+        *,
+        extra: list[tuple[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx2.Response:
-        """Post the form back with its pre-selected choices (and `extra`), as the browser would."""
+        """Post the form back with its pre-selected choices (and `extra`), as the browser would; `headers` override."""
         origin = f"{urlsplit(self.base).scheme}://{urlsplit(self.base).netloc}"
         form = [*fields.hidden, *fields.checked, *(extra or [])]
-        headers = {"origin": origin, "content-type": "application/x-www-form-urlencoded", **headers}
-        return await self.http.post(
-            self.authorize_url, content=urlencode(form), headers=headers, follow_redirects=False
-        )
+        sent = {"origin": origin, "content-type": "application/x-www-form-urlencoded", **(headers or {})}
+        return await self.http.post(self.authorize_url, content=urlencode(form), headers=sent, follow_redirects=False)
 
     async def code(self, **overrides: str | None) -> str:
         """A complete sign-in (pre-selected choices): the code from the redirect."""

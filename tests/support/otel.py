@@ -32,5 +32,7 @@ class OtelMemory:
         found = 0.0
         for point in self.points(name):
             if all(point.attributes.get(k) == v for k, v in attributes.items()):
-                found += getattr(point, "count", None) or getattr(point, "value", 0)
+                count: float | None = getattr(point, "count", None)  # histograms
+                value: float = getattr(point, "value", 0)  # counters
+                found += count or value
         return found

@@ -8,10 +8,19 @@ import subprocess
 import time
 
 import httpx2
+from starlette.datastructures import State
 
+from app.compose.http import Entry
 from app.toolkit.testing import ServerThread, free_port
 
-__all__ = ["ServerThread", "free_port", "wait_ready"]
+__all__ = ["ServerThread", "app_state", "free_port", "wait_ready"]
+
+
+def app_state(server: ServerThread) -> State:
+    """The `state` of the app a `ServerThread` serves, which `create_app` built (an `Entry`)."""
+    app = server.server.config.app
+    assert isinstance(app, Entry), app
+    return app.state
 
 
 async def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 90) -> None:

@@ -39,4 +39,4 @@ def settings_for(entra: EntraStandIn, port: int, **overrides: Any) -> Settings:
     }
     for section, value in overrides.items():
         values[section] = {**values.get(section, {}), **value} if isinstance(value, dict) else value
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)

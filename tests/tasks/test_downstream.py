@@ -38,7 +38,7 @@ async def test_a_task_calls_downstream_on_behalf_of_the_user_and_stores_no_token
             task = await client.finished(handle["taskId"])
         (core,) = app.state.cores
         assert core.tasks is not None
-        stored = core.tasks.store.records[handle["taskId"]]  # type: ignore[attr-defined]  # the memory store
+        stored = core.tasks.store.records[handle["taskId"]]  # the memory store
 
     assert task["status"] == "completed", task
     assert task["result"]["structuredContent"] == {"displayName": "Alice Example", "mail": "alice@contoso.example"}

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tests.support.servers import ServerThread
 from tests.support.task_replicas import TASK_TOOLS, Answer, RawTasks, accept, meta
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]  # many generated examples against real servers
 INTERNAL_ERROR = -32603
 MAX_ANSWER = 1024  # TASKS__MAX_ANSWER_BYTES here (its lowest): an oversized answer is cheap to send
 METHODS = ["tasks/get", "tasks/update", "tasks/cancel"]

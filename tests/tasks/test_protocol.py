@@ -251,7 +251,7 @@ async def test_tasks_methods_refuse_a_request_that_does_not_declare_the_extensio
     task_id = (await client.create("long_job", {"seconds": 60}))["taskId"]
     try:
         for method in ("tasks/get", "tasks/update", "tasks/cancel"):
-            extra = {"inputResponses": {}} if method == "tasks/update" else {}
+            extra: dict[str, object] = {"inputResponses": {}} if method == "tasks/update" else {}
             refused = await plain.rpc(method, {"taskId": task_id, **extra}, task_id)
             assert "result" not in refused, (method, refused)
             assert refused["error"]["code"] == -32021

@@ -53,7 +53,7 @@ async def test_the_sdk_client_runs_a_task_over_http_with_the_synchronous_result(
 async def test_the_server_stdio_serves_runs_tasks_and_authorizes_them_as_the_signed_in_user(tmp_path: Path) -> None:
     settings = Settings(
         _env_file=None,
-        app_env="development",  # type: ignore[call-arg]
+        app_env="development",
         tools={"dir": TASK_TOOLS, "lock_mode": "off"},
         stdio={"data_dir": tmp_path, "allow_plain_cache": True},
         audit={"sink": "off"},

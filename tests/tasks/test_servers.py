@@ -4,7 +4,7 @@ count only its own tasks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx2
 
@@ -36,6 +36,7 @@ async def test_a_task_is_found_only_at_the_server_that_created_it(
         # The first server's cap (1 per caller) is full; the second server's is its own.
         done = (await second.create("long_job"))["taskId"]
         assert (await second.finished(done))["result"]["structuredContent"] == {"result": "second server's long_job"}
+        extra: Mapping[str, object]
         for method, extra in (("tasks/get", {}), ("tasks/update", {"inputResponses": {}}), ("tasks/cancel", {})):
             refused = await second.rpc(method, {"taskId": running, **extra}, running)
             assert (refused["error"]["code"], refused["error"]["message"]) == NOT_FOUND, refused

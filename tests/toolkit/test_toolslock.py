@@ -109,7 +109,7 @@ def test_missing_lock_is_refused_in_production(tmp_path: Path, entra: EntraStand
 
 
 def test_lock_mode_defaults_and_off_is_development_only(entra: EntraStandIn) -> None:
-    assert Settings(_env_file=None, app_env="development").tools_lock_mode == "warn"  # type: ignore[call-arg]
+    assert Settings(_env_file=None, app_env="development").tools_lock_mode == "warn"
     with pytest.raises(ValidationError, match="TOOLS__LOCK_MODE=off is for development"):
         settings_for(entra, free_port(), tools={"lock_mode": "off"})
 

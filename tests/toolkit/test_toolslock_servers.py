@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.values import REPO, SUPPORT
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 def test_write_and_check_use_the_named_servers_folder_and_lock(tmp_path: Path) -> None:
     tools = tmp_path / "servers" / "finance" / "tools"
     shutil.copytree(SUPPORT / "two_servers" / "finance" / "tools", tools, ignore=shutil.ignore_patterns("__pycache__"))

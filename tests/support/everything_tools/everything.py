@@ -18,6 +18,7 @@ from mcp_types import (
     TextResourceContents,
 )
 from pydantic import BaseModel, Field
+from pydantic.config import JsonValue
 
 from app import ToolError, ask, completion, prompt, resource, tool
 
@@ -126,7 +127,7 @@ async def test_elicitation_sep1034_defaults() -> str:
     return f"Elicitation result: action={answer.action}, content={content}"
 
 
-def _titled(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+def _titled(*pairs: tuple[str, str]) -> list[JsonValue]:
     return [{"const": value, "title": title} for value, title in pairs]
 
 
