@@ -47,6 +47,7 @@ ONE_WORKER_MODULES = frozenset(
         "tests/bench/test_run.py",
         "tests/main/test_conformance.py",  # one run of the conformance suite per mode serves all its tests
         "tests/main/test_nginx.py",
+        "tests/repo/test_docs_examples.py",  # two servers, the Entra stand-in and one pytest run serve every block
         "tests/edge/test_rate_limits_redis.py",
         "tests/edge/test_route_limits.py",
         "tests/tasks/test_replicas.py",  # one Redis, two replicas and nginx serve all its tests

@@ -1,8 +1,9 @@
 """The dev issuer's authorization requests, held to the rules Entra holds a pre-registered public client to.
 
-A request names the one public client (DEV_ISSUER__CLIENT_ID), a loopback redirect URI (RFC 8252, any port), PKCE
-with S256 (plain or missing is refused before any code exists), scopes of one app's App ID URI, and optionally
-RFC 8707 `resource`, which must be that App ID URI, as at Entra (AADSTS9010010 otherwise).
+A request names the one public client (DEV_ISSUER__CLIENT_ID), a loopback redirect URI (RFC 8252, any port) or one
+of VS Code's two hosted redirect URIs, PKCE with S256 (plain or missing is refused before any code exists), scopes of
+one app's App ID URI, and optionally RFC 8707 `resource`, which must be that App ID URI, as at Entra (AADSTS9010010
+otherwise).
 
 The tenant has one app per MCP server (config.py's `DevApp`): the scopes' App ID URI says which app a request is
 for, else its `resource`, else it is the first. Scopes of two apps in one request are refused, as at Entra. The
@@ -37,6 +38,11 @@ REQUEST_PARAMS = (
     "nonce",  # OpenID Connect: echoed in the ID token
 )
 _SCOPE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,120}")
+# VS Code's redirect URI when its sign-in cannot listen on loopback (a remote window: SSH, WSL, a dev container, where
+# `make run` runs): vscode.dev hands the response on to the VS Code app. VS Code registers exactly these
+# (microsoft/vscode, src/vs/base/common/oauth.ts, fetchDynamicRegistration), as a desktop client registered in Entra
+# for it would list them; the public client accepts them, compared whole, and the facade's clients never do.
+VSCODE_REDIRECT_URIS = ("https://vscode.dev/redirect", "https://insiders.vscode.dev/redirect")
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,8 @@ def loopback_redirect(uri: str) -> str:
         raise OAuthError(
             "invalid_request",
             f"redirect_uri {uri[:200]!r} is not a loopback redirect URI: the dev issuer's public client accepts "
-            "http://127.0.0.1:{port}/path, http://[::1]:{port}/path or http://localhost:{port}/path (RFC 8252)",
+            "http://127.0.0.1:{port}/path, http://[::1]:{port}/path or http://localhost:{port}/path (RFC 8252), and "
+            "VS Code's https://vscode.dev/redirect",
         )
     return uri
 
@@ -202,7 +209,9 @@ def parse_authorization_request(items: Iterable[tuple[str, str]], rules: Rules) 
     """Validate every parameter; the sign-in form's POST goes through this again, with what it carried back."""
     params = single_params((k, v) for k, v in items if k in REQUEST_PARAMS)
     check_client(params.get("client_id"), rules)
-    redirect_uri = loopback_redirect(params.get("redirect_uri", ""))
+    asked = params.get("redirect_uri", "")
+    public = params.get("client_id") == rules.client_id
+    redirect_uri = asked if public and asked in VSCODE_REDIRECT_URIS else loopback_redirect(asked)
     confidential = rules.confidential(params.get("client_id"))
     if confidential is not None and confidential.facade_client and redirect_uri != confidential.facade_client[1]:
         raise OAuthError("invalid_request", "the facade's client redirects only to its own callback")

@@ -108,14 +108,12 @@ async def test_python_sdk_signs_in_through_the_browser_lists_and_calls_tools_and
             )
             provider, storage = person.provider()
             server_url = make_run.resource
-            # --8<-- [start:python-connect]
             async with (
                 httpx2.AsyncClient(auth=provider, timeout=30) as http,
                 Client(streamable_http_client(server_url, http_client=http)) as client,
             ):
                 names = {tool.name for tool in (await client.list_tools()).tools}
                 who = await client.call_tool("whoami", {})
-                # --8<-- [end:python-connect]
                 assert len(person.sign_ins) == 1 and len(storage.issued) == 1
                 first = storage.issued[0]
 
@@ -172,7 +170,7 @@ async def test_with_an_api_app_id_uri_the_server_starts_and_a_client_sending_res
     port = free_port()
     settings = Settings(
         _env_file=None,
-        app_env="development",  # type: ignore[call-arg]
+        app_env="development",
         azuread={"app_id_uri": "api://{client_id}"},
         dev_issuer={"port": free_port(), "key_dir": tmp_path / "dev"},
         mcp={"resource_host": f"http://127.0.0.1:{port}"},

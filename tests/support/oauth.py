@@ -187,7 +187,6 @@ async def sign_in(
     return page
 
 
-# --8<-- [start:python-storage]
 @dataclass
 class MemoryStorage:
     """The SDK's TokenStorage, in memory: the pre-registered client, and every token response it was given."""
@@ -206,10 +205,8 @@ class MemoryStorage:
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         self.client = client_info
-        # --8<-- [end:python-storage]
 
 
-# --8<-- [start:python-provider]
 def pre_registered_provider(
     server_url: str,
     client_id: str,
@@ -229,7 +226,6 @@ def pre_registered_provider(
         server_url, metadata, storage, redirect_handler=open_sign_in, callback_handler=wait_for_code
     )
     return provider, storage
-    # --8<-- [end:python-provider]
 
 
 @dataclass
@@ -256,4 +252,4 @@ class PythonClient:
     async def _callback(self) -> AuthorizationCodeResult:
         answer = await self.callback.wait()
         assert "code" in answer, answer
-        return AuthorizationCodeResult(code=answer["code"], state=answer.get("state"))
+        return AuthorizationCodeResult(code=answer["code"], state=answer.get("state"), iss=answer.get("iss"))

@@ -40,7 +40,6 @@ const authorizationResponse = new Promise((resolve) => {
   });
 });
 
-// --8<-- [start:ts-provider]
 /** OAuthClientProvider for a pre-registered public client; everything in memory. */
 class PreRegisteredClient {
   constructor() {
@@ -86,9 +85,7 @@ class PreRegisteredClient {
     return this.verifier;
   }
 }
-// --8<-- [end:ts-provider]
 
-// --8<-- [start:ts-connect]
 const provider = new PreRegisteredClient();
 const connect = async () => {
   const transport = new StreamableHTTPClientTransport(new URL(serverUrl), { authProvider: provider });
@@ -96,14 +93,12 @@ const connect = async () => {
   await client.connect(transport);
   return { client, transport };
 };
-// --8<-- [end:ts-connect]
 
 const timer = setTimeout(() => {
   console.error("timed out waiting for the sign-in");
   process.exit(3);
 }, 90_000);
 try {
-  // --8<-- [start:ts-sign-in]
   let first;
   try {
     first = await connect();
@@ -118,7 +113,6 @@ try {
   await pending.finishAuth(answer.code);
   const { client } = await connect();
   const tools = (await client.listTools()).tools.map((tool) => tool.name).sort();
-  // --8<-- [end:ts-sign-in]
   const whoami = (await client.callTool({ name: "whoami", arguments: {} })).structuredContent;
   const registered = provider.registered?.client_id ?? null;
   console.log(JSON.stringify({ tools, whoami, scope: provider.saved?.scope ?? null, registered }));

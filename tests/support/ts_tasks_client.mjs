@@ -47,7 +47,6 @@ const capabilities = { elicitation: { form: {} } };
 const auth = { token: async () => token };
 const asked = []; // the questions the elicitation handler answered
 
-// --8<-- [start:ts-tasks-raw-dispatch]
 /** The host's raw request path for ext-tasks: JSON-RPC requests over a transport of their own, answered by id. */
 const rawDispatcher = async () => {
   const transport = new StreamableHTTPClientTransport(new URL(serverUrl), { authProvider: auth });
@@ -86,7 +85,6 @@ const session = createTaskSessionFromClient(client, {
     },
   }),
 });
-// --8<-- [end:ts-tasks-raw-dispatch]
 
 /** Settles `execution`, noting every task status it observed. */
 const settle = async (execution) => {
