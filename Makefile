@@ -8,7 +8,7 @@ ROLES ?=
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --quiet
 
-.PHONY: help run test lint fmt token install audit-verify new-tool new-route tools-lock audit sbom bench bench-tasks docs
+.PHONY: help run dev test test-all lint fmt token install audit-verify new-tool new-route tools-lock audit sbom bench bench-tasks docs
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -17,26 +17,37 @@ $(UV):
 	python3 -m pip install --user --quiet uv
 
 install: $(UV) ## create .venv from uv.lock (dev and docs tools and the content-safety extra included)
-	$(UV) sync --frozen --quiet --extra content-safety --group docs
+	@$(UV) sync --frozen --quiet --extra content-safety --group docs
 
-run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev issuer
-	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(RUN) python -m app
+run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev issuer (RELOAD=1: as make dev)
+	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(RUN) python -m app $(if $(RELOAD),--reload,)
+
+dev: install ## make run, restarting the server when tools/ or routes/ change (the dev issuer stays up)
+	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(RUN) python -m app --reload
 
 token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only, SERVER=key for SERVERS__{KEY})
 	@APP_ENV=development $(RUN) python -m app.devissuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,) $(if $(SERVER),--server $(SERVER),)
 
-# pytest-xdist workers for the whole suite (a part given in TESTS runs in one process unless TEST_WORKERS says more).
+# pytest-xdist workers (a part given in TESTS runs in one process unless TEST_WORKERS says more). `make test` is the
+# quick tier: every test but those marked slow (servers as subprocesses, nginx, Redis replicas, the Node peers, the
+# benchmarks, long fuzzing); `make test-all` runs the whole suite, as CI does. A part given in TESTS runs whole.
 # The tests see uv's directory first on PATH (the bench builds a venv with uv), and none of this make's variables
 # (MAKEFLAGS): the `make` they run themselves starts as a developer's would.
 TEST_WORKERS ?= $(if $(TESTS),0,4)
-test: install ## run the test suite in parallel (TESTS="path ..." for a part, TEST_WORKERS=n); installs nginx/Redis if missing (root)
+PYTEST := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PATH="$(dir $(UV)):$$PATH" $(RUN) pytest -n $(TEST_WORKERS)
+test: install ## run the quick tests in parallel (TESTS="path ..." for a part, TEST_WORKERS=n); installs nginx/Redis if missing (root)
 	@bash .ci/test-packages
-	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PATH="$(dir $(UV)):$$PATH" $(RUN) pytest -n $(TEST_WORKERS) $(TESTS)
+	$(PYTEST) $(if $(TESTS),$(TESTS),-m "not slow")
+	@$(if $(TESTS),,echo "quick tier passed; \`make test-all\` runs the slow tests too (CI runs it)")
+
+test-all: install ## run the whole suite, slow tests too, as CI does (needs the Node peers: see .ci/run)
+	@bash .ci/test-packages
+	$(PYTEST) $(TESTS)
 
 lint: install ## ruff, mypy, and the import-linter contracts in pyproject.toml (the layers of app/)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy app tools routes
+	$(RUN) mypy app tools routes tests
 	$(RUN) lint-imports --no-cache
 
 bench: install ## compare this server with the bare SDK, SDK+JWT and fastmcp (needs wrk; see bench/README.md)

@@ -1,5 +1,7 @@
 """Production entry point: `python -m app` runs uvicorn from SERVER__* and SECURITY__* settings; `python -m app stdio`
-serves the same tools over stdio to a desktop client, as the user signed in with MSAL (app/local/)."""
+serves the same tools over stdio to a desktop client, as the user signed in with MSAL (app/local/);
+`python -m app --reload` (development, `make dev`) restarts the app when tools or routes change
+(app/compose/reload.py)."""
 
 from __future__ import annotations
 
@@ -20,8 +22,13 @@ def main() -> None:
 
         serve_stdio()
         return
-    if sys.argv[1:]:
-        print("usage: python -m app [stdio [--server KEY]]   (no argument: the HTTP server)", file=sys.stderr)
+    reload = sys.argv[1:] == ["--reload"]
+    if sys.argv[1:] and not reload:
+        print(
+            "usage: python -m app [--reload | stdio [--server KEY]]   (no argument: the HTTP server; --reload: "
+            "development, restart on changes to tools and routes)",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     with exit_on_startup_error():
         settings = Settings()
@@ -44,7 +51,10 @@ def main() -> None:
     # uvicorn re-raises SIGTERM once its graceful shutdown is done; this handler makes that a clean exit 0.
     signal.signal(signal.SIGTERM, _shutdown_done)
     try:
-        _run(settings)
+        if reload:
+            _run_reloading(settings)
+        else:
+            _run(settings)
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down already; no traceback
         raise SystemExit(130) from None
 
@@ -64,6 +74,26 @@ def _run(settings: Settings) -> None:
         timeout_keep_alive=settings.server.keep_alive_seconds,
         log_level=settings.log_level.lower(),
     )
+
+
+def _run_reloading(settings: Settings) -> None:
+    """`make dev`: the app in a child process uvicorn restarts on changes; the dev issuer beside it, kept up."""
+    from app.compose.reload import issuer_beside, watched  # development only
+    from app.observability.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_style)  # uvicorn's reloader logs through it (log_config=None)
+    with exit_on_startup_error(), issuer_beside(settings):
+        uvicorn.run(
+            "app.main:app",
+            host=settings.server.host,
+            port=settings.server.port,
+            reload=True,
+            reload_dirs=watched(settings),
+            proxy_headers=False,
+            server_header=False,
+            log_config=None,
+            log_level=settings.log_level.lower(),
+        )
 
 
 def _port_taken(host: str, port: int) -> str | None:

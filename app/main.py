@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     embedded = settings.dev_issuer_active and settings.dev_issuer.embedded
     # First of all: a taken dev-issuer port is then the one line printed, and the port is held from here on.
     dev_socket = listen_socket(settings.dev_issuer.host, settings.dev_issuer.port) if embedded else None
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_style)
     install_access_log_filter()
     routes = discover_routes(settings.routes.dir)  # FastAPI routes from ROUTES__DIR, each guarded or declared public
     cores = build_cores(settings, routes=routes.requirement, downstream=on_behalf_of(settings))

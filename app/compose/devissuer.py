@@ -8,7 +8,10 @@ several workers).
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 import uvicorn
 
@@ -20,6 +23,7 @@ from app.compose.resource import resource_server
 from app.core.hosts import is_loopback_host
 from app.devissuer.config import DevApp, DevIssuerConfig
 from app.devissuer.issuer import DevIssuer
+from app.devissuer.running import choose, recorded, running_issuers
 from app.devissuer.signing import DevKeyError
 from app.devissuer.tls import tls_options
 from app.settings import Settings, UnknownServerError
@@ -97,15 +101,23 @@ def main() -> None:
         if not is_loopback_host(config.host):
             parser.error("the dev issuer listens on loopback only")
         certfile, keyfile = tls_options(config)
-        uvicorn.run(
-            issuer.asgi_app(),
-            host=config.host,
-            port=config.port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            ssl_certfile=certfile,
-            ssl_keyfile=keyfile,
-        )
+        # uvicorn re-raises SIGTERM after its graceful shutdown: a no-op handler lets the record below be removed.
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        with recorded(config):
+            uvicorn.run(
+                issuer.asgi_app(),
+                host=config.host,
+                port=config.port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                ssl_certfile=certfile,
+                ssl_keyfile=keyfile,
+            )
         return
+    # The running server trusts the issuer it started, which this shell's DEV_ISSUER__PORT may not name.
+    chosen, said = choose(config, running_issuers(config.key_dir))
+    if chosen is not None:
+        issuer = DevIssuer(replace(config, instance=chosen.instance, tenant_id=chosen.tenant))
+    print(said, file=sys.stderr)  # stderr: `$(make -s token)` takes the token alone
     print(issuer.mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime, server=server))

@@ -31,6 +31,7 @@ from app.devissuer.endpoints import DevAuthorizationServer
 from app.devissuer.gate import DevIssuerGate
 from app.devissuer.oidc import IdTokens
 from app.devissuer.rules import DevUser
+from app.devissuer.running import recorded
 from app.devissuer.signing import load_or_create_key, public_jwk
 from app.devissuer.tls import tls_options
 from app.devissuer.tokens import access_token
@@ -187,8 +188,9 @@ class DevIssuer:
         """Serve (as `serve`) and say so (`announce_dev`) for as long as the context lasts, then stop."""
         server = await self.serve(sock)
         try:
-            announce_dev(self.config)
-            yield
+            with recorded(self.config):  # `make token` mints for this issuer (running.py)
+                announce_dev(self.config)
+                yield
         finally:
             server.should_exit = True
             await server.task
@@ -203,10 +205,11 @@ class EmbeddedServer(uvicorn.Server):
         return contextlib.nullcontext()
 
 
-def announce_dev(config: DevIssuerConfig) -> None:
-    """What `make run` prints once the embedded issuer is up: where tokens come from, and a first command to try."""
+def announce_dev(config: DevIssuerConfig, reloading: bool = False) -> None:
+    """What `make run` prints once the embedded issuer is up: where tokens come from, a first command to try, and
+    when changes to tools are picked up (`reloading`: `make dev` restarts the app on its own)."""
     log = logging.getLogger("app")
-    log.warning("DEVELOPMENT MODE: tokens come from the embedded dev issuer at %s", config.instance)
+    log.warning("DEVELOPMENT MODE: tokens come from the dev issuer at %s", config.instance)
     for app in config.apps:  # each server's own tokens: `make token SERVER=key` for a server of SERVERS__*
         log.info(
             "try it: npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 mcp-inspector --cli %s "
@@ -214,3 +217,5 @@ def announce_dev(config: DevIssuerConfig) -> None:
             app.resource,
             f" SERVER={app.key}" if app.key else "",
         )
+    if not reloading:
+        log.info("tools and routes are read at startup: restart after changing them, or use `make dev` to reload")

@@ -57,7 +57,7 @@ def build_local(settings: Settings, server: str = "") -> tuple[Any, LocalIdentit
 
 async def serve(settings: Settings, key: str = "") -> None:
     """Build everything, sign in (stdout pointed at stderr meanwhile), then serve over stdin and stdout."""
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_style)
     core, identity, signed_in = build_local(settings, key)
     server: Any = lowlevel_server(core.mcp)  # as MCPServer.run_stdio_async does, once the user has signed in
     try:

@@ -1,4 +1,5 @@
-"""Logging: one JSON object per line on stderr, with the current trace and span ids, at `LOG_LEVEL`.
+"""Logging at `LOG_LEVEL` on stderr: one JSON object per line, with the current trace and span ids (production's
+default, for a log pipeline), or one readable line per event (`text`, development's default, for a person).
 
 stdout is left to the audit log (`AUDIT__SINK=stdout`), so the two streams never interleave.
 """
@@ -14,7 +15,9 @@ from typing import Any
 from opentelemetry import trace
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is emitted as a field.
+# uvicorn's `color_message` repeats the message with ANSI colour codes: noise in a JSON field, and in a text line.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_SKIPPED = _STANDARD | {"color_message"}
 _MARK = "_app_handler"
 # Libraries that log whole wire messages (tool arguments, results) at DEBUG: they stay at INFO even when
 # LOG_LEVEL=DEBUG, so turning up our own logging never writes raw arguments.
@@ -35,12 +38,29 @@ class JsonFormatter(logging.Formatter):
         if context.is_valid:
             entry["trace_id"] = format(context.trace_id, "032x")
             entry["span_id"] = format(context.span_id, "016x")
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        entry.update(_extras(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """One plain line per event for a console: local time, level, logger, the message, then any `extra=` fields as
+    `key=value`; no colour codes, so it reads the same in a terminal, a file and a CI log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        line = f"{when} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        fields = " ".join(f"{key}={value}" for key, value in _extras(record).items())
+        line = f"{line}  [{fields}]" if fields else line
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a record got from `extra=`."""
+    return {k: v for k, v in vars(record).items() if k not in _SKIPPED and not k.startswith("_")}
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> logging.Handler:
@@ -55,7 +75,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> logging.Handler
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     handler.setLevel(level)
     root.addHandler(handler)
     # Lower the root level to LOG_LEVEL, never raise it: a harness that listens at DEBUG keeps hearing everything,

@@ -93,8 +93,11 @@ class Settings(BaseSettings):
     values."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the server's own logs."""
-    log_format: Literal["json", "text"] = "json"
-    """`json` (one object per line on stderr, with trace and span ids) or `text`."""
+    log_format: Literal["json", "text"] | None = Field(
+        default=None, json_schema_extra={"production": "json", "development": "text", "effective": "log_style"}
+    )
+    """`json` (one object per line on stderr, with trace and span ids, for a log pipeline) or `text` (one readable line
+    per event, for a person at a console). Default: `json` in production, `text` in development."""
     azuread: AzureAdSettings = Field(default_factory=AzureAdSettings)
     """This server's Entra ID app registration."""
     mcp: McpSettings = Field(default_factory=McpSettings)
@@ -229,6 +232,11 @@ class Settings(BaseSettings):
         except ValueError:
             concurrency = 1
         return max(1, self.server.workers, concurrency)
+
+    @property
+    def log_style(self) -> Literal["json", "text"]:
+        """The effective LOG_FORMAT: as set, else `json` in production and `text` in development."""
+        return self.log_format or ("json" if self.app_env == "production" else "text")
 
     @property
     def tools_lock_mode(self) -> Literal["enforce", "warn", "off"]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 from pydantic_settings import NoDecode
 
 from app.core.hosts import is_loopback_host as is_loopback_host  # re-exported: settings validate hosts with it
@@ -26,6 +26,14 @@ class Section(BaseModel):
     """A settings section; each field's docstring is its description (in the generated settings reference)."""
 
     model_config = ConfigDict(use_attribute_docstrings=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_default(cls, values: Any) -> Any:
+        """`NAME=` with nothing after it (the example files ship many) leaves the setting at its default."""
+        if isinstance(values, dict):
+            return {key: value for key, value in values.items() if value != ""}
+        return values
 
 
 def csv_list(value: object) -> object:

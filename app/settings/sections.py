@@ -11,7 +11,9 @@ from pydantic import Field, SecretStr, field_validator
 
 from app.core.hosts import is_loopback_host
 from app.settings.fields import (
+    DEV_CLIENT_ID,
     DEV_PUBLIC_CLIENT_ID,
+    DEV_TENANT_ID,
     CsvList,
     SecretList,
     Section,
@@ -25,13 +27,20 @@ from app.settings.fields import (
 class AzureAdSettings(Section):
     """This server's Entra ID app registration and the tenant(s) it trusts."""
 
-    instance: str = "https://login.microsoftonline.com/"
+    instance: str = Field(
+        default="https://login.microsoftonline.com/",
+        json_schema_extra={"development": "http://{DEV_ISSUER__HOST}:{DEV_ISSUER__PORT}/", "effective": "instance"},
+    )
     """Entra authority host. https only (plain http only for a loopback host)."""
-    tenant_id: str | None = None
+    tenant_id: str | None = Field(
+        default=None, json_schema_extra={"development": DEV_TENANT_ID, "effective": "tenant_id"}
+    )
     """Your tenant id (GUID), or `organizations` / `common` for a multi-tenant server. Empty in development: the
     embedded dev issuer stands in for Entra."""
-    client_id: str | None = None
-    """The Application (client) ID of this server's app registration."""
+    client_id: str | None = Field(
+        default=None, json_schema_extra={"development": DEV_CLIENT_ID, "effective": "client_id"}
+    )
+    """The Application (client) ID of this server's app registration (in development, unset: the dev issuer's app)."""
     app_id_uri: str | None = None
     """The Application ID URI of this server's app registration ("Expose an API"). Scopes are requested as
     `{app id uri}/{scope}`. Default: the resource identifier `{MCP__RESOURCE_HOST}{MCP__PATH}`, as Entra's guidance for
@@ -85,7 +94,10 @@ class McpSettings(Section):
 
     path: str = "/mcp"
     """The MCP endpoint's path."""
-    resource_host: str | None = None
+    resource_host: str | None = Field(
+        default=None,
+        json_schema_extra={"development": "http://{SERVER__HOST}:{SERVER__PORT}", "effective": "resource_host"},
+    )
     """The public base URL clients use (scheme, host and port; no path). The resource id is this plus `MCP__PATH`.
     Required in production; in development it defaults to where the server listens, `http://{SERVER__HOST}:{SERVER__PORT}`
     (`make run PORT=8010` sets both)."""
@@ -178,7 +190,9 @@ class ToolsSettings(Section):
     """Show callers only the tools, resources and prompts they may use."""
     lock_file: Path | None = None
     """The reviewed record of served tool metadata (default: `tools.lock` beside the tools folder)."""
-    lock_mode: Literal["enforce", "warn", "off"] | None = None
+    lock_mode: Literal["enforce", "warn", "off"] | None = Field(
+        default=None, json_schema_extra={"production": "enforce", "development": "warn", "effective": "tools_lock_mode"}
+    )
     """`enforce` (refuse to start on a difference), `warn` (log it) or `off` (development only). Default: enforce in
     production, warn in development."""
     threads: int = Field(default=40, ge=1, le=1024)

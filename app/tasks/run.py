@@ -86,6 +86,7 @@ class TaskRun:
         try:
             await self.store.change(self.task_id, put)
         except Exception as exc:  # a status line is not worth failing the tool over
+            _still_cancelled(exc)
             log.warning("task status not stored", extra={"error": type(exc).__name__})
 
     async def ask(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +124,7 @@ class TaskRun:
             try:
                 record = await self.store.change(self.task_id, take)
             except Exception as exc:  # a blip: keep waiting (past the lease, the task reads as failed anyway)
+                _still_cancelled(exc)
                 log.warning("task store unavailable to a waiting task", extra={"error": type(exc).__name__})
                 await asyncio.sleep(TICK)
                 continue
@@ -254,6 +256,15 @@ class TaskLayer:
             return {**record, "message": None, **outcome, "inputs": {}, "answers": {}, "updated": now_ms()}
 
         return await self.store.change(task_id, end)
+
+
+def _still_cancelled(error: Exception) -> None:
+    """Re-raise a cancel of the running tool that a store error hid: a Redis client cleaning up after a cancelled
+    command (UNWATCH on a broken connection) can raise in place of the CancelledError, and a tool whose cancel was
+    caught as a store blip would run on after its task was cancelled."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
 
 
 def _leased(record: Record, until: int) -> Record:

@@ -136,6 +136,20 @@ def _annotation(annotation: Any) -> str:
 
 
 def _default(field: FieldInfo) -> str:
+    """The default, and what development uses when that differs (a field's `production` / `development` extras)."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    shown = f"`{extra['production']}`" if "production" in extra else _declared_default(field)
+    return f"{shown}; development: `{extra['development']}`" if "development" in extra else shown
+
+
+def environment_defaults(field: FieldInfo) -> dict[str, str]:
+    """What a field's default is by `APP_ENV`, as the reference shows it (`production`, `development`), and the
+    `Settings` property that holds the effective value (`effective`); empty when the default is the same in both."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return {k: str(v) for k, v in extra.items() if k in ("production", "development", "effective")}
+
+
+def _declared_default(field: FieldInfo) -> str:
     if field.default_factory is not None:
         value = field.default_factory()  # type: ignore[call-arg]
     elif field.default is PydanticUndefined:

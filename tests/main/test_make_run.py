@@ -34,7 +34,7 @@ async def test_make_run_then_make_token_then_tools_list() -> None:
     )
     try:
         await wait_ready(f"http://127.0.0.1:{port}", server, timeout=120)
-        token = subprocess.run(
+        minted = subprocess.run(
             ["make", "-s", "token", "SCOPES=mcp.read notes.read"],
             cwd=REPO,
             env=env,
@@ -42,8 +42,10 @@ async def test_make_run_then_make_token_then_tools_list() -> None:
             text=True,
             check=True,
             timeout=120,
-        ).stdout.strip()
-        assert token.count(".") == 2
+        )
+        token = minted.stdout.strip()
+        assert token.count(".") == 2  # stdout is the token alone; which issuer minted it is said on stderr
+        assert f"token for the running dev issuer at http://127.0.0.1:{issuer_port}/" in minted.stderr
         async with mcp_client(f"http://127.0.0.1:{port}", token) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
             who = await client.call_tool("whoami", {})

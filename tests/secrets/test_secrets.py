@@ -37,7 +37,7 @@ from tests.support.app_process import run_uvicorn
 from tests.support.calls import mcp_client, modern_call, rpc
 from tests.support.entra import EntraStandIn, new_key
 from tests.support.keyvault import VAULT_IDENTITY, KeyVaultStandIn, LocalIssuerCredential, TlsFiles, vault_section
-from tests.support.servers import ServerThread, free_port
+from tests.support.servers import ServerThread, app_state, free_port
 from tests.support.values import CLIENT_ID, REPO, REQUEST_STATE_KEY, TENANT, settings_for
 
 KEY_A = "a" * 40
@@ -418,7 +418,7 @@ async def test_rotated_secrets_reach_consumers_after_the_refresh_interval_withou
     keyvault.set("azuread--client-secret", "client-secret-version-one")
     tools = _write_tool(tmp_path, "rotating.py", ROTATING_TOOL)
     server = serve(keyvault=vault_section(keyvault, vault_tls, refresh_seconds=0.5), tools={"dir": tools})
-    store: SecretStore = server.server.config.app.state.secrets
+    store: SecretStore = app_state(server).secrets
     rebuilt: list[str] = []  # stands in for the MSAL client: rebuilt with the new client secret on change
     store.on_change(
         lambda current, changed: (
@@ -430,12 +430,16 @@ async def test_rotated_secrets_reach_consumers_after_the_refresh_interval_withou
     bearer = token("mcp.read")
     assert await _tool_text(server.url, bearer, "key_fingerprint") == (False, _fingerprint("api-key-version-one"))
 
-    keyvault.set("azuread--client-secret", "client-secret-version-two")  # first: seen no later than the tool's
+    keyvault.set("azuread--client-secret", "client-secret-version-two")
     keyvault.set("weather--api-key", "api-key-version-two")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 10  # give-up bounds: a refresh reads one secret after another, so a pass that
+    # began between the two writes sees the tool's new key first and the client secret's one interval later
     while await _tool_text(server.url, bearer, "key_fingerprint") != (False, _fingerprint("api-key-version-two")):
         assert time.monotonic() < deadline, "the rotated tool secret was never seen"
         await asyncio.sleep(0.2)
+    while not rebuilt:
+        assert time.monotonic() < deadline + 10, "the rotated client secret never reached its consumer"
+        await asyncio.sleep(0.1)
     assert rebuilt == ["client-secret-version-two"]
     assert store.get("azuread--client-secret").get_secret_value() == "client-secret-version-two"
     assert server.thread.is_alive()
@@ -581,7 +585,7 @@ async def test_json_rpc_errors_of_resources_prompts_and_tools_reach_the_client_w
 
 
 # ---- the redactor (hostile input) ---------------------------------------------------------------------------
-_SECRET_TEXT = st.text(st.characters(blacklist_characters="[]", blacklist_categories=("Cs",)), min_size=8, max_size=40)
+_SECRET_TEXT = st.text(st.characters(blacklist_characters="[]", blacklist_categories=["Cs"]), min_size=8, max_size=40)
 
 
 @given(secret=_SECRET_TEXT, before=st.text(max_size=50), after=st.text(max_size=50))
@@ -642,8 +646,12 @@ def test_redaction_covers_exception_text_traceback_and_extras(captured_log: io.S
     from app.observability.redaction import REDACTOR, install_redaction
 
     records: list[logging.LogRecord] = []
-    keep = logging.Handler()
-    keep.emit = records.append  # type: ignore[method-assign]
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
     logging.getLogger("t").addHandler(keep)
 
     def provider() -> frozenset[str]:
@@ -698,7 +706,7 @@ async def test_the_obo_client_rebuilds_with_a_rotated_client_secret(
         ok, _ = await _tool_text(server.url, user_token("aaaaaaaa-0000-4000-8000-0000000000a1"), "my_profile")
         assert ok is False and entra.token_requests[-1]["client_secret"] == "obo-client-secret-one"
         vault.set("azuread--client-secret", "obo-client-secret-two")
-        store: SecretStore = server.server.config.app.state.secrets
+        store: SecretStore = app_state(server).secrets
         deadline = time.monotonic() + 10
         while store.get("azuread--client-secret").get_secret_value() != "obo-client-secret-two":
             assert time.monotonic() < deadline, "the rotated client secret was never loaded"

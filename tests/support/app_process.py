@@ -42,7 +42,7 @@ def app_process(entra: EntraStandIn, tmp_path: Path, **env: str) -> Iterator[str
         proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=tmp_path, env=values, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a give-up bound; readiness is what is waited on
         while True:
             assert proc.poll() is None, f"app exited: {log.read_text()[-2000:]}"
             try:

@@ -174,7 +174,7 @@ def nginx_in_front(workdir: Path, listen: int, apps: Sequence[Upstream]) -> Iter
 
 
 def wait_listening(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a give-up bound: nginx listens in well under a second
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"nginx exited with {proc.returncode}: {log.read_text()[-2000:]}")

@@ -22,6 +22,7 @@ COPIED = [
     "tools",
     "routes",
     "tests",
+    "bench",  # tests/bench imports it, and `make lint` type-checks tests/
     "config",
     "Makefile",
     "pyproject.toml",
@@ -41,7 +42,7 @@ def repo_copy(tmp_path: Path) -> Path:
     for name in COPIED:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", ".dev"))
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", ".dev", ".venvs", "out"))
         elif source.exists():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel, Field
 
 from app.settings import Settings
@@ -74,6 +76,7 @@ def test_reference_shows_each_setting_with_type_default_and_secret_name() -> Non
     assert "| `TOOLS__DIR` | path | `tools` |" in page  # relative to the repo, not this machine's path
 
 
+@pytest.mark.slow  # a subprocess or many generated examples: the whole suite (make test-all)
 def test_check_mode_fails_on_a_stale_page(tmp_path: Path) -> None:
     stale = REPO / "docs" / "settings.md"
     out = subprocess.run(
@@ -94,3 +97,38 @@ def test_check_mode_fails_on_a_stale_page(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 1 and "is stale" in out.stderr
+
+
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    sections = {name.split("__")[0] for name, _ in settings_reference.leaf_fields(Settings)}
+    for variable in [v for v in os.environ if v.split("__")[0] in sections]:
+        monkeypatch.delenv(variable)
+
+
+def test_a_default_that_depends_on_app_env_is_shown_for_both_and_is_what_each_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where development uses another default than production, the reference says both, and each value shown is
+    the effective one (the `Settings` property named by the field), with the defaults it names filled in."""
+    _clean_environment(monkeypatch)
+    rows = [
+        (env, f) for env, f in settings_reference.leaf_fields(Settings) if settings_reference.environment_defaults(f)
+    ]
+    assert {"LOG_FORMAT", "MCP__RESOURCE_HOST", "TOOLS__LOCK_MODE", "AZUREAD__INSTANCE"} <= {env for env, _ in rows}
+    defaults = {env: str(f.default) for env, f in settings_reference.leaf_fields(Settings)}
+    development = Settings(app_env="development", _env_file=None)
+    production = Settings(
+        app_env="production", _env_file=None,
+        azuread={"tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47", "client_id": "api-client"},
+        mcp={"resource_host": "https://mcp.contoso.com"},
+    )  # fmt: skip
+    page = settings_reference.render()
+    for env, field in rows:
+        shown = settings_reference.environment_defaults(field)
+        claimed = shown["development"].format_map(defaults)  # `http://{SERVER__HOST}:{SERVER__PORT}` filled in
+        assert getattr(development, shown["effective"]) == claimed, env
+        if "production" in shown:
+            assert getattr(production, shown["effective"]) == shown["production"], env
+        assert f"development: `{shown['development']}`" in next(
+            line for line in page.splitlines() if f"`{env}`" in line
+        )
