@@ -1,5 +1,5 @@
 """Every fenced code block of docs/*.md and README.md is real and runs: one test per block (`tools.md:3-python`),
-and a block no check knows fails, so a new block lands with its check (issue 31).
+and a block no check knows fails, so a new block lands with its check.
 
 - Tool and route modules are loaded by the real discovery and served by the real app on a real uvicorn, trusting an
   Entra stand-in (over TLS, so on-behalf-of works): every tool refuses the callers it must, and every tool, resource,
