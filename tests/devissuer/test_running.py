@@ -15,8 +15,8 @@ from app.devissuer.running import RunningIssuer, choose, recorded, running_issue
 from app.settings import DEV_TENANT_ID
 
 
-def _config(key_dir: Path, port: int = 8001) -> DevIssuerConfig:
-    app = DevApp(key="", audience="aud", app_id_uri="http://127.0.0.1:8000/mcp", resource="", server_name="s")
+def _config(key_dir: Path, port: int = 19101) -> DevIssuerConfig:
+    app = DevApp(key="", audience="aud", app_id_uri="http://127.0.0.1:19100/mcp", resource="", server_name="s")
     return DevIssuerConfig(
         app_env="development", instance=f"http://127.0.0.1:{port}/", tenant_id=DEV_TENANT_ID, host="127.0.0.1",
         port=port, key_dir=key_dir, client_id="c", token_seconds=60, tls=False, rate="30/minute", apps=(app,),
@@ -39,14 +39,14 @@ def test_the_record_lives_as_long_as_the_issuer_and_only_live_ones_count(tmp_pat
 
 
 def test_choose_prefers_the_configured_issuer_then_the_only_one_running() -> None:
-    here = _config(Path("."), 8001)
-    mine = RunningIssuer("http://127.0.0.1:8001/", DEV_TENANT_ID, 1)
+    here = _config(Path("."), 19101)
+    mine = RunningIssuer("http://127.0.0.1:19101/", DEV_TENANT_ID, 1)
     other = RunningIssuer("http://127.0.0.1:9001/", DEV_TENANT_ID, 2)
     third = RunningIssuer("http://127.0.0.1:9002/", DEV_TENANT_ID, 3)
-    assert choose(here, [other, mine]) == (mine, "token for the running dev issuer at http://127.0.0.1:8001/")
+    assert choose(here, [other, mine]) == (mine, "token for the running dev issuer at http://127.0.0.1:19101/")
     chosen, said = choose(here, [other])
-    assert chosen == other and "running dev issuer at http://127.0.0.1:9001/" in said and "8001" in said
+    assert chosen == other and "running dev issuer at http://127.0.0.1:9001/" in said and "19101" in said
     chosen, said = choose(here, [other, third])
     assert chosen is None and "several dev issuers are running" in said and "DEV_ISSUER__PORT" in said
     chosen, said = choose(replace(here), [])
-    assert chosen is None and said.startswith("no dev issuer is running") and "http://127.0.0.1:8001/" in said
+    assert chosen is None and said.startswith("no dev issuer is running") and "http://127.0.0.1:19101/" in said

@@ -103,9 +103,10 @@ def test_the_pages_python_and_javascript_are_the_two_programs_run_here_and_real_
     assert found == [("Python SDK", "python"), ("TypeScript SDK", "javascript")]
     assert sum(len(code_blocks(text, lang)) for lang in languages) == 2  # none before the first section either
     assert "--8<--" not in text  # no include: the page holds the code
+    make_run_resource = Settings(app_env="development", _env_file=None).resource  # where `make run` serves by default
     for source in (doc_block("Python SDK", "python"), doc_block("TypeScript SDK", "javascript")):
         # As copied, it runs against `make run` with the dev issuer's client (the environment names others).
-        assert '"http://127.0.0.1:8000/mcp"' in source and f'"{DEV_PUBLIC_CLIENT_ID}"' in source
+        assert f'"{make_run_resource}"' in source and f'"{DEV_PUBLIC_CLIENT_ID}"' in source
     compile(doc_block("Python SDK", "python"), "client.py", "exec")
 
 

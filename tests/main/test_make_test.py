@@ -1,7 +1,7 @@
 """`make test` beside `make run`, in one fresh copy of the repository: a developer's server (and its dev issuer, its
 `.dev/` keys and its running-issuer record) stays up while the test runner runs tests that use the same checkout's
 `make run`, `make token` and `.dev/`, and they pass. (The ports are the other half: under CI every run of the suite
-holds 8000 and 8001 as `make run` would, tests/conftest.py `make_run_ports_are_taken`, so a test that used them fails.)
+holds `make run`'s default ports as a developer's `make run` would, so a test that used them fails.)
 """
 
 from __future__ import annotations
