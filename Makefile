@@ -7,8 +7,10 @@ ROLES ?=
 # uv runs everything from the lock; installed for this user on first use if missing.
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen --quiet
+# The app's one command line (app/cli/): `.venv/bin/secure-mcp-server --help` lists what it does.
+CLI := $(RUN) secure-mcp-server
 
-.PHONY: help run dev test test-all lint fmt token install audit-verify new-tool new-route tools-lock audit sbom bench bench-tasks docs
+.PHONY: help run dev test test-all lint fmt token install audit-verify new-tool new-route tools-lock doctor audit sbom bench bench-tasks docs
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -16,17 +18,18 @@ help: ## list targets
 $(UV):
 	python3 -m pip install --user --quiet uv
 
-install: $(UV) ## create .venv from uv.lock (dev and docs tools and the content-safety extra included)
+install: $(UV) ## create .venv from uv.lock (dev and docs tools and the content-safety extra), with the secure-mcp-server command
 	@$(UV) sync --frozen --quiet --extra content-safety --group docs
+	@cmp -s config/secure-mcp-server .venv/bin/secure-mcp-server || install -m 755 config/secure-mcp-server .venv/bin/
 
 run: install ## start the dev server on $(HOST):$(PORT) with the embedded dev issuer (RELOAD=1: as make dev)
-	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(RUN) python -m app $(if $(RELOAD),--reload,)
+	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(CLI) serve $(if $(RELOAD),--reload,)
 
 dev: install ## make run, restarting the server when tools/ or routes/ change (the dev issuer stays up)
-	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(RUN) python -m app --reload
+	APP_ENV=development SERVER__HOST=$(HOST) SERVER__PORT=$(PORT) $(CLI) serve --reload
 
 token: install ## print a dev access token (SCOPES="a b", ROLES="r", APP=1 for app-only, SERVER=key for SERVERS__{KEY})
-	@APP_ENV=development $(RUN) python -m app.devissuer token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,) $(if $(SERVER),--server $(SERVER),)
+	@APP_ENV=development $(CLI) token --scopes "$(SCOPES)" --roles "$(ROLES)" $(if $(APP),--app,) $(if $(SERVER),--server $(SERVER),)
 
 # pytest-xdist workers (a part given in TESTS runs in one process unless TEST_WORKERS says more). `make test` is the
 # quick tier: every test but those marked slow (servers as subprocesses, nginx, Redis replicas, the Node peers, the
@@ -64,21 +67,21 @@ fmt: install ## format and auto-fix
 
 audit-verify: install ## verify an audit log's hash chain and report the first broken link (FILE=path)
 	@test -n "$(FILE)" || { echo "usage: make audit-verify FILE=path/to/audit.jsonl" >&2; exit 2; }
-	@$(RUN) python -m app.observability.audit verify "$(FILE)"
+	@$(CLI) audit verify "$(FILE)"
 
 new-tool: install ## scaffold tools/NAME.py and tests/tools/test_NAME.py, then update tools.lock (NAME=my_tool)
 	@if [ -z "$(NAME)" ]; then echo "usage: make new-tool NAME=my_tool" >&2; exit 2; fi
-	$(RUN) python -m app.toolkit.scaffold "$(NAME)"
-	$(RUN) python -m app.toolkit.toolslock write
-	@echo "next: edit tools/$(NAME).py and its test; review the tools.lock diff before you commit"
+	$(CLI) new-tool "$(NAME)"
 
 new-route: install ## scaffold routes/NAME.py (GET /api/NAME) and tests/routes/test_NAME.py (NAME=my_route)
 	@if [ -z "$(NAME)" ]; then echo "usage: make new-route NAME=my_route" >&2; exit 2; fi
-	$(RUN) python -m app.toolkit.scaffold --kind route "$(NAME)"
-	@echo "next: edit routes/$(NAME).py (its scopes and roles) and its test"
+	$(CLI) new-route "$(NAME)"
 
 tools-lock: install ## regenerate tools.lock from the served tool metadata (SERVER=hr: servers/hr/tools.lock; review the diff)
-	$(RUN) python -m app.toolkit.toolslock write $(if $(SERVER),--server $(SERVER),)
+	$(CLI) tools-lock $(if $(SERVER),--server $(SERVER),)
+
+doctor: install ## check this configuration against Entra, Key Vault, Redis, the lock and the public URL (docs/doctor.md)
+	@$(CLI) doctor
 
 AUDIT_SERVICE ?= pypi
 audit: install ## pip-audit every package in uv.lock (AUDIT_SERVICE=pypi|osv); see docs/supply-chain.md
@@ -122,7 +125,8 @@ nginx-check: ## nginx -t on config/nginx.conf and the test template
 podman-smoke: ## (root) build with podman and check non-root, read-only FS, SIGTERM
 	config/podman-smoke.sh
 
-docs: install ## regenerate docs/settings.md and the package map of docs/architecture.md, then build the site (site/)
+docs: install ## regenerate docs/settings.md, docs/cli.md and the package map of docs/architecture.md, then build the site (site/)
 	$(RUN) python -m app.toolkit.settings_reference
+	$(RUN) python -m app.cli.reference
 	$(RUN) python -m app.toolkit.architecture_map
 	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict

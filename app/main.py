@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from app.api.discovery import discover_routes
 from app.api.mount import mount_routes
+from app.auth.assertion import ManagedIdentityAssertion
 from app.auth.dependencies import RouteAuth
 from app.auth.downstream import OnBehalfOf
 from app.authserver.build import build_auth_server
@@ -32,7 +33,7 @@ from app.compose.http import (
     serving,
     started,
 )
-from app.compose.secrets import client_credential, rotating
+from app.compose.secrets import client_credential, rotating, server_assertion
 from app.compose.startup import exit_on_startup_error
 from app.devissuer.issuer import DevIssuer, listen_socket
 from app.edge.limiter import RateCounter
@@ -53,13 +54,14 @@ def create_app(settings: Settings | None = None) -> Entry:
     configure_logging(settings.log_level, settings.log_style)
     install_access_log_filter()
     routes = discover_routes(settings.routes.dir)  # FastAPI routes from ROUTES__DIR, each guarded or declared public
-    cores = build_cores(settings, routes=routes.requirement, downstream=on_behalf_of(settings))
+    assertion = server_assertion(settings)  # the managed identity's, when it is this app's credential at Entra
+    cores = build_cores(settings, routes=routes.requirement, downstream=on_behalf_of(settings, assertion))
     first, rates, secrets = cores[0], settings.rate_limit, cores[0].secrets
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
     limiter = RateCounter(rates, namespace=first.server.name)  # one storage (Redis pool) for every server
     served = endpoints(settings, cores, http, limiter)  # each server's token check and layers (app/compose/http.py)
     facade = build_auth_server(  # the authorization-server facade, when enabled (app/authserver/)
-        settings.auth_server, [(c.server, client_credential(settings, secrets, c.key)) for c in cores], http,
+        settings.auth_server, [(c.server, client_credential(settings, secrets, c.key, assertion)) for c in cores], http,
         limiter, first.audit, rates.unauthenticated, development=settings.app_env == "development",
     )  # fmt: skip
     # Built here, not at startup, so a bad dev key is reported like any other configuration error.
@@ -111,11 +113,12 @@ def route_auth(first: Endpoint, limiter: RateCounter, rate: str) -> RouteAuth:
     return RouteAuth(first.validator, first.challenges, first.core.guard, first.core.observer, throttle)
 
 
-def on_behalf_of(settings: Settings) -> DownstreamFactory:
-    """Downstream tokens over HTTP: on-behalf-of with each server's own credential (the store's current secret)."""
+def on_behalf_of(settings: Settings, assertion: ManagedIdentityAssertion | None) -> DownstreamFactory:
+    """Downstream tokens over HTTP: on-behalf-of with each server's own credential (the managed identity's assertion,
+    a certificate, or the store's current secret)."""
     keys = {one.path: one.key for one in settings.served()}
     return lambda server, store: OnBehalfOf(
-        server.authority.instance, server.client_id, client_credential(settings, store, keys[server.path])
+        server.authority.instance, server.client_id, client_credential(settings, store, keys[server.path], assertion)
     )
 
 

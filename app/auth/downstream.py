@@ -19,14 +19,18 @@ import anyio
 import msal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from mcp.server.mcpserver.exceptions import ToolError
 
+from app.auth.assertion import AssertionUnavailable
 from app.auth.principal import current_principal
 from app.core.binding import bind
 from app.core.hosts import is_loopback_host
 
 log = logging.getLogger("app.downstream")
 
-ClientCredential = str | dict[str, str]
+AssertionProvider = Callable[[], str]
+# A client secret, MSAL's certificate dict, or `{"client_assertion": callable}` (a managed identity's assertion).
+ClientCredential = str | dict[str, str] | dict[str, AssertionProvider]
 
 
 class TokenSource(Protocol):
@@ -37,6 +41,17 @@ class TokenSource(Protocol):
 
 class DownstreamAuthError(RuntimeError):
     """The token exchange failed; the message carries Entra's error code, never a token or secret."""
+
+
+class ServerCredentialError(DownstreamAuthError, ToolError):
+    """This server could not authenticate itself to Entra (its managed identity gave no assertion): an anticipated
+    failure, so the tool's caller reads the message (what the operator should check) and no traceback is logged."""
+
+
+def assertion_provider(credential: ClientCredential) -> AssertionProvider | None:
+    """The callable of a `{"client_assertion": callable}` credential (a managed identity), else None."""
+    provider = credential.get("client_assertion") if isinstance(credential, dict) else None
+    return provider if callable(provider) else None
 
 
 class OnBehalfOf:
@@ -53,7 +68,9 @@ class OnBehalfOf:
     def _app(self, tenant: str) -> msal.ConfidentialClientApplication:
         credential = self._credential()
         if credential is None:
-            raise DownstreamAuthError("no client secret or certificate is configured for on-behalf-of")
+            raise DownstreamAuthError(
+                "no managed identity, certificate or client secret is configured for on-behalf-of"
+            )
         fingerprint = hashlib.sha256(repr(credential).encode()).hexdigest()
         with self._lock:
             cached = self._apps.get(tenant)
@@ -73,9 +90,12 @@ class OnBehalfOf:
         app = self._app(tenant)
         # MSAL's OBO pattern: the user's cached (or refreshable) token first, the exchange only on a miss.
         account = next((a for a in app.get_accounts() if a.get("home_account_id") == account_id), None)
-        result: dict[str, Any] | None = app.acquire_token_silent(list(scopes), account=account) if account else None
-        if not result:
-            result = app.acquire_token_on_behalf_of(assertion, list(scopes))
+        try:  # MSAL calls a managed identity's assertion provider per token request, and lets its error through
+            result: dict[str, Any] | None = app.acquire_token_silent(list(scopes), account=account) if account else None
+            if not result:
+                result = app.acquire_token_on_behalf_of(assertion, list(scopes))
+        except AssertionUnavailable as exc:
+            raise ServerCredentialError(f"this server could not authenticate to Entra: {exc}") from None
         token = result.get("access_token") if result else None
         if not isinstance(token, str):
             code = (result or {}).get("error", "unknown_error")
@@ -122,7 +142,9 @@ async def downstream_token(scopes: Sequence[str]) -> str:
     """
     client = _current.get()
     if client is None:
-        raise DownstreamAuthError("on-behalf-of is not configured: set AZUREAD__CLIENT_SECRET or a certificate")
+        raise DownstreamAuthError(
+            "on-behalf-of is not configured: set AZUREAD__MANAGED_IDENTITY, a certificate or AZUREAD__CLIENT_SECRET"
+        )
     return await client.token(scopes)
 
 

@@ -1,7 +1,8 @@
 """The upstream authorization server (Entra, or the dev issuer in development), with an MCP server of this app as its
 confidential client: its own PKCE and state. One `Upstream` per server: its app registration's client id and its
-credential, the one on-behalf-of uses: AZUREAD__CLIENT_CERTIFICATE_PATH (a signed client assertion, RFC 7523, as
-Entra takes it), else AZUREAD__CLIENT_SECRET from the secret store (Key Vault like other secrets, re-read on
+credential, the one on-behalf-of uses: AZUREAD__MANAGED_IDENTITY (the managed identity's token as the client assertion,
+through a federated identity credential), else AZUREAD__CLIENT_CERTIFICATE_PATH (a signed client assertion, RFC 7523,
+as Entra takes it), else AZUREAD__CLIENT_SECRET from the secret store (Key Vault like other secrets, re-read on
 rotation); SERVERS__{KEY}__CLIENT_CERTIFICATE_PATH / __CLIENT_SECRET for each more server.
 
 Plain form posts, not MSAL: MSAL's auth-code flow wants an OpenID `id_token` and an https authority, and here only
@@ -16,13 +17,15 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
+import anyio
 import httpx2
 import jwt
 
-from app.auth.downstream import ClientCredential
+from app.auth.assertion import AssertionUnavailable
+from app.auth.downstream import ClientCredential, assertion_provider
 
 log = logging.getLogger("app.authserver")
 
@@ -76,7 +79,7 @@ class Upstream:
         credential = self.credential()
         if credential is None:
             raise UpstreamError("no_client_credential")
-        form = params | {"client_id": self.client_id} | self._authentication(credential)
+        form = params | {"client_id": self.client_id} | await self._authentication(credential)
         try:
             response = await self.http.post(self.token_endpoint, data=form, headers={"accept": "application/json"})
             body = response.json()
@@ -90,13 +93,18 @@ class Upstream:
             raise UpstreamError(code[:40])
         return body
 
-    def _authentication(self, credential: ClientCredential) -> dict[str, str]:
+    async def _authentication(self, credential: ClientCredential) -> dict[str, str]:
         if isinstance(credential, str):
             return {"client_secret": credential}
-        return {
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": client_assertion(credential, self.client_id, self.token_endpoint),
-        }
+        if (provider := assertion_provider(credential)) is not None:
+            try:  # azure-identity blocks: off the event loop; the provider logged what failed
+                assertion = await anyio.to_thread.run_sync(provider)
+            except AssertionUnavailable:
+                raise UpstreamError("temporarily_unavailable") from None
+        else:
+            assertion = client_assertion(cast(dict[str, str], credential), self.client_id, self.token_endpoint)
+        return {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion}  # fmt: skip
 
 
 def client_assertion(certificate: dict[str, str], client_id: str, audience: str) -> str:

@@ -71,6 +71,63 @@ def dev_issuer_config(
     )
 
 
+class DevIssuerCommandError(Exception):
+    """A `token` or `serve` request the dev issuer cannot answer; the message is the one line to print."""
+
+
+def _issuer(settings: Settings, server: str, serving: bool) -> tuple[DevIssuerConfig, DevIssuer]:
+    if not settings.dev_issuer_active:
+        raise DevIssuerCommandError(
+            "AzureAd settings are configured: get tokens from Entra (see docs/tokens.md), not the dev issuer"
+        )
+    try:
+        settings.served_one(server)
+    except UnknownServerError as exc:
+        raise DevIssuerCommandError(f"{exc}; omit --server for the first") from None
+    try:
+        # The sign-in page offers the scopes and roles the tools declare, as the embedded issuer's does.
+        catalogs = [discover(one.tools_dir) for one in settings.served()] if serving else None
+        config = dev_issuer_config(settings, catalogs)
+        return config, DevIssuer(config)
+    except (DevKeyError, ToolDiscoveryError) as exc:
+        raise DevIssuerCommandError(f"dev issuer: {exc}") from None
+
+
+def serve_alone(settings: Settings) -> None:
+    """Run the issuer on its own (DEV_ISSUER__EMBEDDED=false), recorded in `.dev/` while it listens."""
+    config, issuer = _issuer(settings, "", serving=True)
+    if not is_loopback_host(config.host):
+        raise DevIssuerCommandError("the dev issuer listens on loopback only")
+    certfile, keyfile = tls_options(config)
+    # uvicorn re-raises SIGTERM after its graceful shutdown: a no-op handler lets the record below be removed.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    with recorded(config):
+        uvicorn.run(
+            issuer.asgi_app(),
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
+
+
+def mint_token(
+    settings: Settings, server: str, scopes: str, roles: str, *, app_only: bool = False, lifetime: int = 3600
+) -> str:
+    """An access token from the running dev issuer that matches these settings (else the only one running, else
+    the settings'); which one, and why, goes to stderr so `$(make -s token)` takes the token alone."""
+    config, issuer = _issuer(settings, server, serving=False)
+    # The running server trusts the issuer it started, which this shell's DEV_ISSUER__PORT may not name.
+    chosen, said = choose(config, running_issuers(config.key_dir))
+    if chosen is not None:
+        issuer = DevIssuer(replace(config, instance=chosen.instance, tenant_id=chosen.tenant))
+    print(said, file=sys.stderr)
+    return issuer.mint(scopes, roles, app_only=app_only, lifetime=lifetime, server=server)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m app.devissuer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,41 +140,11 @@ def main() -> None:
     sub.add_parser("serve", help="serve the issuer on its own (for DEV_ISSUER__EMBEDDED=false, e.g. several workers)")
     args = parser.parse_args()
     settings = Settings(app_env="development")
-    if not settings.dev_issuer_active:
-        parser.error("AzureAd settings are configured: get tokens from Entra (see docs/tokens.md), not the dev issuer")
-    server = getattr(args, "server", "").lower()
     try:
-        settings.served_one(server)
-    except UnknownServerError as exc:
-        parser.error(f"{exc}; omit --server for the first")
-    try:
-        # The sign-in page offers the scopes and roles the tools declare, as the embedded issuer's does.
-        catalogs = [discover(one.tools_dir) for one in settings.served()] if args.command == "serve" else None
-        config = dev_issuer_config(settings, catalogs)
-        issuer = DevIssuer(config)
-    except (DevKeyError, ToolDiscoveryError) as exc:
-        parser.exit(2, f"dev issuer: {exc}\n")
-    if args.command == "serve":
-        if not is_loopback_host(config.host):
-            parser.error("the dev issuer listens on loopback only")
-        certfile, keyfile = tls_options(config)
-        # uvicorn re-raises SIGTERM after its graceful shutdown: a no-op handler lets the record below be removed.
-        signal.signal(signal.SIGTERM, lambda *_: None)
-        with recorded(config):
-            uvicorn.run(
-                issuer.asgi_app(),
-                host=config.host,
-                port=config.port,
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
-                ssl_certfile=certfile,
-                ssl_keyfile=keyfile,
-            )
-        return
-    # The running server trusts the issuer it started, which this shell's DEV_ISSUER__PORT may not name.
-    chosen, said = choose(config, running_issuers(config.key_dir))
-    if chosen is not None:
-        issuer = DevIssuer(replace(config, instance=chosen.instance, tenant_id=chosen.tenant))
-    print(said, file=sys.stderr)  # stderr: `$(make -s token)` takes the token alone
-    print(issuer.mint(args.scopes, args.roles, app_only=args.app, lifetime=args.lifetime, server=server))
+        if args.command == "serve":
+            serve_alone(settings)
+            return
+        print(mint_token(settings, args.server.lower(), args.scopes, args.roles, app_only=args.app,
+                         lifetime=args.lifetime))  # fmt: skip
+    except DevIssuerCommandError as exc:
+        parser.exit(2, f"python -m app.devissuer: error: {exc}\n")

@@ -10,7 +10,8 @@ from typing import Any, ClassVar
 from pydantic import SecretStr, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from app.auth.downstream import ClientCredential, certificate_credential
+from app.auth.assertion import ManagedIdentityAssertion, managed_identity_assertion, token_exchange_audience
+from app.auth.downstream import AssertionProvider, ClientCredential, certificate_credential
 from app.core.names import vault_secret_name
 from app.observability.readiness import Readiness
 from app.secrets.store import SecretRefresher, SecretsError, SecretStore, Values
@@ -93,11 +94,28 @@ def reloader(
     return load
 
 
-def client_credential(settings: Settings, store: SecretStore, key: str = "") -> Callable[[], ClientCredential | None]:
-    """A server's credential at Entra (the first server's, or `SERVERS__{key}`'s): a certificate (preferred by
-    Microsoft), else the current client secret (the store's, so a rotated one rebuilds the MSAL client). For
-    on-behalf-of and the facade."""
+def server_assertion(settings: Settings) -> ManagedIdentityAssertion | None:
+    """The managed identity's client assertion when AZUREAD__MANAGED_IDENTITY is on: built once per app and shared by
+    every server, on-behalf-of and the facade (the identity is the workload's, the same for all)."""
+    if not settings.azuread.managed_identity:
+        return None
+    audience = token_exchange_audience(settings.instance)
+    return managed_identity_assertion(settings.azuread.managed_identity_client_id, audience)
+
+
+def client_credential(
+    settings: Settings, store: SecretStore, key: str = "", assertion: ManagedIdentityAssertion | None = None
+) -> Callable[[], ClientCredential | None]:
+    """A server's credential at Entra (the first server's, or `SERVERS__{key}`'s), for on-behalf-of and the facade:
+    the managed identity's `assertion` (`server_assertion`, when AZUREAD__MANAGED_IDENTITY is on), else a
+    certificate (preferred by Microsoft over a secret), else the current client secret (the store's, so a rotated one
+    rebuilds the MSAL client)."""
     one = settings.served_one(key)
+    if one.managed_identity:
+        if assertion is None:  # a composition root that forgot it; never a silent fall-back to a secret
+            raise ValueError("AZUREAD__MANAGED_IDENTITY is on: pass server_assertion(settings)")
+        managed: dict[str, AssertionProvider] = {"client_assertion": assertion}
+        return lambda: managed
     certificate = certificate_credential(one.certificate_path) if one.certificate_path else None
 
     def credential() -> ClientCredential | None:

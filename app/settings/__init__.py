@@ -1,7 +1,8 @@
 """One `Settings` for the whole server: init args, environment, Key Vault, `.env`, a secrets directory, defaults.
 
 Insecure production config is refused. Secret settings are `SecretStr`: masked in every repr and dump. The sections
-live in `sections.py` and `serving.py`, the sources in `sources.py`; everything a caller needs is importable from here.
+live in `azuread.py`, `sections.py` and `serving.py`, the sources in `sources.py`; everything a caller needs is
+importable from here.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from app.core.hosts import is_loopback_host
 from app.settings.authserver import AuthServerSettings, PreRegisteredClient
+from app.settings.azuread import AzureAdSettings, refuse_missing_credentials
 from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, describe_invalid, secret_env_names
 from app.settings.keyvault import KeyVaultSettings
 from app.settings.production import refuse_insecure_production
 from app.settings.sections import (
     AuditSettings,
-    AzureAdSettings,
     ContentSafetySettings,
     DevIssuerSettings,
     McpSettings,
@@ -196,17 +197,7 @@ class Settings(BaseSettings):
             raise ValueError("MCP__EVENT_STORE=redis needs RATE_LIMIT__STORAGE_URI=redis://... (the shared Redis)")
         if self.mcp.task_store == "redis" and not self.redis_uri:
             raise ValueError("MCP__TASK_STORE=redis needs RATE_LIMIT__STORAGE_URI=redis://... (the shared Redis)")
-        if self.auth_server.enabled and not (self.azuread.client_secret or self.azuread.client_certificate_path):
-            raise ValueError(  # in every environment: the dev issuer, too, signs in only a confidential client
-                "AUTH_SERVER__ENABLED needs this server's credential at Entra (or the dev issuer): "
-                "AZUREAD__CLIENT_CERTIFICATE_PATH or AZUREAD__CLIENT_SECRET"
-            )
-        for key, server in self.servers.items() if self.auth_server.enabled else ():
-            if not (server.client_secret or server.client_certificate_path):
-                raise ValueError(  # the facade signs users in as each server's own client
-                    f"AUTH_SERVER__ENABLED needs each server's credential: SERVERS__{key.upper()}__CLIENT_SECRET or "
-                    f"SERVERS__{key.upper()}__CLIENT_CERTIFICATE_PATH (Key Vault servers--{key}--client-secret)"
-                )
+        refuse_missing_credentials(self)
         return self
 
     @property

@@ -23,8 +23,8 @@ class PreRegisteredClient(BaseModel):
 class AuthServerSettings(Section):
     """The authorization-server facade: this server plays the authorization server MCP clients see (RFC 8414, DCR,
     Client ID Metadata Documents, a consent page per user and client), and signs users in at Entra (or the dev
-    issuer) as its own confidential client, with AZUREAD__CLIENT_CERTIFICATE_PATH or AZUREAD__CLIENT_SECRET. See
-    docs/auth-server.md."""
+    issuer) as its own confidential client, with AZUREAD__MANAGED_IDENTITY, AZUREAD__CLIENT_CERTIFICATE_PATH or
+    AZUREAD__CLIENT_SECRET. See docs/auth-server.md."""
 
     enabled: bool = False
     """Serve the facade: `/.well-known/oauth-authorization-server`, `/oauth/*`, and Protected Resource Metadata names

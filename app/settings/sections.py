@@ -1,4 +1,5 @@
-"""The settings sections for identity, tools, content safety, the dev issuer, telemetry and audit."""
+"""The settings sections for the MCP endpoint, tools, routes, content safety, the dev issuer, telemetry and audit
+(this server's Entra app registration is `azuread.py`)."""
 
 from __future__ import annotations
 
@@ -10,83 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from app.core.hosts import is_loopback_host
-from app.settings.fields import (
-    DEV_CLIENT_ID,
-    DEV_PUBLIC_CLIENT_ID,
-    DEV_TENANT_ID,
-    CsvList,
-    SecretList,
-    Section,
-    acyclic,
-    app_id_uri_shape,
-    csv_list,
-    scope_closure,
-)
-
-
-class AzureAdSettings(Section):
-    """This server's Entra ID app registration and the tenant(s) it trusts."""
-
-    instance: str = Field(
-        default="https://login.microsoftonline.com/",
-        json_schema_extra={"development": "http://{DEV_ISSUER__HOST}:{DEV_ISSUER__PORT}/", "effective": "instance"},
-    )
-    """Entra authority host. https only (plain http only for a loopback host)."""
-    tenant_id: str | None = Field(
-        default=None, json_schema_extra={"development": DEV_TENANT_ID, "effective": "tenant_id"}
-    )
-    """Your tenant id (GUID), or `organizations` / `common` for a multi-tenant server. Empty in development: the
-    embedded dev issuer stands in for Entra."""
-    client_id: str | None = Field(
-        default=None, json_schema_extra={"development": DEV_CLIENT_ID, "effective": "client_id"}
-    )
-    """The Application (client) ID of this server's app registration (in development, unset: the dev issuer's app)."""
-    app_id_uri: str | None = None
-    """The Application ID URI of this server's app registration ("Expose an API"). Scopes are requested as
-    `{app id uri}/{scope}`. Default: the resource identifier `{MCP__RESOURCE_HOST}{MCP__PATH}`, as Entra's guidance for
-    MCP servers says (clients send it as RFC 8707 `resource`, and Entra refuses a `resource` that is not the App ID
-    URI). `api://{client_id}` is the fallback without a verified domain (`{client_id}` is replaced by the client id)."""
-    audiences: CsvList | None = None
-    """Override of the accepted token audiences (default: the client id and the App ID URI)."""
-    accept_v1: bool = True
-    """Accept v1.0 tokens (issuer `https://sts.windows.net/{tid}/`) as well as v2.0."""
-    allowed_tenants: CsvList = Field(default_factory=list)
-    """Multi-tenant only: the tenant ids allowed to call (required in production with `organizations` / `common`)."""
-    jwks_refresh_seconds: float = Field(default=60.0, gt=0, le=60.0)
-    """A token with an unknown key id triggers at most one signing-key refresh per this many seconds (at most 60)."""
-    jwks_max_age_seconds: float = Field(default=24 * 3600.0, gt=0)
-    """Signing keys are re-read in the background this often, even without an unknown key id."""
-    clock_skew_seconds: int = Field(default=60, ge=0, le=300)
-    """Allowed clock difference for `exp` / `nbf`, in seconds."""
-    client_secret: SecretStr | None = None
-    """This server's own client secret, used only for on-behalf-of calls to downstream APIs. Prefer a certificate, and
-    keep it in Key Vault or the secrets directory."""
-    client_certificate_path: Path | None = None
-    """A PEM file with this server's private key and certificate, for on-behalf-of calls (preferred over a secret)."""
-
-    _split_lists = field_validator("audiences", "allowed_tenants", mode="before")(csv_list)
-
-    @field_validator("app_id_uri")
-    @classmethod
-    def _app_id_uri_shape(cls, value: str | None) -> str | None:
-        return app_id_uri_shape(value)
-
-    @field_validator("client_secret", "client_certificate_path", mode="before")
-    @classmethod
-    def _empty_secret_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("instance")
-    @classmethod
-    def _instance_is_https_or_loopback(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
-            return value if value.endswith("/") else value + "/"
-        raise ValueError("AZUREAD__INSTANCE must be https:// (plain http is accepted only for a loopback host)")
-
-    @property
-    def multi_tenant(self) -> bool:
-        return (self.tenant_id or "").lower() in {"organizations", "common"}
+from app.settings.fields import DEV_PUBLIC_CLIENT_ID, CsvList, SecretList, Section, acyclic, csv_list, scope_closure
 
 
 class McpSettings(Section):

@@ -48,7 +48,8 @@ class NamedServerSettings(Section):
     audiences: CsvList | None = None
     """Override of the token audiences it accepts (default: its client id and its App ID URI)."""
     client_secret: SecretStr | None = None
-    """Its own client secret, for on-behalf-of calls and the facade."""
+    """Its own client secret, for on-behalf-of calls and the facade (unused with `AZUREAD__MANAGED_IDENTITY`, which
+    applies to every server: give its app registration the federated credential too)."""
     client_certificate_path: Path | None = None
     """A PEM file with its private key and certificate (preferred over a secret)."""
     required_scopes: CsvList = Field(default_factory=list)
@@ -88,9 +89,9 @@ def check_names(servers: dict[str, NamedServerSettings]) -> dict[str, NamedServe
     """Keys are lower-case names (env names are read case-insensitively): `hr`, `finance-eu`."""
     for name in servers:
         if not NAME.fullmatch(name):
+            shown = "".join(c if c.isprintable() else "?" for c in name.upper()[:40])  # the message stays one line
             raise ValueError(
-                f"SERVERS__{name.upper()[:40]}: a server's name is 1-31 lower-case letters, digits or '-', "
-                "starting with a letter"
+                f"SERVERS__{shown}: a server's name is 1-31 lower-case letters, digits or '-', starting with a letter"
             )
     return servers
 
@@ -126,6 +127,9 @@ class Served:
     secret_name: str  # its client secret's vault-style name in the secret store
     client_secret: SecretStr | None
     certificate_path: Path | None
+    # AZUREAD__MANAGED_IDENTITY (every server's; wins over the secret and the certificate) and its client id.
+    managed_identity: bool = False
+    managed_identity_client_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -164,6 +168,8 @@ def served(settings: Settings) -> list[Served]:
         secret_name="azuread--client-secret",  # noqa: S106 (a name, not a value)
         client_secret=settings.azuread.client_secret,
         certificate_path=settings.azuread.client_certificate_path,
+        managed_identity=settings.azuread.managed_identity,
+        managed_identity_client_id=settings.azuread.managed_identity_client_id,
     )
     found = [first]
     for key, one in sorted(settings.servers.items()):
@@ -185,6 +191,8 @@ def served(settings: Settings) -> list[Served]:
                 secret_name=f"servers--{key}--client-secret",
                 client_secret=one.client_secret,
                 certificate_path=one.client_certificate_path,
+                managed_identity=settings.azuread.managed_identity,
+                managed_identity_client_id=settings.azuread.managed_identity_client_id,
             )
         )
     return found

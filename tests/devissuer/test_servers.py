@@ -210,7 +210,7 @@ def test_make_token_passes_server_on() -> None:
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert dry.returncode == 0, dry.stderr
-    line = next(line for line in dry.stdout.splitlines() if "app.devissuer token" in line)
+    line = next(line for line in dry.stdout.splitlines() if "secure-mcp-server token" in line)
     assert line.rstrip().endswith("--server b") and '--scopes "records.read"' in line
     plain = subprocess.run(["make", "-n", "-s", "token"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert "--server" not in plain.stdout

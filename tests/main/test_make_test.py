@@ -57,6 +57,7 @@ async def test_make_test_passes_while_make_run_serves_the_same_checkout(tmp_path
     try:
         await wait_ready(f"http://127.0.0.1:{port}", run, timeout=300)  # first run: `make install` builds .venv
         assert (root / ".dev" / f"issuer-{issuer_port}.json").exists()  # the running issuer's record, as make leaves it
+        assert (root / ".venv" / "bin" / "secure-mcp-server").exists()  # `make install` put the console script there
         tested = subprocess.run(
             ["make", "test", f"TESTS={BESIDE}", "TEST_WORKERS=2"],
             cwd=root, env=env | {"CI": "1"}, capture_output=True, text=True, timeout=600, check=False,

@@ -88,7 +88,7 @@ def test_make_lint_type_checks_routes_and_a_type_error_there_fails_it(tmp_path: 
 
 
 # ---- the composition: one place reads settings, one short list of parts, one home per OAuth primitive ----------
-ROOTS = {"main.py", "__main__.py", "local", "compose", "toolkit", "settings"}
+ROOTS = {"main.py", "__main__.py", "cli", "local", "compose", "toolkit", "settings"}
 
 
 def _defined(path: Path) -> set[str]:

@@ -130,10 +130,35 @@ class _Accepted(Exception):
     """The module's command line parsed the arguments: stop before it acts on them."""
 
 
+def check_cli(block: Block, args: list[str]) -> None:
+    """`secure-mcp-server ...` (`python -m app ...`): the command path exists, `--help` after the arguments exits 0, and
+    the command's own parser (Typer's click) takes the arguments and their values, without running the command."""
+    import typer
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    helped = CliRunner().invoke(cli, [*args, "--help"])
+    assert helped.exit_code == 0 and "Usage:" in helped.output, f"{block.where}: secure-mcp-server {args}: {helped}"
+    command: Any = typer.main.get_group(cli)
+    rest = list(args)
+    while hasattr(command, "commands") and rest and rest[0] in command.commands:
+        command = command.commands[rest.pop(0)]
+    assert not hasattr(command, "commands"), f"{block.where}: secure-mcp-server {args}: names no command"
+    try:
+        command.make_context("secure-mcp-server", rest)  # parses and converts every value; runs nothing
+    except Exception as exc:  # click's usage errors (Typer's vendored click)
+        raise AssertionError(f"{block.where}: secure-mcp-server {' '.join(args)}: {exc}") from None
+
+
 def check_module(block: Block, module: str, args: list[str]) -> None:
     """The module runs as `python -m` and its command line accepts these arguments: with `--help` after them it
     prints its usage and exits 0 (so it parses them before it does anything), and then, stopped right after its
-    argument parser returns, it got no error from it."""
+    argument parser returns, it got no error from it. The app's own command line is Typer's: `check_cli`."""
+    if module in ("app", "app.cli"):  # `python -m app` with no command (or only options) is `serve`
+        default = module == "app" and (not args or args[0].startswith("-"))
+        check_cli(block, ["serve", *args] if default else args)
+        return
     code, printed = run_module(module, [*args, "--help"])
     assert code == 0 and "usage:" in printed, f"{block.where}: python -m {module} {' '.join(args)}: {printed}"
     parse = argparse.ArgumentParser.parse_args
@@ -241,7 +266,7 @@ def check_client_config(block: Block, document: dict[str, Any]) -> None:
     for name, entry in entries.items():
         if "command" in entry:
             found = module_command([entry["command"], *entry.get("args", [])])
-            assert found and found[0] == "app" and found[1][:1] == ["stdio"], f"{block.where}: {name} runs {entry}"
+            assert found and found[0] in ("app", "app.cli") and found[1][:1] == ["stdio"], f"{block.where}: {name} runs {entry}"
             check_module(block, *found)
             assert entry.get("type", "stdio") == "stdio", f"{block.where}: {name}: type {entry['type']}"
             env = entry.get("env", {})

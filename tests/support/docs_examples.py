@@ -77,7 +77,7 @@ def app_caller(*roles: str) -> Caller:
 
 WEATHER = [Call("tool", "forecast", {"city": "Oslo"}, user("weather.read"), {"result": "sunny in Oslo"})]
 CALLS: dict[str, list[Call]] = {
-    "README.md:3-python": WEATHER,
+    "README.md:4-python": WEATHER,
     "tools.md:1-python": WEATHER,
     "tools.md:2-python": [Call("tool", "count_notes", {}, user("notes.read"), {"result": 0})],
     "tools.md:3-python": [  # with its secret filled in, and a token from the on-behalf-of exchange

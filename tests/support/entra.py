@@ -26,6 +26,7 @@ from app.devissuer.signing import public_jwk
 from app.devissuer.tokens import access_token
 
 MULTI = {"organizations", "common"}
+EXCHANGE = "api://AzureADTokenExchange"  # the audience of a managed identity's token used as a client assertion
 MINTED: list[str] = []  # every token any stand-in minted this run, so tests can prove none reached a log
 
 
@@ -59,6 +60,9 @@ class EntraStandIn:
     # after use, as Entra generally does, so a replay refused at the facade is the facade's own doing.
     signed_in_oid: str = "aaaaaaaa-0000-4000-8000-000000000001"
     grants: dict[str, dict[str, str]] = field(default_factory=dict)  # code or refresh token -> what it stands for
+    # AKS workload identity: a managed identity's client id -> (the service-account token its federated credential
+    # trusts, its object id); a client_credentials grant with that assertion gets the identity's EXCHANGE token.
+    federated: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     # ---- documents -------------------------------------------------------------------------------------------
     def v2_issuer(self, tenant: str) -> str:
@@ -91,6 +95,8 @@ class EntraStandIn:
                 return self.grant_response(
                     request.path_params["tenant"], self.grants.get(form.get("refresh_token", ""))
                 )
+            if form.get("grant_type") == "client_credentials":
+                return self.workload_response(request.path_params["tenant"], form)
             return self.obo_response(form)
 
         async def authorize(request: Request) -> Response:
@@ -172,7 +178,42 @@ class EntraStandIn:
             }
         )
 
+    def workload_response(self, tenant: str, form: dict[str, str]) -> Response:
+        """A managed identity's client_credentials grant with its service-account token (AKS workload identity)."""
+        trusted = self.federated.get(form.get("client_id", ""))
+        if trusted is None or form.get("client_assertion") != trusted[0]:
+            return JSONResponse({"error": "invalid_client", "error_description": "AADSTS70021"}, status_code=401)
+        if form.get("scope") != f"{EXCHANGE}/.default":
+            return JSONResponse({"error": "invalid_scope"}, status_code=400)
+        token = self.exchange_token(tenant=tenant, object_id=trusted[1], client_id=form["client_id"])
+        return JSONResponse({"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": token})
+
     # ---- keys and tokens -------------------------------------------------------------------------------------
+    def exchange_token(self, *, tenant: str, object_id: str, client_id: str, lifetime: int = 86400) -> str:
+        """A managed identity's token for `api://AzureADTokenExchange`, as Entra issues it: the client assertion an
+        app registration's federated credential trusts (issuer this tenant's v2 issuer, subject the object id)."""
+        now = int(time.time())
+        claims = {"aud": EXCHANGE, "iss": self.v2_issuer(tenant), "sub": object_id, "oid": object_id, "tid": tenant,
+                  "azp": client_id, "appid": client_id, "idtyp": "app", "iat": now, "nbf": now, "exp": now + lifetime,
+                  "ver": "2.0"}  # fmt: skip
+        key = self.keys[0]
+        token = jwt.encode(claims, key.private, algorithm="RS256", headers={"kid": key.kid})
+        MINTED.append(token)
+        return token
+
+    def verify_exchange(self, assertion: str, tenant: str) -> dict[str, Any]:
+        """The claims of a client assertion that is a managed identity's token from here: signed with a published
+        key, for `api://AzureADTokenExchange`, issued by this tenant's v2 issuer (what Entra checks against the
+        federated credential); raises `jwt.InvalidTokenError` otherwise."""
+        kid = jwt.get_unverified_header(assertion).get("kid")
+        key = next((k for k in self.keys if k.kid == kid), None)
+        if key is None:
+            raise jwt.InvalidTokenError("not signed with a key published here")
+        claims: dict[str, Any] = jwt.decode(
+            assertion, key.private.public_key(), algorithms=["RS256"], audience=EXCHANGE, issuer=self.v2_issuer(tenant)
+        )
+        return claims
+
     def rotate(self) -> SigningKey:
         """Publish a new signing key (the old one stays published, as Entra does during rollover)."""
         key = new_key()
