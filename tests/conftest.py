@@ -27,6 +27,7 @@ from app.settings.keyvault import CREDENTIALS
 
 # Fixtures and pytest hooks only: every helper and shared value lives in tests/support/ and is imported from there.
 from tests.support.entra import MINTED, EntraStandIn
+from tests.support.graph import GraphStandIn
 from tests.support.keyvault import VAULT_IDENTITY, KeyVaultStandIn, LocalIssuerCredential, TlsFiles, make_tls
 from tests.support.otel import OtelMemory
 from tests.support.servers import ServerThread, free_port
@@ -161,6 +162,27 @@ def _vault_server(entra: EntraStandIn, vault_tls: TlsFiles) -> Iterator[KeyVault
     stand_in.base = f"https://127.0.0.1:{server.port}"
     with server:
         yield stand_in
+
+
+@pytest.fixture(scope="session")
+def graph_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls(tmp_path_factory.mktemp("graph-tls"))
+
+
+@pytest.fixture(scope="session")
+def _graph_server(entra: EntraStandIn, graph_tls: TlsFiles) -> Iterator[GraphStandIn]:
+    stand_in = GraphStandIn(entra)
+    server = ServerThread(stand_in.app(), ssl_certfile=str(graph_tls.cert), ssl_keyfile=str(graph_tls.key))
+    stand_in.base = f"https://127.0.0.1:{server.port}"
+    with server:
+        yield stand_in
+
+
+@pytest.fixture
+def graph(_graph_server: GraphStandIn) -> GraphStandIn:
+    """The Microsoft Graph stand-in on HTTPS (trust `graph_tls.ca`), emptied; it takes the Entra stand-in's tokens."""
+    _graph_server.reset()
+    return _graph_server
 
 
 @pytest.fixture

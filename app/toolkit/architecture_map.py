@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
 import tomllib
 from pathlib import Path
+
+from app.toolkit.generated import write_or_check
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app"
@@ -71,16 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.toolkit.architecture_map", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 when docs/architecture.md is stale")
     args = parser.parse_args(argv)
-    current = PAGE.read_text(encoding="utf-8")
-    wanted = render(current)
-    if args.check:
-        if current != wanted:
-            print(f"{PAGE} is stale: run `python -m app.toolkit.architecture_map`", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(wanted, encoding="utf-8")
-    print(f"wrote {PAGE}")
-    return 0
+    wanted = render(PAGE.read_text(encoding="utf-8"))
+    return write_or_check(PAGE, wanted, check=args.check, command="python -m app.toolkit.architecture_map")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pydantic_core import PydanticUndefined
 
 from app.core.names import vault_secret_name
 from app.settings import Settings
+from app.toolkit.generated import write_or_check
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = REPO / "docs" / "settings.md"
@@ -181,16 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing := missing_descriptions():
         print("settings without a description: " + ", ".join(missing), file=sys.stderr)
         return 2
-    page = render()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != page:
-            print(f"{args.output} is stale: run `make docs` and commit it", file=sys.stderr)
-            return 1
-        return 0
-    args.output.write_text(page, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return write_or_check(args.output, render(), check=args.check, command="python -m app.toolkit.settings_reference")
 
 
 if __name__ == "__main__":

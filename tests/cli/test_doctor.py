@@ -22,7 +22,7 @@ from app.entra.manifest import desired
 from app.toolkit import toolslock
 from tests.support.doctor import Documents
 from tests.support.entra import EntraStandIn
-from tests.support.graph import GraphStandIn, serving
+from tests.support.graph import GraphStandIn
 from tests.support.identity import PATH, IdentityStandIn
 from tests.support.keyvault import KeyVaultStandIn, TlsFiles, vault_section
 from tests.support.servers import ServerThread, free_port
@@ -44,15 +44,9 @@ WEATHER = """
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory: pytest.TempPathFactory, entra: EntraStandIn) -> Iterator[tuple[GraphStandIn, TlsFiles]]:
-    with serving(tmp_path_factory.mktemp("graph"), entra) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def identity(entra: EntraStandIn, graph: tuple[GraphStandIn, TlsFiles]) -> Iterator[IdentityStandIn]:
+def identity(entra: EntraStandIn, _graph_server: GraphStandIn) -> Iterator[IdentityStandIn]:
     """The platform's managed identity endpoint: this process's Graph tokens (audience: the Graph stand-in)."""
-    stand_in = IdentityStandIn(entra, TENANT, resources={graph[0].base})
+    stand_in = IdentityStandIn(entra, TENANT, resources={_graph_server.base})
     with ServerThread(stand_in.app()) as server:
         stand_in.endpoint = f"{server.url}{PATH}"
         yield stand_in
@@ -76,7 +70,8 @@ def setup(
     entra: EntraStandIn,
     keyvault: KeyVaultStandIn,
     vault_tls: TlsFiles,
-    graph: tuple[GraphStandIn, TlsFiles],
+    graph: GraphStandIn,
+    graph_tls: TlsFiles,
     identity: IdentityStandIn,
     tools: tuple[Path, Path],
     serve: Callable[..., ServerThread],
@@ -90,8 +85,7 @@ def setup(
     folder, lock = tools
     keyvault.set("weather--api-key", "weather-key-value")
     server = serve(tools={"dir": folder, "lock_file": lock}, keyvault=vault_section(keyvault, vault_tls))
-    stand_in, graph_tls = graph
-    stand_in.reset()
+    stand_in = graph
     (needs,) = app_needs(server.settings)  # type: ignore[attr-defined]
     stand_in.add_application({**desired(needs).body, "appId": CLIENT_ID})
     env = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,7 +17,8 @@ def test_the_committed_page_matches_the_code() -> None:
 
 def test_every_command_has_a_section() -> None:
     """Every command of Typer's own tree (groups by their commands) has its section."""
-    page, groups = render(), [((), typer.main.get_group(cli))]
+    page = render()
+    groups: list[tuple[tuple[str, ...], Any]] = [((), typer.main.get_group(cli))]
     while groups:
         path, group = groups.pop()
         for name, command in group.commands.items():

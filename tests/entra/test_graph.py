@@ -15,7 +15,7 @@ from azure.identity import CredentialUnavailableError
 
 from app.entra.graph import GraphClient, GraphError
 from tests.support.entra import EntraStandIn
-from tests.support.graph import RESOURCE, GraphStandIn, needs_for, serving
+from tests.support.graph import RESOURCE, GraphStandIn, needs_for
 from tests.support.keyvault import LocalIssuerCredential, TlsFiles
 from tests.support.servers import free_port
 from tests.support.values import TENANT
@@ -23,23 +23,9 @@ from tests.support.values import TENANT
 ADMIN = "cccccccc-0000-4000-8000-0000000000ad"  # the identity running `entra register`
 
 
-@pytest.fixture(scope="module")
-def _graph_server(
-    entra: EntraStandIn, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[GraphStandIn, TlsFiles]]:
-    with serving(tmp_path_factory.mktemp("graph-tls"), entra) as served:
-        yield served
-
-
 @pytest.fixture
-def graph(_graph_server: tuple[GraphStandIn, TlsFiles]) -> GraphStandIn:
-    _graph_server[0].reset()
-    return _graph_server[0]
-
-
-@pytest.fixture
-def trust(_graph_server: tuple[GraphStandIn, TlsFiles]) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(_graph_server[1].ca))
+def trust(graph_tls: TlsFiles) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(graph_tls.ca))
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from app.entra.check import registration_findings
 from app.entra.needs import VSCODE_CLIENT_ID
 from app.settings import Settings
 from tests.support.entra import EntraStandIn
-from tests.support.graph import GraphStandIn, serving
+from tests.support.graph import GraphStandIn
 from tests.support.identity import PATH, IdentityStandIn
 from tests.support.keyvault import TlsFiles
 from tests.support.servers import ServerThread
@@ -48,20 +48,6 @@ def export_notes() -> str:
 '''
 
 
-@pytest.fixture(scope="module")
-def _graph_server(
-    entra: EntraStandIn, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[GraphStandIn, TlsFiles]]:
-    with serving(tmp_path_factory.mktemp("graph-tls"), entra) as served:
-        yield served
-
-
-@pytest.fixture
-def graph(_graph_server: tuple[GraphStandIn, TlsFiles]) -> GraphStandIn:
-    _graph_server[0].reset()
-    return _graph_server[0]
-
-
 @pytest.fixture
 def identity(entra: EntraStandIn, graph: GraphStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityStandIn]:
     """The platform's managed identity endpoint, which issues this process's Graph tokens (audience: the stand-in)."""
@@ -78,7 +64,7 @@ def identity(entra: EntraStandIn, graph: GraphStandIn, monkeypatch: pytest.Monke
 @pytest.fixture
 def tools(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph: GraphStandIn, identity: IdentityStandIn,
-    _graph_server: tuple[GraphStandIn, TlsFiles],
+    graph_tls: TlsFiles,
 ) -> Path:  # fmt: skip
     """Development settings naming a tenant (no client id yet), a copy of the sample tools, Graph at the stand-in."""
     for name in list(os.environ):
@@ -89,7 +75,7 @@ def tools(
     shutil.copytree(REPO / "tools", folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name, value in {
         "APP_ENV": "development", "AZUREAD__TENANT_ID": TENANT, "MCP__RESOURCE_HOST": HOST, "TOOLS__DIR": str(folder),
-        "GRAPH_URL": graph.base, "SSL_CERT_FILE": str(_graph_server[1].ca),
+        "GRAPH_URL": graph.base, "SSL_CERT_FILE": str(graph_tls.ca),
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     return folder

@@ -266,7 +266,8 @@ def check_client_config(block: Block, document: dict[str, Any]) -> None:
     for name, entry in entries.items():
         if "command" in entry:
             found = module_command([entry["command"], *entry.get("args", [])])
-            assert found and found[0] in ("app", "app.cli") and found[1][:1] == ["stdio"], f"{block.where}: {name} runs {entry}"
+            assert found is not None, f"{block.where}: {name} runs {entry}"
+            assert found[0] in ("app", "app.cli") and found[1][:1] == ["stdio"], f"{block.where}: {name} runs {entry}"
             check_module(block, *found)
             assert entry.get("type", "stdio") == "stdio", f"{block.where}: {name}: type {entry['type']}"
             env = entry.get("env", {})

@@ -12,10 +12,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -27,8 +24,6 @@ from starlette.routing import Route
 
 from app.entra.needs import AppNeeds, Permission
 from tests.support.entra import EntraStandIn
-from tests.support.keyvault import TlsFiles, make_tls
-from tests.support.servers import ServerThread
 
 _BY_APP_ID = re.compile(r"/v1\.0/(applications|servicePrincipals)\(appId='([^']*)'\)")
 _APP = re.compile(r"/v1\.0/applications/([^/]+)")
@@ -282,14 +277,3 @@ def needs_for(
         "roles": tuple(Permission(r, f"Use notes-mcp: tool for {r}") for r in roles),
     }
     return AppNeeds(**{**base, **values})
-
-
-@contextmanager
-def serving(directory: Path, entra: EntraStandIn | None = None) -> Iterator[tuple[GraphStandIn, TlsFiles]]:
-    """A `GraphStandIn` on HTTPS with a throwaway CA (in `directory`); tokens must be the Entra stand-in's for it."""
-    tls = make_tls(directory)
-    stand_in = GraphStandIn(entra)
-    server = ServerThread(stand_in.app(), ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
-    stand_in.base = f"https://127.0.0.1:{server.port}"
-    with server:
-        yield stand_in, tls
