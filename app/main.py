@@ -20,6 +20,7 @@ from app.auth.assertion import ManagedIdentityAssertion
 from app.auth.dependencies import RouteAuth
 from app.auth.downstream import OnBehalfOf
 from app.authserver.build import build_auth_server
+from app.compose.connect import connect_links, with_connect
 from app.compose.core import DownstreamFactory, build_cores
 from app.compose.devissuer import dev_issuer_config
 from app.compose.http import (
@@ -35,6 +36,7 @@ from app.compose.http import (
 )
 from app.compose.secrets import client_credential, rotating, server_assertion
 from app.compose.startup import exit_on_startup_error
+from app.connect import Links
 from app.devissuer.issuer import DevIssuer, listen_socket
 from app.edge.limiter import RateCounter
 from app.edge.route_throttle import FailedAuthThrottle
@@ -54,8 +56,8 @@ def create_app(settings: Settings | None = None) -> Entry:
     configure_logging(settings.log_level, settings.log_style)
     install_access_log_filter()
     routes = discover_routes(settings.routes.dir)  # FastAPI routes from ROUTES__DIR, each guarded or declared public
-    assertion = server_assertion(settings)  # the managed identity's, when it is this app's credential at Entra
-    cores = build_cores(settings, routes=routes.requirement, downstream=on_behalf_of(settings, assertion))
+    assertion, connect = server_assertion(settings), connect_links(settings)  # connect: app/connect/, None when off
+    cores = build_cores(settings, routes=routes.requirement, downstream=on_behalf_of(settings, assertion, connect))
     first, rates, secrets = cores[0], settings.rate_limit, cores[0].secrets
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
     limiter = RateCounter(rates, namespace=first.server.name)  # one storage (Redis pool) for every server
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     )
     closers = [
         close
-        for p in (first.content_check, *(e.events for e in served), *(c.tasks for c in cores))
+        for p in (first.content_check, connect, *(e.events for e in served), *(c.tasks for c in cores))
         if (close := getattr(p, "aclose", None))
     ]
     readiness = Readiness()  # Redis is deliberately no check: RATE_LIMIT__ON_STORAGE_ERROR decides what callers get
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Entry:
     )
     api.state.settings, api.state.catalog, api.state.validator = settings, first.catalog, served[0].validator
     api.state.mcp, api.state.secrets, api.state.readiness, api.state.cores = first.mcp, secrets, readiness, cores
-    api.router.routes += [*resource_routes(served, limiter, rates.unauthenticated), *facade.routes]
+    api.router.routes += [*resource_routes(served, limiter, rates.unauthenticated, connect), *facade.routes]
     api.include_router(probes(readiness))  # /healthz, and /readyz from the checks above
     # Routes beside MCP belong to the first server: its token rules, challenges and audit (and /mcp's body bounds,
     # layers[0]); failed attempts spend the per-IP budget too. With tracing on, MCP goes through FastAPI.
@@ -110,15 +112,25 @@ def create_app(settings: Settings | None = None) -> Entry:
 def route_auth(first: Endpoint, limiter: RateCounter, rate: str) -> RouteAuth:
     """The routes' dependencies: the first server's token check, challenges, guard and audit."""
     throttle = FailedAuthThrottle(limiter, rate)
-    return RouteAuth(first.validator, first.challenges, first.core.guard, first.core.observer, throttle)
+    return RouteAuth(
+        first.validator, first.challenges, first.core.guard, first.core.observer, throttle, first.core.downstream
+    )
 
 
-def on_behalf_of(settings: Settings, assertion: ManagedIdentityAssertion | None) -> DownstreamFactory:
+def on_behalf_of(
+    settings: Settings, assertion: ManagedIdentityAssertion | None, connect: Links | None = None
+) -> DownstreamFactory:
     """Downstream tokens over HTTP: on-behalf-of with each server's own credential (the managed identity's assertion,
-    a certificate, or the store's current secret)."""
+    a certificate, or the store's current secret), sending users to the connect page when Entra wants them."""
     keys = {one.path: one.key for one in settings.served()}
-    return lambda server, store: OnBehalfOf(
-        server.authority.instance, server.client_id, client_credential(settings, store, keys[server.path], assertion)
+    return lambda server, store: with_connect(
+        connect,
+        server,
+        OnBehalfOf(
+            server.authority.instance,
+            server.client_id,
+            client_credential(settings, store, keys[server.path], assertion),
+        ),
     )
 
 

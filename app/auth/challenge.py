@@ -1,7 +1,10 @@
-"""RFC 6750 / MCP `WWW-Authenticate` challenges: 401 to authenticate, 403 to step up, 400 for a bad request."""
+"""RFC 6750 / MCP `WWW-Authenticate` challenges: 401 to authenticate, 403 to step up, 401 with Entra's claims
+challenge for an authentication context, 403 for what no new token changes, 400 for a bad request."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -51,6 +54,30 @@ class Challenges:
             body["scope"] = scope
         return Answer(403, body, [("www-authenticate", www)])
 
+    def insufficient_claims_answer(self, auth_context: str, description: str) -> Answer:
+        """401 with Entra's claims challenge: sign in again so the token carries `auth_context` in `acrs`. The
+        header is exactly Microsoft's (`error`, `claims`) plus `resource_metadata`."""
+        claims = claims_challenge(auth_context)
+        www = f'Bearer error="insufficient_claims", claims="{claims}", resource_metadata="{self.resource_metadata_url}"'
+        body = {"error": "insufficient_claims", "error_description": description, "claims": claims}
+        return Answer(401, body, [("www-authenticate", www)])
+
+    def forbidden_answer(self, description: str) -> Answer:
+        """403 that no scope or new sign-in changes (an agent the policy refuses): deliberately not
+        `insufficient_scope`, which tells MCP clients to step up and retry."""
+        www = self.header("access_denied", None, description)
+        return Answer(403, {"error": "access_denied", "error_description": description}, [("www-authenticate", www)])
+
+    def refusal_answer(
+        self, refused: str, scopes: Iterable[str], description: str, auth_context: str | None = None
+    ) -> Answer:
+        """The answer to an authorization refusal (`Decision.refused`: "scope", "claims" or "agent")."""
+        if refused == "claims" and auth_context is not None:
+            return self.insufficient_claims_answer(auth_context, description)
+        if refused == "agent":
+            return self.forbidden_answer(description)
+        return self.insufficient_scope_answer(scopes, description)
+
     def invalid_request_answer(self, description: str) -> Answer:
         www = self.header("invalid_request", None, description)
         return Answer(400, {"error": "invalid_request", "error_description": description}, [("www-authenticate", www)])
@@ -63,6 +90,14 @@ class Challenges:
 
     async def invalid_request(self, send: Send, description: str) -> None:
         await self.invalid_request_answer(description).send(send)
+
+
+def claims_challenge(auth_context: str) -> str:
+    """The `claims` of Entra's challenge for an authentication context: base64 of compact JSON, standard alphabet with
+    padding, as Microsoft's authentication-context samples encode it (Node `Buffer.toString('base64')`, .NET
+    `Convert.ToBase64String`); Azure SDK clients decode it URL-safe with padding restored, which reads it too."""
+    request = {"access_token": {"acrs": {"essential": True, "value": auth_context}}}
+    return base64.b64encode(json.dumps(request, separators=(",", ":")).encode()).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,13 +28,14 @@ from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from starlette.types import Scope
 
-from app.auth.authz import Guard
+from app.auth.authz import LOGGED, Guard
 from app.auth.challenge import Answer, Challenges
+from app.auth.downstream import TokenSource, use_for_request
 from app.auth.events import AuthEvents
 from app.auth.middleware import read_bearer
-from app.auth.principal import Principal
+from app.auth.principal import Principal, set_for_request
 from app.auth.tokens import EntraTokenValidator, InvalidTokenError, token_fingerprint
-from app.catalog.registry import Requirement
+from app.catalog.registry import AgentPolicy, Requirement, check_agents, check_auth_context
 
 log = logging.getLogger("app.auth")
 
@@ -58,6 +59,7 @@ class RouteAuth:
     guard: Guard
     observer: AuthEvents
     throttle: AttemptThrottle
+    downstream: TokenSource | None = None  # the first server's on-behalf-of, for `downstream_token()` in a route
 
 
 class AuthProblem(Exception):
@@ -127,6 +129,8 @@ class EntraBearer(SecurityBase, SelfDepends):
             raise AuthProblem(auth.challenges.unauthorized_answer(token_presented=True)) from None
         auth.observer.auth_succeeded(scope, principal)
         request.state.principal = principal
+        set_for_request(principal)  # `current_principal()` and `downstream_token()` work in the route, as in a tool
+        use_for_request(auth.downstream)
         return principal
 
     @staticmethod
@@ -161,23 +165,38 @@ Example:
 
 
 class Requires:
-    """Authorizes the authenticated caller for the scopes of the `Security(...)` it is used in, or its roles."""
+    """Authorizes the authenticated caller for the scopes of the `Security(...)` it is used in, or its roles (and the
+    authentication context and agent policy, when given)."""
 
-    def __init__(self, roles: Iterable[str] = ()) -> None:
+    def __init__(
+        self, roles: Iterable[str] = (), auth_context: str | None = None, agents: AgentPolicy | None = None
+    ) -> None:
         self.roles = frozenset(roles)
+        self.auth_context, self.agents = auth_context, agents
 
     async def __call__(self, request: Request, security_scopes: SecurityScopes, caller: Caller) -> Principal:
         auth, started = route_auth(request), time.perf_counter()
-        decision = auth.guard.decide(caller, Requirement(frozenset(security_scopes.scopes), self.roles))
+        needs = Requirement(frozenset(security_scopes.scopes), self.roles, False, self.auth_context, self.agents)
+        decision = auth.guard.decide(caller, needs)
         route = route_template(request)
         auth.observer.route_access(request.scope, caller, route, decision.reason or None, started)
         if not decision.allowed:
-            log.info("authz denied", extra={"principal": caller.key, "target": route, "reason": "insufficient_scope"})
-            raise AuthProblem(auth.challenges.insufficient_scope_answer(decision.scopes, decision.reason))
+            reason = LOGGED[decision.refused]
+            log.info("authz denied", extra={"principal": caller.key, "target": route, "reason": reason})
+            challenges = auth.challenges
+            raise AuthProblem(
+                challenges.refusal_answer(decision.refused, decision.scopes, decision.reason, decision.auth_context)
+            )
         return caller
 
 
-def requires(scopes: Iterable[str] = (), roles: Iterable[str] = ()) -> Any:
+def requires(
+    scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    *,
+    auth_context: str | None = None,
+    agents: AgentPolicy | None = None,
+) -> Any:
     """Guard: users need all `scopes`, app-only callers all `roles`, exactly as `@tool(scopes=..., roles=...)`.
 
     Goes bare into `dependencies=[...]`, like `authenticated` and `public`, on a route or a whole `APIRouter`.
@@ -188,12 +207,16 @@ def requires(scopes: Iterable[str] = (), roles: Iterable[str] = ()) -> Any:
     Args:
         scopes: delegated scopes a user token must all hold (`scp`), e.g. `["reports.read"]`.
         roles: app roles an app-only token must all hold (`roles`), e.g. `["reports.read.all"]`.
+        auth_context: an Entra authentication context id (`"c1"` .. `"c99"`) the token's `acrs` must hold; without
+            it the caller gets 401 with Entra's claims challenge (docs/authorization.md#authentication-context).
+        agents: Entra Agent ID callers: `"allow"`, `"deny"` or `"delegated-only"` (default `MCP__AGENTS`).
 
     Returns:
         The dependency to put in `dependencies=[...]`.
 
     Raises:
-        TypeError: `scopes` or `roles` is a string, or both are empty (use `authenticated` for any caller).
+        TypeError: `scopes` or `roles` is a string, or both are empty (use `authenticated` for any caller); or
+            `auth_context` / `agents` is not one of the values above.
 
     Example:
         @router.get("/api/reports", dependencies=[requires(scopes=["reports.read"], roles=["reports.read.all"])])
@@ -204,7 +227,7 @@ def requires(scopes: Iterable[str] = (), roles: Iterable[str] = ()) -> Any:
     scopes, roles = list(scopes), list(roles)
     if not scopes and not roles:
         raise TypeError("requires() needs scopes or roles; for any authenticated caller use `authenticated`")
-    return Security(Requires(roles), scopes=scopes)
+    return Security(Requires(roles, check_auth_context(auth_context), check_agents(agents)), scopes=scopes)
 
 
 class Public(SelfDepends):

@@ -5,16 +5,23 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starlette.types import Scope
 
 from app.core.binding import bind
 
+# Entra Agent ID facet values in xms_act_fct / xms_sub_fct (Microsoft's "Token claims reference for agent IDs").
+AGENT_IDENTITY = 11
+AGENT_USER = 13
+Kind = Literal["user", "app", "agent"]
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller. Users are keyed by tenant + oid; apps by tenant + their app id."""
+    """The authenticated caller. Users are keyed by tenant + oid; apps and autonomous agents by tenant + their app
+    id; an agent acting for a user by tenant + the user's oid + the agent's app id (its own budget, not the user's).
+    """
 
     tid: str
     sub: str
@@ -28,6 +35,10 @@ class Principal:
     name: str | None = None
     expires_at: int | None = None
     idtyp: str | None = None  # Entra's optional `idtyp` claim: "app" or "user", when the app registration asks for it
+    acrs: frozenset[str] = frozenset()  # the Conditional Access authentication contexts the token satisfies
+    actor_facets: frozenset[int] = frozenset()  # Entra Agent ID `xms_act_fct`: what the calling app (azp) is
+    subject_facets: frozenset[int] = frozenset()  # `xms_sub_fct`: what the subject (sub / oid) is
+    agent_parent: str | None = None  # `xms_par_app_azp`: an agent's parent app (its blueprint); for audit only
     # The raw inbound token, kept only as the on-behalf-of assertion; never logged, serialised or forwarded.
     _assertion: str = field(default="", repr=False, compare=False)
 
@@ -40,8 +51,29 @@ class Principal:
         return not self.scopes and (self.oid is None or self.oid == self.sub)
 
     @property
+    def is_agent(self) -> bool:
+        """An Entra Agent ID agent calls: the actor facets name an agent identity, or a parent app is named."""
+        return AGENT_IDENTITY in self.actor_facets or self.agent_parent is not None
+
+    @property
+    def kind(self) -> Kind:
+        return "agent" if self.is_agent else "app" if self.is_app else "user"
+
+    @property
+    def on_behalf_of(self) -> str | None:
+        """The user a delegated agent acts for (their object id); None for anyone else. An agent acting as its own
+        agent user (subject facet 13), or as itself (11, or an app-only token), acts for nobody."""
+        if not self.is_agent or self.is_app or self.subject_facets & {AGENT_IDENTITY, AGENT_USER}:
+            return None
+        return self.oid or self.sub
+
+    @property
     def key(self) -> str:
-        """A stable per-principal key: tenant plus object id (or subject) for users, app id for apps."""
+        """A stable per-principal key (rate limits, sessions, tasks): tenant plus object id (or subject) for users,
+        app id for apps and autonomous agents, user and agent app id for an agent acting for a user."""
+        if self.is_agent:
+            user = self.on_behalf_of
+            return f"{self.tid}:{user}:{self.client_id}" if user else f"{self.tid}:{self.client_id}"
         who = self.client_id if self.is_app else (self.oid or self.sub)
         return f"{self.tid}:{who}"
 
@@ -55,7 +87,8 @@ class Principal:
             "name": self.name,
             "scopes": sorted(self.scopes),
             "roles": sorted(self.roles),
-            "kind": "app" if self.is_app else "user",
+            "kind": self.kind,
+            **({"agent_parent": self.agent_parent, "on_behalf_of": self.on_behalf_of} if self.is_agent else {}),
         }
 
 
@@ -86,6 +119,12 @@ def current_principal() -> Principal:
     if principal is None:
         raise NotAuthenticatedError("no authenticated principal in this context")
     return principal
+
+
+def set_for_request(principal: Principal) -> None:
+    """Make `principal` the caller for the rest of this request (a route's auth dependency, which cannot wrap the
+    endpoint in a with-block; the server runs each request in a task of its own, so nothing outlives it)."""
+    _current.set(principal)
 
 
 def bound_principal() -> Principal | None:

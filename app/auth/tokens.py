@@ -227,8 +227,31 @@ def _principal(claims: Mapping[str, Any], version: str, token: str, implied: Map
         name=str(claims["name"]) if claims.get("name") else None,
         expires_at=int(claims["exp"]),
         idtyp=claims["idtyp"] if isinstance(claims.get("idtyp"), str) else None,
+        acrs=_strings(claims.get("acrs")),
+        actor_facets=_facets(claims.get("xms_act_fct")),
+        subject_facets=_facets(claims.get("xms_sub_fct")),
+        agent_parent=_short(claims.get("xms_par_app_azp")),
         _assertion=token,
     )
+
+
+# Optional claims of the documented JSON type only; any other type reads as absent (never an error: the token is
+# signed, but what a claim holds is still not ours to trust blindly).
+def _strings(value: Any) -> frozenset[str]:
+    """`acrs`: a JSON array of strings; its strings, or nothing."""
+    return frozenset(v for v in value if isinstance(v, str)) if isinstance(value, list) else frozenset()
+
+
+def _facets(value: Any) -> frozenset[int]:
+    """`xms_act_fct` / `xms_sub_fct`: space-separated small integers ("3 9 11"); other words are ignored."""
+    if not isinstance(value, str):
+        return frozenset()
+    return frozenset(int(word) for word in value.split() if len(word) <= 4 and word.isascii() and word.isdigit())
+
+
+def _short(value: Any) -> str | None:
+    """`xms_par_app_azp`: a GUID; a non-empty string of GUID size at most, or nothing."""
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
 def to_access_token(principal: Principal) -> AccessToken:

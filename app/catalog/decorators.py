@@ -10,7 +10,17 @@ from typing import Any, TypeVar
 
 from mcp.types import ToolAnnotations
 
-from app.catalog.registry import SPEC_ATTR, Kind, Limits, Requirement, Spec, TaskMode
+from app.catalog.registry import (
+    SPEC_ATTR,
+    AgentPolicy,
+    Kind,
+    Limits,
+    Requirement,
+    Spec,
+    TaskMode,
+    check_agents,
+    check_auth_context,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,13 +36,17 @@ def _decorator(
     audit_arguments: bool = False,
     limits: Limits | None = None,
     input_schema: dict[str, Any] | None = None,
+    auth_context: str | None = None,
+    agents: AgentPolicy | None = None,
     **options: Any,
 ) -> Callable[[F], F]:
     from app.secrets.store import check_tool_secret_name
 
-    requirement = Requirement(frozenset(scopes), frozenset(roles), public)
     if isinstance(scopes, str) or isinstance(roles, str) or isinstance(secrets, str):
         raise TypeError("scopes, roles and secrets are lists of names, e.g. scopes=['files.read']")
+    requirement = Requirement(
+        frozenset(scopes), frozenset(roles), public, check_auth_context(auth_context), check_agents(agents)
+    )
     declared = frozenset(check_tool_secret_name(s) for s in secrets)
 
     def register(fn: F) -> F:
@@ -82,6 +96,8 @@ def tool(
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
     task: TaskMode = "forbidden",
+    auth_context: str | None = None,
+    agents: AgentPolicy | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP tool, guarded by the scopes and/or roles it declares (see docs/tools.md).
 
@@ -110,6 +126,11 @@ def tool(
         task: `"optional"` lets a call run as a task (MCP Tasks extension) when the client declares the extension:
             the client gets a task handle at once and polls for the result; `"required"` runs every call as one
             (clients that do not declare it get an error); `"forbidden"` (default) never. See docs/tasks.md.
+        auth_context: an Entra Conditional Access authentication context id (`"c1"` .. `"c99"`): the token's `acrs`
+            must hold it, else the call gets 401 with Entra's claims challenge (the tool stays listed). See
+            docs/authorization.md#authentication-context.
+        agents: Entra Agent ID callers: `"allow"`, `"deny"`, or `"delegated-only"` (only agents acting for a
+            signed-in user); default `MCP__AGENTS`. See docs/authorization.md#agent-identities.
 
     Returns:
         The decorator; it returns the function unchanged (with its `Spec` attached).
@@ -135,6 +156,8 @@ def tool(
         audit_arguments=audit_arguments,
         limits=Limits(rate, timeout, task),
         input_schema=input_schema,
+        auth_context=auth_context,
+        agents=agents,
         title=title,
         description=description,
         annotations=annotations,
@@ -153,6 +176,8 @@ def resource(
     title: str | None = None,
     description: str | None = None,
     mime_type: str | None = None,
+    auth_context: str | None = None,
+    agents: AgentPolicy | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP resource, or a resource template when `uri` has `{params}`.
 
@@ -170,6 +195,8 @@ def resource(
         title: a human-readable title.
         description: what clients show (default: the function's docstring).
         mime_type: the content's MIME type, e.g. `"application/json"`.
+        auth_context: the authentication context (`"c1"` .. `"c99"`) the token's `acrs` must hold, as for a tool.
+        agents: the policy for Entra Agent ID callers, as for a tool (default `MCP__AGENTS`).
 
     Returns:
         The decorator; it returns the function unchanged.
@@ -189,6 +216,8 @@ def resource(
         public,
         uri=uri,
         secrets=secrets,
+        auth_context=auth_context,
+        agents=agents,
         title=title,
         description=description,
         mime_type=mime_type,
@@ -204,6 +233,8 @@ def prompt(
     name: str | None = None,
     title: str | None = None,
     description: str | None = None,
+    auth_context: str | None = None,
+    agents: AgentPolicy | None = None,
 ) -> Callable[[F], F]:
     """Expose a function as an MCP prompt: its parameters are the prompt's arguments, its return value the messages.
 
@@ -218,6 +249,8 @@ def prompt(
         name: the prompt's name (default: the function's name).
         title: a human-readable title.
         description: what clients show (default: the function's docstring).
+        auth_context: the authentication context (`"c1"` .. `"c99"`) the token's `acrs` must hold, as for a tool.
+        agents: the policy for Entra Agent ID callers, as for a tool (default `MCP__AGENTS`).
 
     Returns:
         The decorator; it returns the function unchanged.
@@ -229,7 +262,18 @@ def prompt(
             return f"Summarise my notes about {topic!r} in five bullet points."
     """
     _warn_secrets("prompt", secrets)
-    return _decorator("prompt", name, scopes, roles, public, secrets=secrets, title=title, description=description)
+    return _decorator(
+        "prompt",
+        name,
+        scopes,
+        roles,
+        public,
+        secrets=secrets,
+        auth_context=auth_context,
+        agents=agents,
+        title=title,
+        description=description,
+    )
 
 
 def completion(target: str) -> Callable[[F], F]:

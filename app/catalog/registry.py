@@ -4,6 +4,7 @@ per function, the `Catalog` of them that discovery (discovery.py) collects under
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args
@@ -12,6 +13,9 @@ from app.core.startup import StartupError
 
 Kind = Literal["tool", "resource", "prompt", "completion"]
 TaskMode = Literal["forbidden", "optional", "required"]  # may a call run as a task (MCP Tasks extension)
+# May Entra Agent ID agents use a target: always, never, or only when acting for a signed-in user
+AgentPolicy = Literal["allow", "deny", "delegated-only"]
+AUTH_CONTEXT = re.compile(r"c[1-9][0-9]?")  # Entra's authentication context ids: c1 .. c99
 SPEC_ATTR = "__mcp_spec__"
 # completion/complete: `ref.type` -> (the catalog kind it targets, the ref field naming the target). Authorization and
 # dispatch both read a ref through this one table, so a completer runs only for the target that was authorized.
@@ -26,15 +30,35 @@ class ToolDiscoveryError(StartupError, RuntimeError):
 
 @dataclass(frozen=True)
 class Requirement:
-    """What a caller needs: all `scopes` (delegated tokens) or all `roles` (app tokens), unless public."""
+    """What a caller needs: all `scopes` (delegated tokens) or all `roles` (app tokens), unless public; and, when
+    set, the Conditional Access authentication context `auth_context` in the token's `acrs`. `agents` is the
+    target's policy for Entra Agent ID callers (None: the server-wide MCP__AGENTS)."""
 
     scopes: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
     public: bool = False
+    auth_context: str | None = None
+    agents: AgentPolicy | None = None
 
     @property
     def declared(self) -> bool:
         return self.public or bool(self.scopes or self.roles)
+
+
+def check_auth_context(value: object) -> str | None:
+    """`value` if it is an Entra authentication context id (`c1` .. `c99`) or None; TypeError otherwise."""
+    if value is None or (isinstance(value, str) and AUTH_CONTEXT.fullmatch(value)):
+        return value
+    raise TypeError(
+        f"auth_context must be an Entra authentication context id, c1 .. c99 (e.g. auth_context='c1'), not {value!r}"
+    )
+
+
+def check_agents(value: object) -> AgentPolicy | None:
+    """`value` if it is an agent policy or None; TypeError otherwise."""
+    if value is None or value in get_args(AgentPolicy):
+        return value  # type: ignore[return-value]  # narrowed by the membership test
+    raise TypeError(f"agents must be one of {', '.join(map(repr, get_args(AgentPolicy)))}, not {value!r}")
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def build_cores(
         observer = Observer(telemetry, audit, catalog, server.name if several else None)
         if not for_review and (mismatch := app_id_uri_warning(server)) is not None:
             log.warning(mismatch)
-        guard = Guard(catalog, server.required_scopes, server.required_roles, server.scope_uri)
+        guard = Guard(catalog, server.required_scopes, server.required_roles, server.scope_uri, settings.mcp.agents)
         source = downstream(server, secrets) if downstream is not None else None
         options = server_options(settings, server.name)
         store = None if for_review else task_store_from(settings, server.name, first_store)

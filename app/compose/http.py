@@ -56,6 +56,7 @@ from app.auth.resource import ResourceServer
 from app.auth.tokens import EntraTokenValidator
 from app.compose.core import Core
 from app.compose.parts import event_store_from, resumability
+from app.connect import Links, connect_routes
 from app.core.asgi import EnsureResponse
 from app.core.heap import freeze_startup_heap
 from app.edge.bounds import CapConcurrency, LimitBody
@@ -214,11 +215,17 @@ async def closing(*closers: Callable[[], Any]) -> AsyncIterator[None]:
         yield
 
 
-def resource_routes(endpoints: Sequence[Endpoint], limiter: RateCounter, rate: str) -> list[BaseRoute]:
+def resource_routes(
+    endpoints: Sequence[Endpoint], limiter: RateCounter, rate: str, connect: Links | None = None
+) -> list[BaseRoute]:
     """Each MCP endpoint and its Protected Resource Metadata: public and static, so one prepared response behind the
     per-IP limit for unauthenticated traffic, at the path's own location (`{WELL_KNOWN}{path}`); the first server's
-    is at the root too (where clients that ignore the path, and Entra's MCP guidance, look for it)."""
+    is at the root too (where clients that ignore the path, and Entra's MCP guidance, look for it). With `connect`,
+    the connect page its tool calls send users to (app/connect/), within the same per-IP limit."""
     routes: list[BaseRoute] = []
+    if connect is not None:
+        connect.audit = endpoints[0].core.audit
+        routes += connect_routes(connect, limiter, rate)
     for index, endpoint in enumerate(endpoints):
         server = endpoint.core.server
         prm = ThrottleUnauthenticated(JSONResponse(protected_resource_metadata(server)), limiter, rate)

@@ -11,6 +11,7 @@ from app.authserver.options import CALLBACK_PATH
 from app.catalog.discovery import discover
 from app.catalog.registry import Catalog
 from app.compose.resource import resource_server
+from app.connect import CALLBACK_PATH as CONNECT_CALLBACK
 from app.entra.needs import AppNeeds, Permission
 from app.settings import Settings
 
@@ -41,7 +42,10 @@ def app_needs(settings: Settings, key: str | None = None) -> list[AppNeeds]:
                 app_id_uri=one.app_id_uri,
                 scopes=tuple(Permission(s, _describe(s, uses[s], one.name)) for s in server.declared_scopes()),
                 roles=tuple(Permission(r, _describe(r, role_uses[r], one.name)) for r in server.declared_roles()),
-                redirect_uris=(settings.auth_server_issuer + CALLBACK_PATH,) if settings.auth_server.enabled else (),
+                redirect_uris=(
+                    *((settings.auth_server_issuer + CALLBACK_PATH,) if settings.auth_server.enabled else ()),
+                    *((settings.resource_host + CONNECT_CALLBACK,) if settings.connect.enabled else ()),
+                ),
             )
         )
     return needs

@@ -94,8 +94,8 @@ def _redirects(app: dict[str, Any], needs: AppNeeds) -> list[Finding]:
         return [
             error(
                 "redirect-uris",
-                f"web.redirectUris lacks the facade's callback {', '.join(missing)}: Entra refuses its sign-ins",
+                f"web.redirectUris lacks the sign-in callback {', '.join(missing)}: Entra refuses its sign-ins",
                 REGISTER,
             )
         ]
-    return [ok("redirect-uris", "the facade's callback is a web redirect URI")]
+    return [ok("redirect-uris", "the sign-in callbacks (the facade's, the connect page's) are web redirect URIs")]

@@ -23,7 +23,8 @@ class AppNeeds:
 
     `resource` is the URL clients send as RFC 8707 `resource` (`{MCP__RESOURCE_HOST}{path}`); `app_id_uri` the one
     configured (it must equal `resource`, or Entra refuses the sign-in); `client_id` the registration's when settings
-    name it (None: find or create by App ID URI); `redirect_uris` the facade's callback when AUTH_SERVER__ENABLED.
+    name it (None: find or create by App ID URI); `redirect_uris` the facade's callback when AUTH_SERVER__ENABLED and
+    the connect page's when CONNECT__ENABLED.
     """
 
     key: str

@@ -207,8 +207,9 @@ class LocalIdentity:
             scopes = access["scp"].split()
         else:
             scopes = [s.removeprefix(prefix) for s in str(result.get("scope", "")).split() if s.startswith(prefix)]
-        found_roles = access.get("roles")
+        found_roles, found_acrs = access.get("roles"), access.get("acrs")
         roles: list[Any] = found_roles if isinstance(found_roles, list) else []
+        acrs: list[Any] = found_acrs if isinstance(found_acrs, list) else []  # authentication contexts satisfied
         if not identity.get("tid") or not (identity.get("oid") or identity.get("sub")):
             raise SignInError("the sign-in returned no ID token: the authority must issue one for `openid profile`")
         return Principal(
@@ -218,6 +219,7 @@ class LocalIdentity:
             client_id=self.client_id,
             scopes=frozenset(scopes),
             roles=frozenset(str(r) for r in roles),
+            acrs=frozenset(a for a in acrs if isinstance(a, str)),
             issuer=str(identity.get("iss", "")),
             token_version=str(access.get("ver", identity.get("ver", "2.0"))),
             token_id=str(access.get("uti", "")),

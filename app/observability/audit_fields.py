@@ -68,15 +68,16 @@ def bounded(value: Any) -> str | None:
 
 
 def principal_fields(principal: Any) -> dict[str, Any] | None:
-    """Who, as the audit record names them: object id, tenant, and the calling app (azp / appid)."""
+    """Who, as the audit record names them: object id, tenant, the calling app (azp / appid), and the kind (user,
+    app, agent). For an Entra Agent ID agent also its parent app (`xms_par_app_azp`, as Entra's sign-in logs show it)
+    and, when it acts for a signed-in user, that user's object id (`on_behalf_of`; then `oid` is the user's too)."""
     if principal is None:
         return None
-    return {
-        "oid": principal.oid,
-        "tid": principal.tid,
-        "azp": principal.client_id,
-        "kind": "app" if principal.is_app else "user",
-    }
+    fields = {"oid": principal.oid, "tid": principal.tid, "azp": principal.client_id, "kind": principal.kind}
+    if fields["kind"] == "agent":
+        fields["agent_parent"] = bounded(principal.agent_parent)
+        fields["on_behalf_of"] = bounded(principal.on_behalf_of)
+    return fields
 
 
 def client_ip(scope: Mapping[str, Any]) -> str | None:

@@ -43,6 +43,10 @@ AUTH_OUTCOME = "auth.outcome"  # "success" | "failure"
 AUTH_FAILURE_REASON = "auth.failure_reason"
 RATE_LIMIT_OUTCOME = "rate_limit.outcome"  # "allowed" | "rejected"
 TOOL_IS_ERROR = "tool.is_error"
+PRINCIPAL_KIND = "auth.principal.kind"  # "user" | "app" | "agent"
+AGENT_ID = "auth.agent.id"  # an Entra Agent ID agent's own app id (azp / appid): an identity, not a person
+AGENT_PARENT = "auth.agent.parent_app"  # its parent app (xms_par_app_azp)
+AGENT_DELEGATED = "auth.agent.delegated"  # it acts for a signed-in user (then enduser.id is that user's)
 SERVER_NAME = "mcp.server.name"  # which of the app's MCP servers served the request (several may share one app)
 HTTP_SPAN_KEY = "otel.http_span"  # scope["state"] key: the HTTP server span's context, for the MCP span's link
 _PROBES = frozenset({"/healthz", "/readyz"})
@@ -134,7 +138,8 @@ class Telemetry:
             provider.force_flush()
 
     def annotate(self, span: Span, principal: Principal | None) -> None:
-        """Who is calling, on a recording span: hashed (or raw) object id, scopes, tenant, auth outcome."""
+        """Who is calling, on a recording span: hashed (or raw) object id, scopes, tenant, auth outcome, the kind of
+        caller, and for an agent its app id, parent app and whether it acts for a user (ids of apps, capped)."""
         if principal is None or not span.is_recording():
             return
         if self.enduser_id != "off":
@@ -143,6 +148,13 @@ class Telemetry:
         span.set_attribute(ENDUSER_SCOPE, " ".join(sorted(principal.scopes or principal.roles)))
         span.set_attribute(TENANT_ID, principal.tid)
         span.set_attribute(AUTH_OUTCOME, "success")
+        kind = principal.kind
+        span.set_attribute(PRINCIPAL_KIND, kind)
+        if kind == "agent":
+            span.set_attribute(AGENT_ID, principal.client_id[:64])
+            span.set_attribute(AGENT_DELEGATED, principal.on_behalf_of is not None)
+            if principal.agent_parent is not None:
+                span.set_attribute(AGENT_PARENT, principal.agent_parent)  # at most 64 characters (tokens.py)
 
 
 def enduser_hash(value: str, key: bytes = b"") -> str:

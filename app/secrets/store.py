@@ -30,8 +30,8 @@ TOOL_SECRET_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*--[a-z0-9]+(?:-[a-z0-9]
 SETTINGS_NAMES = frozenset(
     {
         "app_env", "log_level", "log_format", "azuread", "mcp", "tools", "routes", "dev_issuer", "telemetry", "audit",
-        "content_safety", "security", "server", "keyvault", "rate_limit", "auth_server", "stdio", "servers", "tasks",
-        "allow_unknown_settings",
+        "content_safety", "security", "server", "keyvault", "rate_limit", "auth_server", "connect", "stdio", "servers",
+        "tasks", "allow_unknown_settings",
     }
 )  # fmt: skip
 Values = Mapping[str, SecretStr | list[SecretStr]]

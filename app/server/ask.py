@@ -13,6 +13,11 @@ client's model. How the question travels is decided per request:
 - In a task (app/tasks/): the question becomes one of the task's `inputRequests`; the body waits, without running
   again, until the client answers with `tasks/update`.
 
+On-behalf-of that needs the user (`ConsentRequired`, app/auth/downstream.py) is asked the same way, as a URL-mode
+elicitation of the connect page (app/connect/): at 2026-07-28 an input-required round whose sealed `requestState`
+names the pending link; in the handshake era the 2025-11-25 `-32042` error, and `notifications/elicitation/complete`
+on the session once the user is done. A client that declared no URL mode gets a tool error without the link.
+
 Written here rather than with the SDK's `Resolve(...)` markers so the question is asked where its answer is used,
 in the tool body; the wire shapes (rendered schema, digests, results) are the SDK's own.
 """
@@ -56,7 +61,9 @@ from mcp_types import (
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, ValidationError
 
+from app.auth.downstream import ConsentRequired
 from app.core.binding import bind
+from app.server.consent import CONNECT, ask_to_connect
 from app.tasks.run import current_run
 
 M = TypeVar("M", bound=BaseModel)
@@ -82,14 +89,16 @@ class _Round:
         params = params if isinstance(params, dict) else {}
         self.recorded: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, str] = {}
+        self.connect: str | None = None  # the connect link asked for in the last round
         raw = params.get("requestState")
         if isinstance(raw, str):  # plaintext here: the SDK's boundary unsealed and verified it
             try:
                 decoded = json.loads(raw).get(_STATE_KEY, {})
                 self.recorded = dict(decoded.get("answers", {}))
                 self.pending = dict(decoded.get("pending", {}))
+                self.connect = decoded.get("connect") if isinstance(decoded.get("connect"), str) else None
             except (ValueError, AttributeError, TypeError):
-                self.recorded, self.pending = {}, {}
+                self.recorded, self.pending, self.connect = {}, {}, None
         responses = params.get("inputResponses")
         self.responses: dict[str, Any] = responses if isinstance(responses, dict) else {}
         self.asked = 0
@@ -108,6 +117,15 @@ class _Round:
             return sent
         state = {_STATE_KEY: {"answers": self.recorded, "pending": {key: digest}}}
         raise _NeedInput(key, request, compact_json(state))
+
+    def declined_connect(self) -> bool:
+        """The user declined (or dismissed) opening the connect link of the last round."""
+        answer = self.responses.get(CONNECT) if self.connect else None
+        return isinstance(answer, dict) and answer.get("action") in ("decline", "cancel")
+
+    def connect_state(self, link_id: str) -> str:
+        """This round's answers, and the connect link asked for (the server's state rides `requestState`)."""
+        return compact_json({_STATE_KEY: {"answers": self.recorded, "pending": {}, "connect": link_id}})
 
 
 class Ask:
@@ -244,3 +262,6 @@ class AskClient:
             except _NeedInput as need:
                 result = InputRequiredResult(input_requests={need.key: need.request}, request_state=need.state)
                 return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+            except ConsentRequired as consent:
+                answer: HandlerResult = await ask_to_connect(ctx, consent, _ROUND.get())
+                return answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -30,6 +30,7 @@ from app.secrets.store import SecretStore, bound_store
 from app.server.ask import AskClient
 from app.server.calls_authz import AuthorizeCalls, BindCaller
 from app.server.content import ContentSafetyCheck, checking_content_with
+from app.server.extensions import advertised_extensions, handshake_extensions, in_initialize
 from app.server.hand_schemas import sdk_tool
 from app.server.injection import served_function
 from app.server.sdk_gaps import apply_log_level, fill_sdk_gaps
@@ -140,6 +141,7 @@ def build_mcp_server(
     is no HTTP layer to do it. `tasks`: when tools may run as tasks, the layer that runs them (outside every layer a
     synchronous call goes through, so a task's run goes through them all) and the extension's methods."""
     local = [BindCaller(caller)] if caller is not None else []
+    extensions = advertised_extensions(catalog, tasks, local=caller is not None)
     threads = threads or ToolThreads(options.threads)  # threads start on first use
     bus = InMemorySubscriptionBus()
     # Injected parameters (caller, secrets, downstream tokens) are filled here and never reach the SDK's schemas.
@@ -151,14 +153,14 @@ def build_mcp_server(
         log_level=options.log_level,
         request_state_security=request_state_security(store),
         cache_hints=list_cache_hints(options.list_ttl_ms),
-        extensions=[tasks.extension] if tasks is not None else None,
+        extensions=extensions or None,
         middleware=[
             *local,
             ObserveOperation(observer),
             *([AuthorizeCalls(guard)] if caller is not None else []),
             *([tasks.layer] if tasks is not None else []),  # app/tasks/run.py
             SecretGuard(store, REDACTOR),
-            CallerContext(guard, options.filter_lists, downstream, content_check),
+            CallerContext(guard, options.filter_lists, downstream, content_check, handshake_extensions(extensions)),
             ToolBounds(catalog, options.tool_timeout_seconds, options.max_result_bytes),
             AskClient(),  # `ask` in tool bodies: pushed, or input-required at 2026-07-28 (app/server/ask.py)
         ],
@@ -255,7 +257,8 @@ def _dispatch_completions(
 
 
 class CallerContext:
-    """SDK middleware: binds the HTTP request's principal for the handler, and hides what it may not use."""
+    """SDK middleware: binds the HTTP request's principal for the handler, and hides what it may not use; a
+    handshake-era `initialize` result names the era-independent extensions (app/server/extensions.py)."""
 
     def __init__(
         self,
@@ -263,11 +266,13 @@ class CallerContext:
         filter_lists: bool,
         downstream: TokenSource | None,
         content_check: ContentSafetyCheck | None = None,
+        extensions: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         self.guard = guard
         self.filter_lists = filter_lists
         self.downstream = downstream
         self.content_check = content_check
+        self.extensions = extensions or {}
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
@@ -276,6 +281,8 @@ class CallerContext:
         apply_log_level(ctx)
         with acting_as(principal), using(self.downstream), checking_content_with(self.content_check):
             result = await call_next(ctx)
+        if ctx.method == "initialize":
+            return in_initialize(result, self.extensions)
         listing = _LISTS.get(ctx.method)
         if listing is None or principal is None or not self.filter_lists or result is None:
             return result

@@ -2,7 +2,8 @@
 
 The same decisions as `AuthorizeOperation` over HTTP: each message classified by `classify` (the table that test
 enumerates against the SDK's own), decided by `Guard.decide_all`. Over HTTP a refusal is a 403 step-up; here a tool
-call the caller's scopes don't cover is a tool error, anything else a JSON-RPC error.
+call the caller's scopes don't cover is a tool error, anything else a JSON-RPC error. A missing authentication
+context (nothing here can send a claims challenge) and an agent policy refusal are answered the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_REQUEST
 
-from app.auth.authz import Guard
+from app.auth.authz import LOGGED, Guard
 from app.auth.operation import classify
 from app.auth.principal import Principal, acting_as, bound_principal
 from app.server.tool_bounds import tool_error
@@ -52,7 +53,7 @@ class AuthorizeCalls:
         decision = self.guard.decide_all(principal, operation.targets)
         if decision.allowed:
             return await call_next(ctx)
-        log.info("authz denied", extra={"principal": principal.key, "reason": "insufficient_scope"})
+        log.info("authz denied", extra={"principal": principal.key, "reason": LOGGED[decision.refused]})
         message = f"forbidden: {decision.reason}"
         if ctx.method == "tools/call":  # the model sees why, and can tell the user which consent is missing
             return tool_error(message, ctx.protocol_version)

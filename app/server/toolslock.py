@@ -33,7 +33,8 @@ class ToolLockError(ToolDiscoveryError):
 
 
 async def served(mcp: MCPServer[Any], catalog: Catalog) -> dict[str, Any]:
-    """Exactly what `*/list` serves (as the SDK renders it), plus each entry's declared scopes and roles."""
+    """Exactly what `*/list` serves (as the SDK renders it), plus what each entry declares callers need: scopes,
+    roles, and where set its authentication context and agent policy."""
     specs: dict[tuple[str, str], Spec] = {(spec.kind, spec.uri or spec.name): spec for spec in catalog.specs}
     listed: dict[str, tuple[list[Any], str]] = {
         "tools": (await mcp.list_tools(), "name"),
@@ -66,6 +67,11 @@ def _entry(wire: dict[str, Any], spec: Spec | None) -> dict[str, Any]:
         "roles": sorted(requirement.roles) if requirement else [],
         "public": bool(requirement and requirement.public),
     }
+    # Declared only where set, so the entries of tools that declare neither keep their hashes.
+    if requirement and requirement.auth_context:
+        entry["auth_context"] = requirement.auth_context
+    if requirement and requirement.agents:
+        entry["agents"] = requirement.agents
     entry["sha256"] = hashlib.sha256(_canonical(entry).encode()).hexdigest()
     return entry
 
@@ -102,6 +108,8 @@ _FIELDS = {
     "scopes": "scopes",
     "roles": "roles",
     "public": "public flag",
+    "auth_context": "authentication context",
+    "agents": "agent policy",
     "mimeType": "mime type",
     "arguments": "arguments",
     "name": "name",

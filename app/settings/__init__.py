@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from app.core.hosts import is_loopback_host
 from app.settings.authserver import AuthServerSettings, PreRegisteredClient
 from app.settings.azuread import AzureAdSettings, refuse_missing_credentials
+from app.settings.connect import ConnectSettings
 from app.settings.fields import DEV_CLIENT_ID, DEV_TENANT_ID, describe_invalid, secret_env_names
 from app.settings.keyvault import KeyVaultSettings
 from app.settings.production import refuse_insecure_production
@@ -51,6 +52,7 @@ __all__ = [
     "AuditSettings",
     "AuthServerSettings",
     "AzureAdSettings",
+    "ConnectSettings",
     "ContentSafetySettings",
     "DevIssuerSettings",
     "KeyVaultSettings",
@@ -125,6 +127,8 @@ class Settings(BaseSettings):
     """Rate limits."""
     auth_server: AuthServerSettings = Field(default_factory=AuthServerSettings)
     """The authorization-server facade."""
+    connect: ConnectSettings = Field(default_factory=ConnectSettings)
+    """The connect page: on-behalf-of consent recovered through URL-mode elicitation."""
     stdio: StdioSettings = Field(default_factory=StdioSettings)
     """Local mode over stdio (`python -m app stdio`)."""
     tasks: TasksSettings = Field(default_factory=TasksSettings)

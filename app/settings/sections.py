@@ -51,6 +51,10 @@ class McpSettings(Section):
     """Delegated scopes every user caller needs on top of each tool's own."""
     required_roles: CsvList = Field(default_factory=list)
     """App roles every app-only caller needs on top of each tool's own."""
+    agents: Literal["allow", "deny", "delegated-only"] = "delegated-only"
+    """Entra Agent ID agents, where a tool, resource, prompt or route sets no `agents=`: `delegated-only` (default)
+    admits an agent acting for a signed-in user and refuses one acting on its own (403); `allow` admits both; `deny`
+    refuses both. Users and ordinary apps are unaffected. See docs/authorization.md#agent-identities."""
     scope_implies: dict[str, list[str]] = Field(default_factory=dict)
     """Scope hierarchy, as JSON: `{"notes.write": ["notes.read"]}` means a token granted `notes.write` may do what
     `notes.read` allows. Transitive; a cycle is refused at startup. Honoured by every decision (tools, resources,

@@ -52,6 +52,7 @@ class Call:
     caller: Caller = ("user", ())
     expect: Any = None
     answers: dict[str, Any] = field(default_factory=dict)
+    claims: dict[str, Any] = field(default_factory=dict)  # more claims in the caller's token (`acrs`, say)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,16 @@ CALLS: dict[str, list[Call]] = {
         Call("tool", "ping", {}, user(), {"result": "pong"}),
     ],
     "authorization.md:4-python": [Call("tool", "my_profile", {}, user("profile.read"))],
+    "authorization.md:5-python": [  # behind an authentication context: the token carries it in acrs
+        Call(
+            "tool",
+            "approve_payment",
+            {"payment_id": "P-1"},
+            user("payments.approve"),
+            {"result": "approved P-1"},
+            claims={"acrs": ["c1"]},
+        )
+    ],
     "secrets.md:1-python": WEATHER,
     "tasks.md:1-python": [
         Call(
@@ -239,12 +250,12 @@ def same_as_repository_file(block: Block) -> None:
         assert code_of(block.text) == code_of(repo_file), f"{block.where}: not the code of {block.header}"
 
 
-def entra_token(entra: EntraStandIn, caller: str, grants: tuple[str, ...]) -> str | None:
+def entra_token(entra: EntraStandIn, caller: str, grants: tuple[str, ...], **claims: Any) -> str | None:
     if caller == "none":
         return None
     if caller == "app":
-        return entra.app_token(tenant=TENANT, audience=CLIENT_ID, roles=list(grants), app_id=DOCS_APP)
-    return entra.token(tenant=TENANT, audience=CLIENT_ID, scopes=" ".join(grants))
+        return entra.app_token(tenant=TENANT, audience=CLIENT_ID, roles=list(grants), app_id=DOCS_APP, **claims)
+    return entra.token(tenant=TENANT, audience=CLIENT_ID, scopes=" ".join(grants), **claims)
 
 
 def _exchanges(entra: EntraStandIn) -> int:
@@ -272,7 +283,7 @@ async def exercise_tools(block: Block, entra: EntraStandIn, root: Path) -> None:
                 status = (await http.post("/mcp", json=body, headers=headers)).status_code
                 assert status == denial.expect, f"{block.where}: {denial.id} got {status}"
         for call in calls:
-            await call_example(block, call, url, entra_token(entra, *call.caller))
+            await call_example(block, call, url, entra_token(entra, *call.caller, **call.claims))
     if "downstream_token(" in block.text or "Downstream(" in block.text:
         assert _exchanges(entra) > exchanges, f"{block.where}: no on-behalf-of exchange"
 

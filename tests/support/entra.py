@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.devissuer.signing import public_jwk
@@ -63,6 +64,15 @@ class EntraStandIn:
     # AKS workload identity: a managed identity's client id -> (the service-account token its federated credential
     # trusts, its object id); a client_credentials grant with that assertion gets the identity's EXCHANGE token.
     federated: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Consent and Conditional Access, for on-behalf-of: scopes a user must consent to (through /authorize) before an
+    # exchange for them succeeds, and a claims challenge every exchange answers until the user satisfied it there.
+    # `interactive`: /authorize shows a page with a Consent button (for a browser) instead of answering at once.
+    consent_required: set[str] = field(default_factory=set)
+    claims_challenge: str | None = None
+    interactive: bool = False
+    consented: set[tuple[str, str, str]] = field(default_factory=set)  # (oid, client id, scope)
+    satisfied: set[str] = field(default_factory=set)  # oids that answered the claims challenge
+    authorize_requests: list[dict[str, str]] = field(default_factory=list)
 
     # ---- documents -------------------------------------------------------------------------------------------
     def v2_issuer(self, tenant: str) -> str:
@@ -100,11 +110,15 @@ class EntraStandIn:
             return self.obo_response(form)
 
         async def authorize(request: Request) -> Response:
-            query = request.query_params
-            code = "code-" + uuid.uuid4().hex
-            self.grants[code] = {"client_id": query["client_id"], "scope": query.get("scope", "")}
-            answer = urlencode({"code": code, "state": query.get("state", "")})
-            return RedirectResponse(f"{query['redirect_uri']}?{answer}", 302)
+            if request.method == "POST":  # the Consent button: the original request, as hidden fields
+                return self.signed_in(
+                    request.path_params["tenant"], {k: str(v) for k, v in (await request.form()).items()}
+                )
+            query = dict(request.query_params)
+            self.authorize_requests.append(query)
+            if self.interactive:
+                return HTMLResponse(self.consent_page(query))
+            return self.signed_in(request.path_params["tenant"], query)
 
         return Starlette(
             routes=[
@@ -113,7 +127,7 @@ class EntraStandIn:
                 Route("/{tenant}/discovery/v2.0/keys", jwks),
                 Route("/{tenant}/discovery/keys", jwks),
                 Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
-                Route("/{tenant}/oauth2/v2.0/authorize", authorize),
+                Route("/{tenant}/oauth2/v2.0/authorize", authorize, methods=["GET", "POST"]),
             ]
         )
 
@@ -134,14 +148,42 @@ class EntraStandIn:
             }
         )
 
+    def consent_page(self, query: dict[str, str]) -> str:
+        """The sign-in and consent page a browser sees when `interactive`: who is signed in, and a Consent button."""
+        hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in query.items())
+        return (
+            "<!doctype html><title>Sign in (Entra stand-in)</title>"
+            f"<p>Signed in as {escape(self.signed_in_oid)}</p><p>{escape(query.get('client_id', ''))} asks for "
+            f"{escape(query.get('scope', ''))}</p><form method='post'>{hidden}"
+            "<button type='submit'>Consent</button></form>"
+        )
+
+    def signed_in(self, tenant: str, query: dict[str, str]) -> Response:
+        """The user (`signed_in_oid`) consents to what was asked (and answers a claims challenge): a code back."""
+        code = "code-" + uuid.uuid4().hex
+        grant = {"client_id": query["client_id"], "scope": query.get("scope", "")}
+        if query.get("nonce"):  # OpenID Connect (MSAL's auth code flow): an ID token for whoever signed in
+            grant |= {"nonce": query["nonce"], "oid": self.signed_in_oid, "tenant": tenant}
+        self.grants[code] = grant
+        for scope in grant["scope"].split():
+            self.consented.add((self.signed_in_oid, grant["client_id"], scope))
+        if query.get("claims"):
+            self.satisfied.add(self.signed_in_oid)
+        answer = urlencode({"code": code, "state": query.get("state", "")})
+        return RedirectResponse(f"{query['redirect_uri']}?{answer}", 302)
+
     def grant_response(self, tenant: str, grant: dict[str, str] | None) -> Response:
         """Authorization code and refresh grants: an access token for the client (this server) with the short scope
-        names, and a new refresh token; the old one stays valid."""
+        names, and a new refresh token; the old one stays valid. An OpenID Connect grant (this server signing a user
+        in for a downstream API) gets a downstream access token, an ID token and client_info, as Entra answers."""
         if grant is None:
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        names = [s.rsplit("/", 1)[-1] for s in grant["scope"].split() if "/" in s]
         refresh = "rt-" + uuid.uuid4().hex
         self.grants[refresh] = grant
+        if "nonce" in grant:
+            tokens = self.user_tokens(grant["oid"], grant["tenant"], grant["client_id"], grant["scope"], grant["nonce"])
+            return JSONResponse(tokens | {"refresh_token": refresh})
+        names = [s.rsplit("/", 1)[-1] for s in grant["scope"].split() if "/" in s]
         access = self.token(tenant=tenant, audience=grant["client_id"], scopes=" ".join(names), oid=self.signed_in_oid)
         return JSONResponse(
             {"token_type": "Bearer", "expires_in": 600, "scope": grant["scope"], "access_token": access,
@@ -149,34 +191,43 @@ class EntraStandIn:
         )  # fmt: skip
 
     def obo_response(self, form: dict[str, Any]) -> Response:
-        """On-behalf-of: answers a jwt-bearer grant as Entra does (access, refresh and id tokens, client_info)."""
+        """On-behalf-of: answers a jwt-bearer grant as Entra does (access, refresh and id tokens, client_info), or
+        refuses it as Entra does when the user must act: Conditional Access's claims challenge (AADSTS50079, the
+        shape of Microsoft's OBO documentation) or missing consent (AADSTS65001, `suberror: consent_required`)."""
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not form.get("assertion"):
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
         user = jwt.decode(str(form["assertion"]), options={"verify_signature": False})
-        now = int(time.time())
-        client_info = json.dumps({"uid": user.get("oid"), "utid": user.get("tid")}).encode()
-        id_claims = {
-            "iss": user.get("iss"),
-            "aud": form.get("client_id"),
-            "oid": user.get("oid"),
-            "tid": user.get("tid"),
-            "sub": user.get("sub"),
-            "iat": now,
-            "exp": now + 3600,
-            "preferred_username": "user@contoso.example",
-        }
+        oid, client = str(user.get("oid")), str(form.get("client_id"))
+        if self.claims_challenge is not None and oid not in self.satisfied:
+            return self.refusal("interaction_required", 50079, "you must enroll in multifactor authentication",
+                                claims=self.claims_challenge)  # fmt: skip
+        asked = [s for s in str(form.get("scope", "")).split() if s in self.consent_required]
+        if any((oid, client, scope) not in self.consented for scope in asked):
+            return self.refusal("invalid_grant", 65001, f"The user or administrator has not consented to use the "
+                                f"application with ID '{client}'", suberror="consent_required")  # fmt: skip
+        body = self.user_tokens(oid, str(user.get("tid")), client, str(form.get("scope", "")))
+        return JSONResponse(body | {"refresh_token": "refresh-" + uuid.uuid4().hex})
+
+    def refusal(self, error: str, code: int, text: str, **extra: str) -> Response:
+        trace = str(uuid.uuid4())
         return JSONResponse(
-            {
-                "token_type": "Bearer",
-                "expires_in": 3600,
-                "ext_expires_in": 3600,
-                "scope": form.get("scope", ""),
+            {"error": error, "error_description": f"AADSTS{code}: {text}.\r\nTrace ID: {trace}", "error_codes": [code],
+             "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()), "trace_id": trace,
+             "correlation_id": str(uuid.uuid4()), **extra},
+            status_code=400,
+        )  # fmt: skip
+
+    def user_tokens(self, oid: str, tenant: str, client: str, scope: str, nonce: str | None = None) -> dict[str, Any]:
+        """A downstream access token and the ID token and client_info that tell MSAL whose account it is."""
+        now = int(time.time())
+        client_info = json.dumps({"uid": oid, "utid": tenant}).encode()
+        id_claims = {"iss": self.v2_issuer(tenant).replace("{tenantid}", tenant), "aud": client, "oid": oid,
+                     "tid": tenant, "sub": f"pairwise-{oid[:8]}", "iat": now, "exp": now + 3600,
+                     "preferred_username": "user@contoso.example", **({"nonce": nonce} if nonce else {})}  # fmt: skip
+        return {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "scope": scope,
                 "access_token": "downstream-" + uuid.uuid4().hex,
-                "refresh_token": "refresh-" + uuid.uuid4().hex,
                 "id_token": jwt.encode(id_claims, "stand-in-id-token-key-not-verified-by-msal", algorithm="HS256"),
-                "client_info": base64.urlsafe_b64encode(client_info).rstrip(b"=").decode(),
-            }
-        )
+                "client_info": base64.urlsafe_b64encode(client_info).rstrip(b"=").decode()}  # fmt: skip
 
     def workload_response(self, tenant: str, form: dict[str, str]) -> Response:
         """A managed identity's client_credentials grant with its service-account token (AKS workload identity)."""

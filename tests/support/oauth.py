@@ -147,14 +147,19 @@ class Callback:
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    """A headless Chromium with a fresh profile, as a Playwright browser context."""
+async def chromium(ignore_https_errors: bool = False) -> AsyncIterator[Any]:
+    """A headless Chromium with a fresh profile, as a Playwright browser context; `ignore_https_errors` for stand-ins
+    serving a throwaway certificate (the Entra stand-in MSAL needs on https)."""
     from playwright.async_api import async_playwright
 
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         async with async_playwright() as playwright:
             context = await playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+                profile,
+                executable_path=CHROMIUM,
+                args=CHROMIUM_ARGS,
+                headless=True,
+                ignore_https_errors=ignore_https_errors,
             )
             try:
                 yield context

@@ -87,6 +87,24 @@ def test_schema_scope_and_new_tool_changes_are_named(tmp_path: Path) -> None:
     assert toolslock.differences(toolslock.read(lock_path), toolslock.current_for(locked)) == []
 
 
+def test_an_authentication_context_and_an_agent_policy_are_pinned_where_declared(tmp_path: Path) -> None:
+    """Loosening either is a change to what callers need: it must show in the lock's diff. Tools that declare neither
+    keep the entries (and hashes) they had."""
+    _, edited, lock_path = _two_copies(tmp_path)
+    declared = '@tool(scopes=["notes.write"], auth_context="c1", agents="deny")'
+    _edit(edited / "notes.py", '@tool(scopes=["notes.write"])', declared)
+    current = toolslock.current_for(edited)
+    (create,) = [t for t in current["tools"] if t["name"] == "create_note"]
+    assert (create["auth_context"], create["agents"]) == ("c1", "deny")
+    found = toolslock.differences(toolslock.read(lock_path), current)
+    assert len(found) == 1 and found[0].startswith("tool 'create_note': ")
+    assert "authentication context" in found[0] and "agent policy" in found[0]
+    before = toolslock.read(lock_path)
+    assert before is not None
+    unchanged = {t["name"]: t["sha256"] for t in before["tools"] if t["name"] != "create_note"}
+    assert unchanged == {t["name"]: t["sha256"] for t in current["tools"] if t["name"] != "create_note"}
+
+
 async def test_warn_mode_starts_and_logs_the_difference(
     tmp_path: Path, serve: Callable[..., ServerThread], token: Callable[..., str], caplog: pytest.LogCaptureFixture
 ) -> None:
