@@ -179,7 +179,9 @@ def _checked(res: LoadResult, target: Target, protocol: str, phase: str) -> Load
 
 
 def throughput(target: Target, ctx: Context, protocol: str, tokens: list[str] | None, d: Durations) -> dict[str, Any]:
-    server = start(target, ctx, tag=f"-{protocol}")
+    """One steady point. At 2025-11-25 every target keeps sessions (one per caller), as (d) does by default, so the
+    comparison is like for like: a stateless server would build a transport and a session per request instead."""
+    server = start(target, ctx, stateful=protocol == LEGACY, tag=f"-{protocol}")
     try:
         wait_first_call(server, target, first(tokens))
         verify(server, target, protocol, first(tokens))
