@@ -164,6 +164,15 @@ def _vault_server(entra: EntraStandIn, vault_tls: TlsFiles) -> Iterator[KeyVault
         yield stand_in
 
 
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A loopback port that accepts TCP connections and never answers (a TLS handshake there hangs)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def graph_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return make_tls(tmp_path_factory.mktemp("graph-tls"))

@@ -203,13 +203,21 @@ def test_a_failure_is_repeated_without_asking_again_for_retry_seconds(retry_seco
     assert len(credential.scopes) == fetches
 
 
-def test_a_failure_names_its_type_and_what_to_check_never_the_credentials_text() -> None:
-    refused = ClientAuthenticationError("AADSTS70021 assertion eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")
-    with pytest.raises(AssertionUnavailable) as raised:
+def test_a_failure_names_its_type_and_what_to_check_never_the_credentials_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """azure-identity's text may echo what was sent (an assertion): neither the error nor the log line repeats it,
+    only Entra's AADSTS code."""
+    echoed = jwt.encode({"sub": "x"}, "a-throwaway-hmac-key-for-this-test", algorithm="HS256")
+    refused = ClientAuthenticationError(f"AADSTS70021 assertion {echoed}")
+    with caplog.at_level(logging.WARNING, logger="app.auth.assertion"), pytest.raises(AssertionUnavailable) as raised:
         ManagedIdentityAssertion(FakeCredential(fail=refused))()
     message = str(raised.value)
     assert "(ClientAuthenticationError)" in message and "AZURE_FEDERATED_TOKEN_FILE" in message
     assert "eyJ" not in message and raised.value.__cause__ is None
+    logged = [(r.getMessage(), getattr(r, "aadsts", None)) for r in caplog.records]
+    assert logged == [("the managed identity could not provide a client assertion", "AADSTS70021")]
+    assert echoed not in caplog.text
 
 
 def test_sovereign_clouds_have_their_own_token_exchange_audience() -> None:

@@ -3,10 +3,8 @@ by App ID URI, paging, and every failure as one GraphError line that names the p
 
 from __future__ import annotations
 
-import socket
 import ssl
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -109,15 +107,6 @@ def test_graph_errors_carry_graphs_code_and_message(
     with _client(graph, credential, trust) as client, pytest.raises(GraphError) as raised:
         client.create_application({"displayName": "x", "identifierUris": ["https://unverified.example/mcp"]})
     assert "400 HostNameNotOnVerifiedDomain" in str(raised.value) and "verified domain" in str(raised.value)
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A port that accepts TCP connections and never answers (the TLS handshake hangs)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield sock.getsockname()[1]
 
 
 def test_an_unreachable_or_silent_graph_is_a_bounded_error(credential: LocalIssuerCredential, black_hole: int) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import io
 import logging
-import socket
 import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -169,15 +168,6 @@ def test_an_unknown_credential_kind_is_refused() -> None:
 
 
 # ---- bounded startup ----------------------------------------------------------------------------------------
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A port that accepts TCP connections and never answers (TLS handshake hangs)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("failure", ["refused", "hangs", "503"])
 def test_vault_down_fails_startup_within_the_timeout_naming_the_secrets(
     entra: EntraStandIn, keyvault: KeyVaultStandIn, vault_tls: TlsFiles, black_hole: int, failure: str
